@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/detail/op_support.hpp
+/// Helpers every op uses to check its operands and record its output node.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include <metalearn/autodiff/var.hpp>
+#include <metalearn/error.hpp>
+
+namespace metalearn::detail {
+
+/// A freshly recorded node: its Var and its writable value.
+template <class Scalar>
+struct Output {
+  Var<Scalar> var;
+  Scalar* data;
+};
+
+/// The common tape of `operands`; throws naming `op` if they live on different tapes.
+template <class Scalar>
+TapeStorage<Scalar>& common_tape(const char* op, std::initializer_list<Var<Scalar>> operands) {
+  TapeStorage<Scalar>* tape = nullptr;
+  for (const auto& v : operands) {
+    TapeStorage<Scalar>& t = v.tape();
+    if (tape != nullptr && tape != &t)
+      throw InvalidArgument(std::string("metalearn::") + op +
+                            ": operands are recorded on different threads' tapes");
+    tape = &t;
+  }
+  return *tape;
+}
+
+/// Record the output of `op` with fresh storage.
+template <class Scalar>
+Output<Scalar> record(const char* op, const Shape& shape, std::initializer_list<Var<Scalar>> inputs,
+                      BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
+  TapeStorage<Scalar>& t = common_tape(op, inputs);
+  std::int32_t idx[8];
+  std::int32_t n = 0;
+  for (const auto& v : inputs) idx[n++] = v.index();
+  const std::int32_t i = t.push(op, shape, idx, n, backward, attrs);
+  return {Var<Scalar>(&t, i, t.epoch()), t.node(i).data};
+}
+
+/// Record the output of `op` as a view of existing tape memory (no copy).
+template <class Scalar>
+Var<Scalar> record_view(const char* op, const Shape& shape, const Scalar* data,
+                        const Var<Scalar>& input, BackwardFn<Scalar> backward,
+                        const NodeAttrs& attrs = {}) {
+  TapeStorage<Scalar>& t = input.tape();
+  const std::int32_t idx = input.index();
+  const std::int32_t i =
+      t.push_view(op, shape, const_cast<Scalar*>(data), &idx, 1, backward, attrs);
+  return Var<Scalar>(&t, i, t.epoch());
+}
+
+/// A constant node on `like`'s tape (masks, one-hot targets used inside backward rules).
+template <class Scalar>
+Output<Scalar> record_constant(const Var<Scalar>& like, const Shape& shape) {
+  TapeStorage<Scalar>& t = like.tape();
+  const std::int32_t i = t.push("constant", shape, nullptr, 0, nullptr);
+  return {Var<Scalar>(&t, i, t.epoch()), t.node(i).data};
+}
+
+inline std::string shapes_message(const char* op, const char* what, const Shape& a,
+                                  const Shape& b) {
+  return std::string("metalearn::") + op + ": " + what + " (shapes " + a.to_string() + " and " +
+         b.to_string() + ")";
+}
+
+}  // namespace metalearn::detail

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/detail/tape_storage.hpp
+/// The per-thread record of nodes behind every Tape: nodes in order, values in an arena.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <metalearn/autodiff/detail/arena.hpp>
+#include <metalearn/autodiff/shape.hpp>
+#include <metalearn/error.hpp>
+
+namespace metalearn {
+template <class Scalar>
+class Var;
+}  // namespace metalearn
+
+namespace metalearn::detail {
+
+template <class Scalar>
+struct BackwardContext;
+
+/// Backward rule of an op: reads the output's cotangent and writes the inputs' cotangents,
+/// using differentiable ops only (so the rule itself is recorded when create_graph is on).
+template <class Scalar>
+using BackwardFn = void (*)(BackwardContext<Scalar>&);
+
+/// Small per-node attributes: scalars (a step, an exponent) and integers (an axis, a range).
+struct NodeAttrs {
+  double real[2] = {0.0, 0.0};
+  std::int64_t integer[4] = {0, 0, 0, 0};
+  const void* extra = nullptr;  // arena data, e.g. gather indices
+};
+
+/// One recorded operation: its value (in the arena), inputs and backward rule.
+template <class Scalar>
+struct Node {
+  Scalar* data = nullptr;
+  Shape shape;
+  const char* op = "";
+  const std::int32_t* inputs = nullptr;
+  std::int32_t n_inputs = 0;
+  BackwardFn<Scalar> backward = nullptr;  // null: constant, leaf, or recorded without grad
+  std::uint64_t epoch = 0;
+  bool is_leaf = false;
+  NodeAttrs attrs;
+
+  bool requires_grad() const noexcept { return is_leaf || backward != nullptr; }
+};
+
+/// The nodes and arena of one thread and scalar type. Tape scopes nest on it: a scope
+/// remembers where it began, and ending it drops everything recorded after that. Each scope
+/// (and each reset) records under a fresh epoch; a Var carries the epoch of its node, so a
+/// Var whose scope ended or was reset no longer matches and throws StateError.
+template <class Scalar>
+class TapeStorage {
+ public:
+  TapeStorage() = default;
+  TapeStorage(const TapeStorage&) = delete;
+  TapeStorage& operator=(const TapeStorage&) = delete;
+
+  void begin_scope() {
+    scopes_.push_back({nodes_.size(), arena_.mark(), epoch_});
+    epoch_ = ++epoch_counter_;
+  }
+
+  void end_scope() {
+    const Scope s = scopes_.back();
+    scopes_.pop_back();
+    rewind_to(s);
+    epoch_ = scopes_.empty() ? ++epoch_counter_ : s.outer_epoch;
+  }
+
+  /// Drop the innermost scope's nodes and start it again under a new epoch.
+  void reset_scope() {
+    rewind_to(scopes_.back());
+    epoch_ = ++epoch_counter_;
+  }
+
+  bool active() const noexcept { return !scopes_.empty(); }
+  std::size_t depth() const noexcept { return scopes_.size(); }
+  std::uint64_t epoch() const noexcept { return epoch_; }
+  bool recording() const noexcept { return recording_; }
+  void set_recording(bool on) noexcept { recording_ = on; }
+
+  std::int32_t size() const noexcept { return static_cast<std::int32_t>(nodes_.size()); }
+  const Node<Scalar>& node(std::int32_t i) const noexcept { return nodes_[i]; }
+  Node<Scalar>& node(std::int32_t i) noexcept { return nodes_[i]; }
+
+  /// True if (index, epoch) names a live node of this storage.
+  bool valid(std::int32_t index, std::uint64_t epoch) const noexcept {
+    return index >= 0 && index < size() && nodes_[index].epoch == epoch;
+  }
+
+  /// Record a node with fresh arena storage for its value. It gets a backward rule only if
+  /// recording is on and some input requires a gradient; otherwise it is a constant.
+  std::int32_t push(const char* op, Shape shape, const std::int32_t* inputs, std::int32_t n_inputs,
+                    BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
+    Scalar* data = static_cast<Scalar*>(
+        arena_.allocate(static_cast<std::size_t>(shape.numel()) * sizeof(Scalar)));
+    return push_view(op, shape, data, inputs, n_inputs, backward, attrs);
+  }
+
+  /// Record a node whose value aliases existing arena memory (reshape, slice, detach):
+  /// values on a tape are never written after their node is made, so sharing is safe.
+  std::int32_t push_view(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
+                         std::int32_t n_inputs, BackwardFn<Scalar> backward,
+                         const NodeAttrs& attrs = {}) {
+    check_active(op);
+    Node<Scalar> n;
+    n.data = data;
+    n.shape = shape;
+    n.op = op;
+    n.epoch = epoch_;
+    n.attrs = attrs;
+    bool needs_grad = false;
+    if (recording_ && backward != nullptr)
+      for (std::int32_t k = 0; k < n_inputs; ++k) needs_grad |= nodes_[inputs[k]].requires_grad();
+    if (needs_grad) {
+      auto* in = static_cast<std::int32_t*>(arena_.allocate(sizeof(std::int32_t) * n_inputs));
+      for (std::int32_t k = 0; k < n_inputs; ++k) in[k] = inputs[k];
+      n.inputs = in;
+      n.n_inputs = n_inputs;
+      n.backward = backward;
+    }
+    nodes_.push_back(n);
+    return size() - 1;
+  }
+
+  /// Raw arena memory for op attributes (e.g. gather indices); freed with the scope.
+  void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
+
+  const Arena& arena() const noexcept { return arena_; }
+  /// Give the arena's memory back to the system (only when no scope is active).
+  void release_memory() {
+    if (active())
+      throw StateError("metalearn::Tape::release_memory: a tape is still active on this thread");
+    arena_.release();
+    nodes_ = {};
+    adjoints_ = {};
+    reaches_ = {};
+  }
+
+  // Scratch reused by every grad() call, so a warm loop allocates nothing.
+  std::vector<Var<Scalar>>& adjoint_scratch() { return adjoints_; }
+  std::vector<unsigned char>& reach_scratch() { return reaches_; }
+  std::vector<Var<Scalar>>& input_grad_scratch() { return input_grads_; }
+
+ private:
+  struct Scope {
+    std::size_t nodes;
+    Arena::Mark mark;
+    std::uint64_t outer_epoch;
+  };
+
+  void check_active(const char* op) const {
+    if (scopes_.empty())
+      throw StateError(std::string("metalearn::") + op +
+                       ": no active Tape on this thread (create a metalearn::Tape first)");
+  }
+
+  void rewind_to(const Scope& s) {
+    nodes_.resize(s.nodes);
+    if (s.nodes == 0 && scopes_.size() <= 1)
+      arena_.clear();  // outermost scope empty: merge chunks for the next round
+    else
+      arena_.rewind(s.mark);
+  }
+
+  std::vector<Node<Scalar>> nodes_;
+  Arena arena_;
+  std::vector<Scope> scopes_;
+  std::uint64_t epoch_ = 0;
+  std::uint64_t epoch_counter_ = 0;
+  bool recording_ = true;
+  std::vector<Var<Scalar>> adjoints_;
+  std::vector<unsigned char> reaches_;
+  std::vector<Var<Scalar>> input_grads_;
+};
+
+/// The calling thread's storage for `Scalar`: the one documented mutable global. It lives
+/// as long as the thread, so a Var that outlives its Tape object still finds its storage
+/// and can report that it is stale instead of reading freed memory.
+template <class Scalar>
+TapeStorage<Scalar>& thread_tape() {
+  thread_local TapeStorage<Scalar> storage;
+  return storage;
+}
+
+}  // namespace metalearn::detail

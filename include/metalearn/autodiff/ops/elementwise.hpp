@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/ops/elementwise.hpp
+/// Element-wise functions and activations: exp, log, sqrt, square, pow, abs, tanh,
+/// sigmoid, relu, leaky_relu, softplus.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include <metalearn/autodiff/detail/op_support.hpp>
+#include <metalearn/autodiff/ops/arithmetic.hpp>
+
+namespace metalearn {
+
+namespace detail {
+
+/// Shared forward of the unary element-wise ops: out = f(x) on Eigen arrays.
+template <class Scalar, class F>
+Var<Scalar> unary_op(const char* op, const Var<Scalar>& x, BackwardFn<Scalar> backward, F f,
+                     const NodeAttrs& attrs = {}) {
+  auto out = record(op, x.shape(), {x}, backward, attrs);
+  Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = f(x.value().array());
+  return out.var;
+}
+
+/// A constant mask m(x) of x's shape, for the piecewise ops whose derivative is piecewise
+/// constant (relu, leaky_relu, abs): its own derivative is zero almost everywhere.
+template <class Scalar, class F>
+Var<Scalar> constant_of(const Var<Scalar>& x, F f) {
+  auto m = record_constant(x, x.shape());
+  Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(m.data, x.numel()) = f(x.value().array());
+  return m.var;
+}
+
+template <class Scalar> void exp_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void log_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void sqrt_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void square_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void pow_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void abs_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void tanh_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void sigmoid_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void relu_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void leaky_relu_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void softplus_backward(BackwardContext<Scalar>& c);
+
+}  // namespace detail
+
+/// e^x.
+template <class Scalar>
+Var<Scalar> exp(const Var<Scalar>& x) {
+  return detail::unary_op("exp", x, &detail::exp_backward<Scalar>,
+                          [](const auto& a) { return a.exp(); });
+}
+/// Natural logarithm (NaN for negative x, -inf at 0, as std::log).
+template <class Scalar>
+Var<Scalar> log(const Var<Scalar>& x) {
+  return detail::unary_op("log", x, &detail::log_backward<Scalar>,
+                          [](const auto& a) { return a.log(); });
+}
+/// Square root. Its derivative is infinite at 0: keep inputs positive (add an epsilon).
+template <class Scalar>
+Var<Scalar> sqrt(const Var<Scalar>& x) {
+  return detail::unary_op("sqrt", x, &detail::sqrt_backward<Scalar>,
+                          [](const auto& a) { return a.sqrt(); });
+}
+/// x^2.
+template <class Scalar>
+Var<Scalar> square(const Var<Scalar>& x) {
+  return detail::unary_op("square", x, &detail::square_backward<Scalar>,
+                          [](const auto& a) { return a.square(); });
+}
+/// x^p for a constant exponent p (non-integer p needs x > 0).
+template <class Scalar>
+Var<Scalar> pow(const Var<Scalar>& x, Scalar p) {
+  detail::NodeAttrs attrs;
+  attrs.real[0] = static_cast<double>(p);
+  return detail::unary_op(
+      "pow", x, &detail::pow_backward<Scalar>, [p](const auto& a) { return a.pow(p); }, attrs);
+}
+/// |x|; its derivative at 0 is taken as 0.
+template <class Scalar>
+Var<Scalar> abs(const Var<Scalar>& x) {
+  return detail::unary_op("abs", x, &detail::abs_backward<Scalar>,
+                          [](const auto& a) { return a.abs(); });
+}
+/// Hyperbolic tangent.
+template <class Scalar>
+Var<Scalar> tanh(const Var<Scalar>& x) {
+  return detail::unary_op("tanh", x, &detail::tanh_backward<Scalar>,
+                          [](const auto& a) { return a.tanh(); });
+}
+/// Logistic sigmoid 1 / (1 + e^-x), computed without overflow for large |x|.
+template <class Scalar>
+Var<Scalar> sigmoid(const Var<Scalar>& x) {
+  return detail::unary_op("sigmoid", x, &detail::sigmoid_backward<Scalar>, [](const auto& a) {
+    return (a >= Scalar(0))
+        .select(Scalar(1) / (Scalar(1) + (-a).exp()), a.exp() / (Scalar(1) + a.exp()));
+  });
+}
+/// max(x, 0); derivative 0 at x = 0.
+template <class Scalar>
+Var<Scalar> relu(const Var<Scalar>& x) {
+  return detail::unary_op("relu", x, &detail::relu_backward<Scalar>,
+                          [](const auto& a) { return a.max(Scalar(0)); });
+}
+/// x for x > 0, slope * x otherwise.
+template <class Scalar>
+Var<Scalar> leaky_relu(const Var<Scalar>& x, Scalar slope = Scalar(0.01)) {
+  detail::NodeAttrs attrs;
+  attrs.real[0] = static_cast<double>(slope);
+  return detail::unary_op(
+      "leaky_relu", x, &detail::leaky_relu_backward<Scalar>,
+      [slope](const auto& a) { return (a > Scalar(0)).select(a, a * slope); }, attrs);
+}
+/// log(1 + e^x), computed stably as max(x, 0) + log1p(e^-|x|).
+template <class Scalar>
+Var<Scalar> softplus(const Var<Scalar>& x) {
+  return detail::unary_op("softplus", x, &detail::softplus_backward<Scalar>, [](const auto& a) {
+    return a.max(Scalar(0)) + (-a.abs()).exp().log1p();
+  });
+}
+
+namespace detail {
+
+template <class Scalar>
+void exp_backward(BackwardContext<Scalar>& c) {  // d e^x = e^x
+  c.grad_inputs[0] = mul(c.grad_output, c.output());
+}
+template <class Scalar>
+void log_backward(BackwardContext<Scalar>& c) {  // d log x = 1/x
+  c.grad_inputs[0] = div(c.grad_output, c.input(0));
+}
+template <class Scalar>
+void sqrt_backward(BackwardContext<Scalar>& c) {  // d sqrt x = 1 / (2 sqrt x)
+  c.grad_inputs[0] = scale(div(c.grad_output, c.output()), Scalar(0.5));
+}
+template <class Scalar>
+void square_backward(BackwardContext<Scalar>& c) {  // d x^2 = 2x
+  c.grad_inputs[0] = mul(c.grad_output, scale(c.input(0), Scalar(2)));
+}
+template <class Scalar>
+void pow_backward(BackwardContext<Scalar>& c) {  // d x^p = p x^(p-1)
+  const Scalar p = static_cast<Scalar>(c.attrs().real[0]);
+  c.grad_inputs[0] = mul(c.grad_output, scale(pow(c.input(0), p - Scalar(1)), p));
+}
+template <class Scalar>
+void abs_backward(BackwardContext<Scalar>& c) {  // d |x| = sign(x)
+  const Var<Scalar> sign = constant_of(c.input(0), [](const auto& a) { return a.sign(); });
+  c.grad_inputs[0] = mul(c.grad_output, sign);
+}
+template <class Scalar>
+void tanh_backward(BackwardContext<Scalar>& c) {  // d tanh x = 1 - tanh^2 x
+  c.grad_inputs[0] = mul(c.grad_output, Scalar(1) - square(c.output()));
+}
+template <class Scalar>
+void sigmoid_backward(BackwardContext<Scalar>& c) {  // d s(x) = s (1 - s)
+  const Var<Scalar> s = c.output();
+  c.grad_inputs[0] = mul(c.grad_output, mul(s, Scalar(1) - s));
+}
+template <class Scalar>
+void relu_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> step = constant_of(
+      c.input(0), [](const auto& a) { return (a > Scalar(0)).template cast<Scalar>(); });
+  c.grad_inputs[0] = mul(c.grad_output, step);
+}
+template <class Scalar>
+void leaky_relu_backward(BackwardContext<Scalar>& c) {
+  const Scalar slope = static_cast<Scalar>(c.attrs().real[0]);
+  const Var<Scalar> d = constant_of(c.input(0), [slope](const auto& a) {
+    return (a > Scalar(0)).select(Scalar(1), a * Scalar(0) + slope);
+  });
+  c.grad_inputs[0] = mul(c.grad_output, d);
+}
+template <class Scalar>
+void softplus_backward(BackwardContext<Scalar>& c) {  // d softplus x = sigmoid x
+  c.grad_inputs[0] = mul(c.grad_output, sigmoid(c.input(0)));
+}
+
+}  // namespace detail
+}  // namespace metalearn

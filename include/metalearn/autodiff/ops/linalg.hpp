@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/ops/linalg.hpp
+/// Matrix products (2-D and batched, with fused transposes), transpose and permute.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include <metalearn/autodiff/detail/op_support.hpp>
+#include <metalearn/autodiff/ops/shape_ops.hpp>
+
+namespace metalearn {
+
+namespace detail {
+
+template <class Scalar> void matmul_backward(BackwardContext<Scalar>& c);
+template <class Scalar> void permute_backward(BackwardContext<Scalar>& c);
+
+/// Rows and columns of op(X) for the last two axes of a rank-2 or rank-3 shape.
+inline std::array<std::int64_t, 2> op_dims(const Shape& s, bool transposed) {
+  const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
+  return transposed ? std::array<std::int64_t, 2>{c, r} : std::array<std::int64_t, 2>{r, c};
+}
+
+}  // namespace detail
+
+/// op(a) · op(b), where op transposes when the flag is set. Shapes: [n, k] x [k, m] ->
+/// [n, m]; batched [B, n, k] x [B, k, m] -> [B, n, m]; and [B, n, k] x [k, m] (b shared by
+/// the batch). The transposes are fused into the Eigen product (no copies), and the
+/// backward rule is itself made of such products, so it is differentiable again.
+template <class Scalar>
+Var<Scalar> matmul(const Var<Scalar>& a, const Var<Scalar>& b, bool transpose_a = false,
+                   bool transpose_b = false) {
+  const Shape sa = a.shape(), sb = b.shape();
+  const bool ranks_ok = (sa.rank() == 2 && sb.rank() == 2) || (sa.rank() == 3 && sb.rank() == 3) ||
+                        (sa.rank() == 3 && sb.rank() == 2);
+  if (!ranks_ok)
+    throw InvalidArgument(detail::shapes_message(
+        "matmul", "expected rank-2 x rank-2, rank-3 x rank-3 or rank-3 x rank-2 operands", sa, sb));
+  const auto da = detail::op_dims(sa, transpose_a), db = detail::op_dims(sb, transpose_b);
+  if (da[1] != db[0])
+    throw InvalidArgument(detail::shapes_message("matmul", "inner dimensions differ", sa, sb));
+  if (sa.rank() == 3 && sb.rank() == 3 && sa[0] != sb[0])
+    throw InvalidArgument(detail::shapes_message("matmul", "batch sizes differ", sa, sb));
+  const std::int64_t batch = sa.rank() == 3 ? sa[0] : 1;
+  const Shape so = sa.rank() == 3 ? Shape{batch, da[0], db[1]} : Shape{da[0], db[1]};
+  detail::NodeAttrs attrs;
+  attrs.integer[0] = transpose_a;
+  attrs.integer[1] = transpose_b;
+  auto out = detail::record("matmul", so, {a, b}, &detail::matmul_backward<Scalar>, attrs);
+
+  using Map = Eigen::Map<const detail::RowMatrix<Scalar>>;
+  const Scalar* pa = a.value().data();
+  const Scalar* pb = b.value().data();
+  const std::int64_t ar = sa[sa.rank() - 2], ac = sa[sa.rank() - 1];
+  const std::int64_t br = sb[sb.rank() - 2], bc = sb[sb.rank() - 1];
+  const std::int64_t b_step = sb.rank() == 3 ? br * bc : 0;
+  for (std::int64_t i = 0; i < batch; ++i) {
+    Map A(pa + i * ar * ac, ar, ac), B(pb + i * b_step, br, bc);
+    Eigen::Map<detail::RowMatrix<Scalar>> O(out.data + i * da[0] * db[1], da[0], db[1]);
+    if (!transpose_a && !transpose_b) O.noalias() = A * B;
+    else if (transpose_a && !transpose_b) O.noalias() = A.transpose() * B;
+    else if (!transpose_a && transpose_b) O.noalias() = A * B.transpose();
+    else O.noalias() = A.transpose() * B.transpose();
+  }
+  return out.var;
+}
+
+/// Reorder the axes: output axis i is input axis perm[i] (perm has one entry per axis).
+template <class Scalar>
+Var<Scalar> permute(const Var<Scalar>& x, const std::array<int, 4>& perm) {
+  const Shape sx = x.shape();
+  const int r = sx.rank();
+  std::array<bool, 4> seen{};
+  std::array<std::int64_t, 4> dims{};
+  for (int i = 0; i < r; ++i) {
+    if (perm[i] < 0 || perm[i] >= r || seen[perm[i]])
+      throw InvalidArgument("metalearn::permute: the permutation is not one of the " +
+                            std::to_string(r) + " axes of shape " + sx.to_string());
+    seen[perm[i]] = true;
+    dims[i] = sx[perm[i]];
+  }
+  const Shape so = Shape::from_array(dims, r);
+  detail::NodeAttrs attrs;
+  for (int i = 0; i < r; ++i) attrs.integer[i] = perm[i];
+  auto out = detail::record("permute", so, {x}, &detail::permute_backward<Scalar>, attrs);
+  const Scalar* px = x.value().data();
+  if (r == 2 && perm[0] == 1) {
+    Eigen::Map<detail::RowMatrix<Scalar>>(out.data, so[0], so[1]) =
+        Eigen::Map<const detail::RowMatrix<Scalar>>(px, sx[0], sx[1]).transpose();
+    return out.var;
+  }
+  // Input strides (padded to 4 axes), read in output order.
+  std::array<std::int64_t, 4> in_stride{}, od{1, 1, 1, 1}, st{0, 0, 0, 0};
+  std::int64_t s = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    in_stride[i] = s;
+    s *= sx[i];
+  }
+  for (int i = 0; i < r; ++i) {
+    od[4 - r + i] = so[i];
+    st[4 - r + i] = in_stride[perm[i]];
+  }
+  Scalar* po = out.data;
+  for (std::int64_t i0 = 0; i0 < od[0]; ++i0)
+    for (std::int64_t i1 = 0; i1 < od[1]; ++i1)
+      for (std::int64_t i2 = 0; i2 < od[2]; ++i2) {
+        const Scalar* p = px + i0 * st[0] + i1 * st[1] + i2 * st[2];
+        for (std::int64_t i3 = 0; i3 < od[3]; ++i3) *po++ = p[i3 * st[3]];
+      }
+  return out.var;
+}
+
+/// Swap the last two axes (rank 2 or more; a rank-1 tensor is returned as is).
+template <class Scalar>
+Var<Scalar> transpose(const Var<Scalar>& x) {
+  const int r = x.rank();
+  if (r < 2) return x;
+  std::array<int, 4> perm{0, 1, 2, 3};
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  return permute(x, perm);
+}
+
+namespace detail {
+
+// C = op(A) op(B). With G = dC:
+//   dA = G op(B)^T          (or its transpose when A was transposed),
+//   dB = op(A)^T G          (or its transpose when B was transposed),
+// each again a fused-transpose matmul. For a B shared by the batch, dB sums over the batch,
+// which is one product of the batch-stacked rows.
+template <class Scalar>
+void matmul_backward(BackwardContext<Scalar>& c) {
+  const bool ta = c.attrs().integer[0] != 0, tb = c.attrs().integer[1] != 0;
+  const Var<Scalar> a = c.input(0), b = c.input(1), g = c.grad_output;
+  const bool shared_b = a.rank() == 3 && b.rank() == 2;
+  if (c.needed(0))
+    c.grad_inputs[0] = !ta      ? matmul(g, b, false, !tb)
+                       : shared_b ? transpose(matmul(g, b, false, !tb))
+                                  : matmul(b, g, tb, true);
+  if (c.needed(1)) {
+    if (shared_b) {
+      // Stack the batch: [B, n, k] rows (op(A) is [n, k] per batch).
+      const Shape sa = a.shape(), sg = g.shape();
+      const Var<Scalar> g2 = reshape(g, Shape{sg[0] * sg[1], sg[2]});
+      const Var<Scalar> a2 = ta ? reshape(transpose(a), Shape{sa[0] * sa[2], sa[1]})
+                                : reshape(a, Shape{sa[0] * sa[1], sa[2]});
+      c.grad_inputs[1] = tb ? matmul(g2, a2, true, false) : matmul(a2, g2, true, false);
+    } else {
+      c.grad_inputs[1] = tb ? matmul(g, a, true, ta) : matmul(a, g, !ta, false);
+    }
+  }
+}
+
+template <class Scalar>
+void permute_backward(BackwardContext<Scalar>& c) {
+  std::array<int, 4> inverse{0, 1, 2, 3};
+  const int r = c.grad_output.rank();
+  for (int i = 0; i < r; ++i) inverse[c.attrs().integer[i]] = i;
+  c.grad_inputs[0] = permute(c.grad_output, inverse);
+}
+
+}  // namespace detail
+}  // namespace metalearn

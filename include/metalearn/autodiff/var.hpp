@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/var.hpp
+/// `Var`: a handle to one value recorded on a tape.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <metalearn/autodiff/detail/tape_storage.hpp>
+#include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/error.hpp>
+
+namespace metalearn {
+
+/// A value recorded on a tape: (tape, epoch, index). Cheap to copy. Using a Var after its
+/// Tape was reset or ended throws StateError, in every build (the check is one compare).
+template <class Scalar = float>
+class Var {
+ public:
+  using value_type = Scalar;
+
+  /// An empty Var; using it throws StateError.
+  Var() = default;
+  Var(detail::TapeStorage<Scalar>* tape, std::int32_t index, std::uint64_t epoch)
+      : tape_(tape), index_(index), epoch_(epoch) {}
+
+  /// The tape storage, after checking this Var is still live.
+  detail::TapeStorage<Scalar>& tape() const {
+    if (tape_ == nullptr) throw StateError("metalearn::Var: used before being assigned a value");
+    if (!tape_->valid(index_, epoch_))
+      throw StateError("metalearn::Var: used after its Tape was reset or ended (node " +
+                       std::to_string(index_) + ")");
+    return *tape_;
+  }
+
+  const Shape& shape() const { return node().shape; }
+  int rank() const { return shape().rank(); }
+  std::int64_t numel() const { return shape().numel(); }
+  /// Read-only view of the value, valid while the tape scope lives.
+  TensorView<Scalar> value() const {
+    const auto& n = node();
+    return TensorView<Scalar>(n.data, n.shape);
+  }
+  /// The value of a one-element Var.
+  Scalar item() const { return value().item(); }
+  /// An owning copy of the value, which outlives the tape.
+  Tensor<Scalar> to_tensor() const { return Tensor<Scalar>(value()); }
+  /// True for leaves and for values computed from leaves while recording.
+  bool requires_grad() const { return node().requires_grad(); }
+  /// The op that made this value ("leaf", "constant", "matmul", ...).
+  const char* op() const { return node().op; }
+
+  std::int32_t index() const noexcept { return index_; }
+  std::uint64_t epoch() const noexcept { return epoch_; }
+  bool is_assigned() const noexcept { return tape_ != nullptr; }
+  detail::TapeStorage<Scalar>* storage() const noexcept { return tape_; }
+
+ private:
+  const detail::Node<Scalar>& node() const { return tape().node(index_); }
+
+  detail::TapeStorage<Scalar>* tape_ = nullptr;
+  std::int32_t index_ = -1;
+  std::uint64_t epoch_ = 0;
+};
+
+namespace detail {
+
+/// What a backward rule sees: its node's inputs and output, the output's cotangent, and
+/// where to put each input's cotangent (only for inputs that lead to a requested x).
+template <class Scalar>
+struct BackwardContext {
+  TapeStorage<Scalar>& tape;
+  std::int32_t index;           // the node being differentiated
+  Var<Scalar> grad_output;      // cotangent of its output, same shape
+  Var<Scalar>* grad_inputs;     // one slot per input, filled by the rule when needed(k)
+  const unsigned char* reaches; // per node: leads to a requested input
+  std::int32_t first;           // lowest node index that can lead to a requested input
+
+  const Node<Scalar>& node() const { return tape.node(index); }
+  Var<Scalar> output() const { return Var<Scalar>(&tape, index, node().epoch); }
+  Var<Scalar> input(int k) const {
+    const std::int32_t i = node().inputs[k];
+    return Var<Scalar>(&tape, i, tape.node(i).epoch);
+  }
+  bool needed(int k) const {
+    const std::int32_t i = node().inputs[k];
+    return i >= first && reaches[i - first] != 0;
+  }
+  const NodeAttrs& attrs() const { return node().attrs; }
+};
+
+}  // namespace detail
+}  // namespace metalearn

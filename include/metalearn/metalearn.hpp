@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/metalearn.hpp
+/// Everything metalearn offers; what users include.
+#pragma once
+
+#include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/config.hpp>
+#include <metalearn/error.hpp>
+#include <metalearn/random.hpp>
+#include <metalearn/version.hpp>
