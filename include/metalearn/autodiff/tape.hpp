@@ -100,6 +100,20 @@ class Tape {
   std::size_t depth_ = 0;
 };
 
+/// A constant on the calling thread's active tape for `Scalar` (for code that has Vars but
+/// not the Tape object, e.g. a model's forward). Throws StateError when no Tape is active.
+template <class Scalar>
+Var<Scalar> constant(const TensorView<Scalar>& value) {
+  detail::TapeStorage<Scalar>& t = detail::thread_tape<Scalar>();
+  const std::int32_t i = t.push("constant", value.shape(), nullptr, 0, nullptr);
+  std::copy(value.data(), value.data() + value.numel(), t.node(i).data);
+  return Var<Scalar>(&t, i, t.epoch());
+}
+template <class Scalar>
+Var<Scalar> constant(const Tensor<Scalar>& value) {
+  return constant(value.view());
+}
+
 /// Turns recording off in its scope on this thread: ops still compute values, but record
 /// no backward rules (evaluation, optimizer updates).
 template <class Scalar = float>

@@ -33,7 +33,8 @@ class Var {
     return *tape_;
   }
 
-  const Shape& shape() const { return node().shape; }
+  /// By value: a reference into the tape would dangle when the next op grows the tape.
+  Shape shape() const { return node().shape; }
   int rank() const { return shape().rank(); }
   std::int64_t numel() const { return shape().numel(); }
   /// Read-only view of the value, valid while the tape scope lives.

@@ -98,7 +98,7 @@ inline Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 /// Repeat `x` along broadcast axes to `shape` (NumPy rules). Adjoint: sum_to.
 template <class Scalar>
 Var<Scalar> broadcast_to(const Var<Scalar>& x, const Shape& shape) {
-  const Shape& sx = x.shape();
+  const Shape sx = x.shape();
   if (!detail::broadcasts_to(sx, shape))
     throw InvalidArgument(detail::shapes_message("broadcast_to", "cannot broadcast", sx, shape));
   if (sx == shape) return x;
@@ -112,7 +112,7 @@ Var<Scalar> broadcast_to(const Var<Scalar>& x, const Shape& shape) {
 /// (the adjoint of broadcast_to; how broadcast operands receive their gradients).
 template <class Scalar>
 Var<Scalar> sum_to(const Var<Scalar>& x, const Shape& shape) {
-  const Shape& sx = x.shape();
+  const Shape sx = x.shape();
   if (!detail::broadcasts_to(shape, sx))
     throw InvalidArgument(detail::shapes_message("sum_to", "cannot reduce", sx, shape));
   if (sx == shape) return x;

@@ -1,0 +1,348 @@
+// Every op: forward values against closed forms, and first- and second-order gradients
+// against central finite differences in double.
+#include <cmath>
+#include <vector>
+
+#include <metalearn/autodiff/autodiff.hpp>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/gradcheck.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+using ml::Shape;
+using ml::Tensor;
+using Vars = std::vector<ml::Var<double>>;
+using ml::test::check_gradients;
+using ml::test::check_second_order;
+using ml::test::uniform;
+
+namespace {
+// Both checks in one line, as STYLE.md §7 asks.
+template <class F>
+void check_both(F f, const std::vector<Tensor<double>>& inputs) {
+  check_gradients(f, inputs);
+  check_second_order(f, inputs);
+}
+}  // namespace
+
+TEST_CASE("add/sub/mul/div: same-shape gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(1);
+  const auto a = uniform(rng, {3, 4}), b = uniform(rng, {3, 4}, 0.5, 2.0);
+  check_both([](const Vars& x) { return x[0] + x[1]; }, {a, b});
+  check_both([](const Vars& x) { return x[0] - x[1]; }, {a, b});
+  check_both([](const Vars& x) { return x[0] * x[1]; }, {a, b});
+  check_both([](const Vars& x) { return x[0] / x[1]; }, {a, b});
+}
+
+TEST_CASE("add/sub/mul/div: broadcasting gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(2);
+  const auto m = uniform(rng, {3, 4}), row = uniform(rng, {4}, 0.5, 2.0),
+             col = uniform(rng, {3, 1}, 0.5, 2.0), s = uniform(rng, {}, 0.5, 2.0);
+  SECTION("row") {
+    check_both([](const Vars& x) { return x[0] * x[1]; }, {m, row});
+    check_both([](const Vars& x) { return x[0] / x[1]; }, {m, row});
+  }
+  SECTION("column") {
+    check_both([](const Vars& x) { return x[0] + x[1]; }, {m, col});
+    check_both([](const Vars& x) { return x[1] / x[0]; }, {uniform(rng, {3, 4}, 0.5, 2.0), col});
+  }
+  SECTION("scalar") {
+    check_both([](const Vars& x) { return x[0] - x[1]; }, {m, s});
+    check_both([](const Vars& x) { return x[1] * x[0]; }, {m, s});
+  }
+  SECTION("general NumPy rules up to rank 4") {
+    check_both([](const Vars& x) { return x[0] * x[1]; },
+               {uniform(rng, {2, 1, 3, 1}), uniform(rng, {4, 1, 2})});
+    check_both([](const Vars& x) { return x[0] / x[1]; },
+               {uniform(rng, {2, 3, 1}), uniform(rng, {1, 4}, 0.5, 2.0)});
+  }
+}
+
+TEST_CASE("broadcasting: forward values and shapes", "[autodiff][shape]") {
+  ml::Tape<double> tape;
+  const auto a = tape.constant(Tensor<double>(Shape{2, 1}, {1, 2}));
+  const auto b = tape.constant(Tensor<double>(Shape{3}, {10, 20, 30}));
+  const auto c = a + b;
+  REQUIRE(c.shape() == Shape{2, 3});
+  CHECK(c.to_tensor().at(1, 2) == 32.0);
+  CHECK(ml::broadcast_shapes("t", Shape{5, 1, 3}, Shape{4, 1}) == Shape{5, 4, 3});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)(a + tape.constant(Tensor<double>(Shape{3, 2}))); },
+                                              {"metalearn::add", "[2, 1]", "[3, 2]"});
+  CHECK(ml::sum_to(c, Shape{3}).to_tensor().at(2) == 31.0 + 32.0);
+}
+
+TEST_CASE("neg, scale, add_scalar and number operators", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(3);
+  const auto a = uniform(rng, {2, 3}, 0.5, 2.0);
+  check_both([](const Vars& x) { return -x[0] * 3.0 + 2.0; }, {a});
+  check_both([](const Vars& x) { return 1.0 - x[0] / 4.0; }, {a});
+  check_both([](const Vars& x) { return 2.0 * x[0] - 1.0; }, {a});
+}
+
+TEST_CASE("exp, log, sqrt, square, pow: values and gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(4);
+  const auto x = uniform(rng, {3, 2}), pos = uniform(rng, {3, 2}, 0.3, 3.0);
+  check_both([](const Vars& v) { return ml::exp(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::log(v[0]); }, {pos});
+  check_both([](const Vars& v) { return ml::sqrt(v[0]); }, {pos});
+  check_both([](const Vars& v) { return ml::square(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::pow(v[0], 2.5); }, {pos});
+  check_both([](const Vars& v) { return ml::pow(v[0], -1.5); }, {pos});
+  ml::Tape<double> tape;
+  const auto t = tape.constant(pos);
+  for (std::int64_t i = 0; i < pos.numel(); ++i) {
+    const double p = pos.data()[i];
+    CHECK_THAT(ml::pow(t, 2.5).value()[i], WithinRel(std::pow(p, 2.5), 1e-12));
+    CHECK_THAT(ml::log(t).value()[i], WithinRel(std::log(p), 1e-12));
+  }
+}
+
+TEST_CASE("abs, relu, leaky_relu: gradients away from the kink", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(5);
+  const auto x = ml::test::uniform_away_from_zero(rng, {4, 3});
+  check_both([](const Vars& v) { return ml::abs(v[0]) * v[0]; }, {x});
+  check_both([](const Vars& v) { return ml::relu(v[0]) * v[0]; }, {x});
+  check_both([](const Vars& v) { return ml::leaky_relu(v[0], 0.2) * ml::square(v[0]); }, {x});
+  ml::Tape<double> tape;
+  const auto t = tape.constant(Tensor<double>(Shape{3}, {-2.0, 0.0, 3.0}));
+  CHECK(ml::relu(t).to_tensor().at(0) == 0.0);
+  CHECK(ml::leaky_relu(t, 0.1).to_tensor().at(0) == Approx(-0.2));
+  CHECK(ml::abs(t).to_tensor().at(0) == 2.0);
+}
+
+TEST_CASE("tanh, sigmoid, softplus: values, stability and gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(6);
+  const auto x = uniform(rng, {3, 3}, -3.0, 3.0);
+  check_both([](const Vars& v) { return ml::tanh(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::sigmoid(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::softplus(v[0]); }, {x});
+  ml::Tape<double> tape;
+  const auto big = tape.constant(Tensor<double>(Shape{2}, {-800.0, 800.0}));
+  CHECK(ml::sigmoid(big).to_tensor().at(0) == 0.0);
+  CHECK(ml::sigmoid(big).to_tensor().at(1) == 1.0);
+  CHECK(ml::softplus(big).to_tensor().at(1) == 800.0);
+  CHECK(std::isfinite(ml::softplus(big).to_tensor().at(0)));
+}
+
+TEST_CASE("matmul: 2-D, fused transposes and batched", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(7);
+  SECTION("2-D with every transpose combination") {
+    check_both([](const Vars& v) { return ml::matmul(v[0], v[1]); },
+               {uniform(rng, {3, 4}), uniform(rng, {4, 2})});
+    check_both([](const Vars& v) { return ml::matmul(v[0], v[1], true, false); },
+               {uniform(rng, {4, 3}), uniform(rng, {4, 2})});
+    check_both([](const Vars& v) { return ml::matmul(v[0], v[1], false, true); },
+               {uniform(rng, {3, 4}), uniform(rng, {2, 4})});
+    check_both([](const Vars& v) { return ml::matmul(v[0], v[1], true, true); },
+               {uniform(rng, {4, 3}), uniform(rng, {2, 4})});
+  }
+  SECTION("batched, and a rank-2 right operand shared by the batch") {
+    // tanh makes the second derivative non-trivial (a bilinear map's HVP is too easy).
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1])); },
+               {uniform(rng, {2, 3, 4}), uniform(rng, {2, 4, 2})});
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1], true, true)); },
+               {uniform(rng, {2, 4, 3}), uniform(rng, {2, 2, 4})});
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1])); },
+               {uniform(rng, {2, 3, 4}), uniform(rng, {4, 2})});
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1], true, true)); },
+               {uniform(rng, {2, 4, 3}), uniform(rng, {2, 4})});
+  }
+  SECTION("values against Eigen") {
+    const auto a = uniform(rng, {3, 4}), b = uniform(rng, {4, 2});
+    ml::Tape<double> tape;
+    const Eigen::MatrixXd expected = a.matrix() * b.matrix();
+    const Eigen::MatrixXd got = ml::matmul(tape.constant(a), tape.constant(b)).value().matrix();
+    CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-12);
+  }
+  SECTION("shape errors name the op and both shapes") {
+    ml::Tape<double> tape;
+    const auto a = tape.constant(Tensor<double>(Shape{2, 3})), b = tape.constant(Tensor<double>(Shape{2, 3}));
+    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::matmul(a, b); },
+                                                {"metalearn::matmul", "[2, 3]", "inner dimensions"});
+    const auto v = tape.constant(Tensor<double>(Shape{3}));
+    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::matmul(a, v); },
+                                                {"metalearn::matmul", "[3]"});
+  }
+}
+
+TEST_CASE("transpose and permute", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(8);
+  check_both([](const Vars& v) { return ml::square(ml::transpose(v[0])); }, {uniform(rng, {3, 4})});
+  check_both([](const Vars& v) { return ml::square(ml::permute(v[0], {2, 0, 3, 1})); },
+             {uniform(rng, {2, 3, 2, 2})});
+  ml::Tape<double> tape;
+  const auto x = tape.constant(uniform(rng, {2, 3, 4}));
+  const auto y = ml::permute(x, {2, 0, 1, 0});
+  REQUIRE(y.shape() == Shape{4, 2, 3});
+  CHECK(y.to_tensor().at(3, 1, 2) == x.to_tensor().at(1, 2, 3));
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::permute(x, {0, 0, 1, 0}); },
+                                              {"metalearn::permute", "[2, 3, 4]"});
+}
+
+TEST_CASE("reshape, flatten, slice, pad_rows, concat", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(9);
+  check_both([](const Vars& v) { return ml::square(ml::reshape(v[0], Shape{3, 4})); },
+             {uniform(rng, {2, 6})});
+  check_both([](const Vars& v) { return ml::square(ml::flatten(v[0])); }, {uniform(rng, {2, 2, 3})});
+  check_both([](const Vars& v) { return ml::square(ml::slice(v[0], 1, 3)); }, {uniform(rng, {4, 3})});
+  check_both([](const Vars& v) { return ml::square(ml::pad_rows(v[0], 1, 2)); }, {uniform(rng, {2, 3})});
+  check_both([](const Vars& v) { return ml::square(ml::concat(Vars{v[0], v[1], v[0]})); },
+             {uniform(rng, {2, 3}), uniform(rng, {1, 3})});
+  ml::Tape<double> tape;
+  const auto x = tape.constant(Tensor<double>(Shape{3, 2}, {1, 2, 3, 4, 5, 6}));
+  CHECK(ml::slice(x, 1, 2).to_tensor().at(0, 1) == 4.0);
+  CHECK(ml::concat(Vars{x, x}).shape() == Shape{6, 2});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::reshape(x, Shape{4, 2}); },
+                                              {"metalearn::reshape", "[3, 2]", "[4, 2]"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::slice(x, 2, 4); },
+                                              {"metalearn::slice", "[3, 2]"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { (void)ml::concat(Vars{x, tape.constant(Tensor<double>(Shape{3, 3}))}); },
+      {"metalearn::concat", "[3, 2]", "[3, 3]"});
+}
+
+TEST_CASE("gather_rows and scatter_add_rows", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(10);
+  check_both([](const Vars& v) { return ml::square(ml::gather_rows(v[0], {2, 0, 2, 1})); },
+             {uniform(rng, {3, 2})});
+  check_both([](const Vars& v) { return ml::square(ml::scatter_add_rows(v[0], {1, 1, 0}, 3)); },
+             {uniform(rng, {3, 2})});
+  ml::Tape<double> tape;
+  const auto x = tape.constant(Tensor<double>(Shape{3, 1}, {1, 2, 3}));
+  CHECK(ml::gather_rows(x, {2, 2}).to_tensor().at(1, 0) == 3.0);
+  CHECK(ml::scatter_add_rows(x, {1, 1, 0}, 2).to_tensor().at(1, 0) == 3.0);
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::gather_rows(x, {0, 3}); },
+                                              {"metalearn::gather_rows", "index 3", "3 rows"});
+}
+
+TEST_CASE("sum and mean: all and per axis", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(11);
+  const auto x = uniform(rng, {2, 3, 4});
+  check_both([](const Vars& v) { return ml::square(ml::sum(v[0])); }, {x});
+  check_both([](const Vars& v) { return ml::square(ml::mean(v[0])); }, {x});
+  for (int axis : {0, 1, 2, -1}) {
+    check_both([axis](const Vars& v) { return ml::square(ml::sum(v[0], axis)); }, {x});
+    check_both([axis](const Vars& v) { return ml::square(ml::mean(v[0], axis, true)); }, {x});
+  }
+  ml::Tape<double> tape;
+  const auto t = tape.constant(Tensor<double>(Shape{2, 3}, {1, 2, 3, 4, 5, 6}));
+  CHECK(ml::sum(t).item() == 21.0);
+  CHECK(ml::sum(t, 0).shape() == Shape{3});
+  CHECK(ml::sum(t, 1, true).shape() == Shape{2, 1});
+  CHECK(ml::mean(t, 1).to_tensor().at(1) == 5.0);
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::sum(t, 2); },
+                                              {"metalearn::sum", "axis 2", "[2, 3]"});
+}
+
+TEST_CASE("max and min along an axis", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(12);
+  const auto x = uniform(rng, {3, 4});  // continuous draws: no ties
+  for (int axis : {0, 1}) {
+    check_both([axis](const Vars& v) { return ml::square(ml::max(v[0], axis)); }, {x});
+    check_both([axis](const Vars& v) { return ml::square(ml::min(v[0], axis, true)); }, {x});
+  }
+  ml::Tape<double> tape;
+  const auto t = tape.leaf(Tensor<double>(Shape{2, 3}, {1, 5, 5, -1, -2, 0}));
+  const auto m = ml::max(t, 1);
+  CHECK(m.to_tensor().at(0) == 5.0);
+  CHECK(ml::min(t, 1).to_tensor().at(1) == -2.0);
+  // A tie sends the whole gradient to the first maximum.
+  const auto g = ml::grad(ml::sum(m), {t})[0].to_tensor();
+  CHECK(g.at(0, 1) == 1.0);
+  CHECK(g.at(0, 2) == 0.0);
+}
+
+TEST_CASE("softmax and log_softmax: values, stability, gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(13);
+  const auto x = uniform(rng, {3, 5});
+  check_both([](const Vars& v) { return ml::softmax(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::log_softmax(v[0]); }, {x});
+  check_both([](const Vars& v) { return ml::softmax(v[0]); }, {uniform(rng, {2, 2, 3})});
+  ml::Tape<double> tape;
+  const auto big = tape.constant(Tensor<double>(Shape{1, 3}, {1000.0, 1000.0, -1000.0}));
+  const auto p = ml::softmax(big).to_tensor();
+  CHECK_THAT(p.at(0, 0), WithinAbs(0.5, 1e-12));  // 1000 + log 2 keeps ~13 digits of log 2
+  CHECK(p.at(0, 2) == 0.0);
+  CHECK_THAT(ml::log_softmax(big).to_tensor().at(0, 1), WithinAbs(-std::log(2.0), 1e-12));
+}
+
+TEST_CASE("losses: mse, cross_entropy, binary_cross_entropy_with_logits", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(14);
+  const auto p = uniform(rng, {4, 2}), t = uniform(rng, {4, 2});
+  check_both([](const Vars& v) { return ml::mse(v[0], v[1]); }, {p, t});
+  check_both([](const Vars& v) { return ml::cross_entropy(v[0], {1, 0, 2, 2}); }, {uniform(rng, {4, 3})});
+  check_both([](const Vars& v) { return ml::binary_cross_entropy_with_logits(v[0], ml::sigmoid(v[1])); },
+             {uniform(rng, {3, 2}), uniform(rng, {3, 2})});
+
+  ml::Tape<double> tape;
+  SECTION("closed forms") {
+    const auto logits = tape.constant(Tensor<double>(Shape{2, 2}, {0.0, 0.0, 3.0, 1.0}));
+    const double expected = 0.5 * (std::log(2.0) + (std::log(std::exp(3.0) + std::exp(1.0)) - 1.0));
+    CHECK_THAT(ml::cross_entropy(logits, {0, 1}).item(), WithinRel(expected, 1e-12));
+    const auto z = tape.constant(Tensor<double>(Shape{2}, {2.0, -1.0}));
+    const auto y = tape.constant(Tensor<double>(Shape{2}, {1.0, 0.0}));
+    const double bce = 0.5 * (std::log1p(std::exp(-2.0)) + std::log1p(std::exp(-1.0)));
+    CHECK_THAT(ml::binary_cross_entropy_with_logits(z, y).item(), WithinRel(bce, 1e-12));
+  }
+  SECTION("huge logits stay finite") {
+    const auto logits = tape.constant(Tensor<double>(Shape{1, 2}, {1e4, -1e4}));
+    CHECK_THAT(ml::cross_entropy(logits, {1}).item(), WithinRel(2e4, 1e-12));
+    const auto z = tape.constant(Tensor<double>(Shape{1}, {-1e4}));
+    CHECK_THAT(ml::binary_cross_entropy_with_logits(z, tape.scalar(1.0) + z * 0.0).item(),
+               WithinRel(1e4, 1e-12));
+  }
+  SECTION("bad labels and shapes") {
+    const auto logits = tape.constant(Tensor<double>(Shape{2, 3}));
+    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::cross_entropy(logits, {0, 3}); },
+                                                {"metalearn::cross_entropy", "label 3", "row 1"});
+    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::cross_entropy(logits, {0}); },
+                                                {"metalearn::cross_entropy", "1 labels", "[2, 3]"});
+    const auto col = tape.constant(Tensor<double>(Shape{3, 1}));
+    const auto vec = tape.constant(Tensor<double>(Shape{3}));
+    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::mse(col, vec); },
+                                                {"metalearn::mse", "[3, 1]", "[3]"});
+  }
+}
+
+TEST_CASE("pairwise distances: values and gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(15);
+  const auto a = uniform(rng, {3, 4}), b = uniform(rng, {2, 4});
+  check_both([](const Vars& v) { return ml::pairwise_squared_euclidean(v[0], v[1]); }, {a, b});
+  check_both([](const Vars& v) { return ml::pairwise_euclidean(v[0], v[1]); }, {a, b});
+  check_both([](const Vars& v) { return ml::pairwise_cosine_distance(v[0], v[1]); }, {a, b});
+  ml::Tape<double> tape;
+  const auto A = tape.constant(a), B = tape.constant(b);
+  const auto d2 = ml::pairwise_squared_euclidean(A, B).to_tensor();
+  const auto d = ml::pairwise_euclidean(A, B).to_tensor();
+  const auto cs = ml::pairwise_cosine_similarity(A, B).to_tensor();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const Eigen::VectorXd ai = a.matrix().row(i).transpose(), bj = b.matrix().row(j).transpose();
+      CHECK_THAT(d2.at(i, j), WithinAbs((ai - bj).squaredNorm(), 1e-12));
+      CHECK_THAT(d.at(i, j), WithinAbs((ai - bj).norm(), 1e-12));
+      CHECK_THAT(cs.at(i, j), WithinAbs(ai.dot(bj) / (ai.norm() * bj.norm()), 1e-12));
+    }
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { (void)ml::pairwise_euclidean(A, tape.constant(Tensor<double>(Shape{2, 3}))); },
+      {"metalearn::pairwise_euclidean", "[3, 4]", "[2, 3]"});
+}
+
+TEMPLATE_TEST_CASE("ops: float matches double", "[autodiff][float]", float) {
+  auto rng = ml::test::make_rng(16);
+  const auto a = uniform(rng, {5, 4}), b = uniform(rng, {4, 3});
+  const auto run = [&](auto tag) {
+    using S = decltype(tag);
+    ml::Tape<S> tape;
+    const auto x = tape.leaf(a.cast<S>()), w = tape.leaf(b.cast<S>());
+    const auto loss = ml::cross_entropy(ml::tanh(ml::matmul(x, w)), {0, 1, 2, 1, 0});
+    const auto g = ml::grad(loss, {w});
+    return std::make_pair(static_cast<double>(loss.item()), g[0].to_tensor().template cast<double>());
+  };
+  const auto [lf, gf] = run(TestType{});
+  const auto [ld, gd] = run(double{});
+  CHECK_THAT(lf, WithinAbs(ld, 1e-5) || WithinRel(ld, 1e-4));
+  for (std::int64_t i = 0; i < gd.numel(); ++i)
+    CHECK_THAT(gf.data()[i], WithinAbs(gd.data()[i], 1e-5) || WithinRel(gd.data()[i], 1e-4));
+}

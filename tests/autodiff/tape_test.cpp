@@ -1,0 +1,140 @@
+// Tape lifetime, stale Vars, nesting, no-grad scopes, threads, and memory reuse.
+#include <thread>
+#include <vector>
+
+#include <metalearn/autodiff/autodiff.hpp>
+
+#include "support/alloc_counter.hpp"
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+using ml::Shape;
+using ml::Tensor;
+
+TEST_CASE("Tape: a Var used after its tape ended or was reset throws", "[autodiff][error]") {
+  ml::Var<double> stale;
+  {
+    ml::Tape<double> tape;
+    stale = tape.leaf(Tensor<double>::scalar(1.0));
+    CHECK(stale.item() == 1.0);
+  }
+  ml::test::check_throws<ml::StateError>([&] { (void)stale.value(); }, {"metalearn::Var", "reset or ended"});
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(Tensor<double>::scalar(2.0));
+  // A new node now sits at the stale Var's index; the epoch still tells them apart.
+  ml::test::check_throws<ml::StateError>([&] { (void)(stale * x); }, {"metalearn::Var"});
+  tape.reset();
+  ml::test::check_throws<ml::StateError>([&] { (void)ml::exp(x); }, {"reset or ended"});
+  ml::test::check_throws<ml::StateError>([&] { (void)ml::Var<double>().shape(); }, {"metalearn::Var"});
+}
+
+TEST_CASE("Tape: nested scopes keep outer Vars and drop inner ones", "[autodiff]") {
+  ml::Tape<double> outer;
+  const auto x = outer.leaf(Tensor<double>::scalar(3.0));
+  const auto y = x * x;
+  ml::Var<double> inner_var;
+  {
+    ml::Tape<double> inner;
+    inner_var = y * x;  // inner scopes may use outer Vars
+    CHECK(ml::grad(inner_var, {x})[0].item() == 27.0);
+    ml::test::check_throws<ml::StateError>([&] { outer.reset(); }, {"inner Tape"});
+  }
+  CHECK_THROWS_AS(inner_var.item(), ml::StateError);
+  CHECK(y.item() == 9.0);
+  CHECK(ml::grad(y, {x})[0].item() == 6.0);
+}
+
+TEST_CASE("Tape: constants, detach and no-grad scopes stop gradients", "[autodiff]") {
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(Tensor<double>::scalar(2.0));
+  const auto c = tape.constant(Tensor<double>::scalar(5.0));
+  CHECK_FALSE(c.requires_grad());
+  CHECK(ml::grad(x * c, {x})[0].item() == 5.0);
+  // d/dx [x * detach(x)] = detach(x) = 2, not 2x = 4.
+  CHECK(ml::grad(x * ml::detach(x), {x})[0].item() == 2.0);
+  ml::Var<double> z;
+  {
+    ml::NoGradGuard<double> no_grad;
+    z = ml::exp(x);
+  }
+  CHECK_FALSE(z.requires_grad());
+  CHECK(z.item() == Approx(std::exp(2.0)));
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::grad(z, {x}); },
+                                              {"metalearn::grad", "input 0", "not used"});
+}
+
+TEST_CASE("Tape: ops without an active tape are an error", "[autodiff][error]") {
+  auto& storage = ml::detail::thread_tape<double>();
+  REQUIRE_FALSE(storage.active());
+  ml::test::check_throws<ml::StateError>(
+      [&] { (void)storage.push("exp", Shape{}, nullptr, 0, nullptr); }, {"metalearn::exp", "no active Tape"});
+}
+
+TEST_CASE("Tape: each thread records on its own tape", "[autodiff]") {
+  std::vector<double> results(2, 0.0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([t, &results] {
+      ml::Tape<double> tape;
+      const auto x = tape.leaf(Tensor<double>::scalar(1.0 + t));
+      double total = 0;
+      for (int i = 0; i < 200; ++i) total += ml::grad(x * x * x, {x})[0].item();
+      results[t] = total;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(results[0] == 200 * 3.0);
+  CHECK(results[1] == 200 * 12.0);
+}
+
+namespace {
+// One training step of an MLP 1-40-40-1 on 10 points: loss, gradient (no create_graph),
+// everything through the tape. Returns the loss.
+double mlp_step(ml::Tape<double>& tape, const std::vector<Tensor<double>>& params,
+                const Tensor<double>& x, const Tensor<double>& y, std::vector<ml::Var<double>>& w,
+                std::vector<ml::Var<double>>& g) {
+  tape.reset();
+  tape.leaves(params, w);
+  auto h = ml::relu(ml::matmul(tape.constant(x), w[0]) + w[1]);
+  h = ml::relu(ml::matmul(h, w[2]) + w[3]);
+  const auto loss = ml::mse(ml::matmul(h, w[4]) + w[5], tape.constant(y));
+  ml::grad(loss, w, g);
+  return loss.item();
+}
+}  // namespace
+
+TEST_CASE("Tape: a warm training loop allocates nothing", "[autodiff][memory]") {
+  auto rng = ml::test::make_rng(21);
+  const std::vector<Tensor<double>> params = {
+      ml::test::uniform(rng, {1, 40}, -1, 1), ml::test::uniform(rng, {40}, -1, 1),
+      ml::test::uniform(rng, {40, 40}, -0.3, 0.3), ml::test::uniform(rng, {40}, -1, 1),
+      ml::test::uniform(rng, {40, 1}, -0.3, 0.3), ml::test::uniform(rng, {1}, -1, 1)};
+  const auto x = ml::test::uniform(rng, {10, 1}, -5, 5), y = ml::test::uniform(rng, {10, 1});
+  ml::Tape<double> tape;
+  std::vector<ml::Var<double>> w, g;
+  for (int warm = 0; warm < 3; ++warm) mlp_step(tape, params, x, y, w, g);
+  const std::size_t arena_chunks = tape.arena_allocations();
+  const std::size_t before = ml::test::thread_allocations();
+  for (int step = 0; step < 50; ++step) mlp_step(tape, params, x, y, w, g);
+  CHECK(ml::test::thread_allocations() - before == 0);
+  CHECK(tape.arena_allocations() == arena_chunks);
+  // Resetting returned the memory to the arena: the node count is back to one step's worth.
+  const auto nodes_one_step = tape.size();
+  mlp_step(tape, params, x, y, w, g);
+  CHECK(tape.size() == nodes_one_step);
+}
+
+TEST_CASE("Tape: the arena merges its chunks when a scope ends", "[autodiff][memory]") {
+  ml::detail::thread_tape<double>().release_memory();  // start cold, whatever ran before
+  std::size_t chunks_after_first = 0;
+  for (int round = 0; round < 3; ++round) {
+    ml::Tape<double> tape;
+    const auto x = tape.leaf(Tensor<double>(Shape{64, 64}, 0.5));
+    auto y = x;
+    for (int i = 0; i < 100; ++i) y = ml::tanh(y);  // ~3 MB: several chunks on the first round
+    CHECK(ml::grad(ml::sum(y), {x}).size() == 1);
+    if (round == 0) chunks_after_first = tape.arena_allocations();
+    else CHECK(tape.arena_allocations() == chunks_after_first + 1);  // one merged chunk, once
+  }
+}
