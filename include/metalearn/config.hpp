@@ -10,27 +10,26 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <string>
-
 #include <metalearn/error.hpp>
+#include <string>
 
 #if !defined(METALEARN_ASSERT)
 #if !defined(NDEBUG) || defined(METALEARN_ENABLE_ASSERTS)
 #if defined(METALEARN_ASSERT_THROWS)
-#define METALEARN_ASSERT(cond, msg)                                                         \
-  do {                                                                                      \
-    if (!(cond))                                                                            \
-      throw ::metalearn::detail::AssertionFailure(std::string("metalearn assertion '") +    \
-                                                  #cond + "' failed: " + (msg));            \
+#define METALEARN_ASSERT(cond, msg)                                                              \
+  do {                                                                                           \
+    if (!(cond))                                                                                 \
+      throw ::metalearn::detail::AssertionFailure(std::string("metalearn assertion '") + #cond + \
+                                                  "' failed: " + (msg));                         \
   } while (false)
 #else
-#define METALEARN_ASSERT(cond, msg)                                                        \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
+#define METALEARN_ASSERT(cond, msg)                                                       \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "metalearn assertion '%s' failed: %s (%s:%d)\n", #cond, (msg), \
-                   __FILE__, __LINE__);                                                    \
-      std::abort();                                                                        \
-    }                                                                                      \
+                   __FILE__, __LINE__);                                                   \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (false)
 #endif
 #else

@@ -1,8 +1,7 @@
 // grad(), vjp, jvp, hvp, higher orders, allow_unused, and the gradcheck helpers themselves.
 #include <cmath>
-#include <vector>
-
 #include <metalearn/autodiff/autodiff.hpp>
+#include <vector>
 
 #include "support/catch.hpp"
 #include "support/errors.hpp"
@@ -39,8 +38,11 @@ TEST_CASE("grad: unused inputs are an error unless allowed", "[autodiff][grad][e
   const auto x = tape.leaf(Tensor<double>::scalar(1.0));
   const auto unused = tape.leaf(Tensor<double>(Shape{3, 2}));
   const auto y = x * x;
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::grad(y, {x, unused}); },
-                                              {"metalearn::grad", "input 1", "[3, 2]", "allow_unused"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)ml::grad(y, {x, unused});
+      },
+      {"metalearn::grad", "input 1", "[3, 2]", "allow_unused"});
   ml::GradOptions options;
   options.allow_unused = true;
   const auto g = ml::grad(y, {x, unused}, options);
@@ -73,8 +75,8 @@ TEST_CASE("jvp: forward derivative along a direction", "[autodiff][grad]") {
   const auto ua = tape.constant(Tensor<double>(Shape{2, 2}, {1, 0, 0, 1}));
   const auto ub = tape.constant(Tensor<double>(Shape{2, 2}, {0, 1, 1, 0}));
   // d(AB) = dA B + A dB.
-  const Eigen::MatrixXd expected = ua.value().matrix() * b.value().matrix() +
-                                   a.value().matrix() * ub.value().matrix();
+  const Eigen::MatrixXd expected =
+      ua.value().matrix() * b.value().matrix() + a.value().matrix() * ub.value().matrix();
   const Eigen::MatrixXd got = ml::jvp(y, {a, b}, {ua, ub}).value().matrix();
   CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-12);
 }
@@ -96,7 +98,8 @@ TEST_CASE("hvp: equals the closed-form Hessian times v", "[autodiff][grad][secon
   for (int i = 0; i < 3; ++i) CHECK_THAT(hv.at(i), WithinRel(expected(i), 1e-12));
 }
 
-TEST_CASE("grad: third and fourth derivatives match closed forms", "[autodiff][grad][third-order]") {
+TEST_CASE("grad: third and fourth derivatives match closed forms",
+          "[autodiff][grad][third-order]") {
   ml::GradOptions keep;
   keep.create_graph = true;
   const auto derivatives = [&](auto f, double at, int order) {

@@ -1,9 +1,8 @@
 // Every op: forward values against closed forms, and first- and second-order gradients
 // against central finite differences in double.
 #include <cmath>
-#include <vector>
-
 #include <metalearn/autodiff/autodiff.hpp>
+#include <vector>
 
 #include "support/catch.hpp"
 #include "support/errors.hpp"
@@ -68,8 +67,11 @@ TEST_CASE("broadcasting: forward values and shapes", "[autodiff][shape]") {
   REQUIRE(c.shape() == Shape{2, 3});
   CHECK(c.to_tensor().at(1, 2) == 32.0);
   CHECK(ml::broadcast_shapes("t", Shape{5, 1, 3}, Shape{4, 1}) == Shape{5, 4, 3});
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)(a + tape.constant(Tensor<double>(Shape{3, 2}))); },
-                                              {"metalearn::add", "[2, 1]", "[3, 2]"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)(a + tape.constant(Tensor<double>(Shape{3, 2})));
+      },
+      {"metalearn::add", "[2, 1]", "[3, 2]"});
   CHECK(ml::sum_to(c, Shape{3}).to_tensor().at(2) == 31.0 + 32.0);
 }
 
@@ -112,7 +114,8 @@ TEST_CASE("abs, relu, leaky_relu: gradients away from the kink", "[autodiff][gra
   CHECK(ml::abs(t).to_tensor().at(0) == 2.0);
 }
 
-TEST_CASE("tanh, sigmoid, softplus: values, stability and gradients", "[autodiff][grad][second-order]") {
+TEST_CASE("tanh, sigmoid, softplus: values, stability and gradients",
+          "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(6);
   const auto x = uniform(rng, {3, 3}, -3.0, 3.0);
   check_both([](const Vars& v) { return ml::tanh(v[0]); }, {x});
@@ -158,9 +161,10 @@ TEST_CASE("matmul: 2-D, fused transposes and batched", "[autodiff][grad][second-
   }
   SECTION("shape errors name the op and both shapes") {
     ml::Tape<double> tape;
-    const auto a = tape.constant(Tensor<double>(Shape{2, 3})), b = tape.constant(Tensor<double>(Shape{2, 3}));
-    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::matmul(a, b); },
-                                                {"metalearn::matmul", "[2, 3]", "inner dimensions"});
+    const auto a = tape.constant(Tensor<double>(Shape{2, 3})),
+               b = tape.constant(Tensor<double>(Shape{2, 3}));
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] { (void)ml::matmul(a, b); }, {"metalearn::matmul", "[2, 3]", "inner dimensions"});
     const auto v = tape.constant(Tensor<double>(Shape{3}));
     ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::matmul(a, v); },
                                                 {"metalearn::matmul", "[3]"});
@@ -170,51 +174,80 @@ TEST_CASE("matmul: 2-D, fused transposes and batched", "[autodiff][grad][second-
 TEST_CASE("transpose and permute", "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(8);
   check_both([](const Vars& v) { return ml::square(ml::transpose(v[0])); }, {uniform(rng, {3, 4})});
-  check_both([](const Vars& v) { return ml::square(ml::permute(v[0], {2, 0, 3, 1})); },
-             {uniform(rng, {2, 3, 2, 2})});
+  check_both(
+      [](const Vars& v) {
+        return ml::square(ml::permute(v[0], {2, 0, 3, 1}));
+      },
+      {uniform(rng, {2, 3, 2, 2})});
   ml::Tape<double> tape;
   const auto x = tape.constant(uniform(rng, {2, 3, 4}));
   const auto y = ml::permute(x, {2, 0, 1, 0});
   REQUIRE(y.shape() == Shape{4, 2, 3});
   CHECK(y.to_tensor().at(3, 1, 2) == x.to_tensor().at(1, 2, 3));
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::permute(x, {0, 0, 1, 0}); },
-                                              {"metalearn::permute", "[2, 3, 4]"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)ml::permute(x, {0, 0, 1, 0});
+      },
+      {"metalearn::permute", "[2, 3, 4]"});
 }
 
 TEST_CASE("reshape, flatten, slice, pad_rows, concat", "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(9);
-  check_both([](const Vars& v) { return ml::square(ml::reshape(v[0], Shape{3, 4})); },
-             {uniform(rng, {2, 6})});
-  check_both([](const Vars& v) { return ml::square(ml::flatten(v[0])); }, {uniform(rng, {2, 2, 3})});
-  check_both([](const Vars& v) { return ml::square(ml::slice(v[0], 1, 3)); }, {uniform(rng, {4, 3})});
-  check_both([](const Vars& v) { return ml::square(ml::pad_rows(v[0], 1, 2)); }, {uniform(rng, {2, 3})});
-  check_both([](const Vars& v) { return ml::square(ml::concat(Vars{v[0], v[1], v[0]})); },
-             {uniform(rng, {2, 3}), uniform(rng, {1, 3})});
+  check_both(
+      [](const Vars& v) {
+        return ml::square(ml::reshape(v[0], Shape{3, 4}));
+      },
+      {uniform(rng, {2, 6})});
+  check_both([](const Vars& v) { return ml::square(ml::flatten(v[0])); },
+             {uniform(rng, {2, 2, 3})});
+  check_both([](const Vars& v) { return ml::square(ml::slice(v[0], 1, 3)); },
+             {uniform(rng, {4, 3})});
+  check_both([](const Vars& v) { return ml::square(ml::pad_rows(v[0], 1, 2)); },
+             {uniform(rng, {2, 3})});
+  check_both(
+      [](const Vars& v) {
+        return ml::square(ml::concat(Vars{v[0], v[1], v[0]}));
+      },
+      {uniform(rng, {2, 3}), uniform(rng, {1, 3})});
   ml::Tape<double> tape;
   const auto x = tape.constant(Tensor<double>(Shape{3, 2}, {1, 2, 3, 4, 5, 6}));
   CHECK(ml::slice(x, 1, 2).to_tensor().at(0, 1) == 4.0);
   CHECK(ml::concat(Vars{x, x}).shape() == Shape{6, 2});
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::reshape(x, Shape{4, 2}); },
-                                              {"metalearn::reshape", "[3, 2]", "[4, 2]"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)ml::reshape(x, Shape{4, 2});
+      },
+      {"metalearn::reshape", "[3, 2]", "[4, 2]"});
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::slice(x, 2, 4); },
                                               {"metalearn::slice", "[3, 2]"});
   ml::test::check_throws<ml::InvalidArgument>(
-      [&] { (void)ml::concat(Vars{x, tape.constant(Tensor<double>(Shape{3, 3}))}); },
+      [&] {
+        (void)ml::concat(Vars{x, tape.constant(Tensor<double>(Shape{3, 3}))});
+      },
       {"metalearn::concat", "[3, 2]", "[3, 3]"});
 }
 
 TEST_CASE("gather_rows and scatter_add_rows", "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(10);
-  check_both([](const Vars& v) { return ml::square(ml::gather_rows(v[0], {2, 0, 2, 1})); },
-             {uniform(rng, {3, 2})});
-  check_both([](const Vars& v) { return ml::square(ml::scatter_add_rows(v[0], {1, 1, 0}, 3)); },
-             {uniform(rng, {3, 2})});
+  check_both(
+      [](const Vars& v) {
+        return ml::square(ml::gather_rows(v[0], {2, 0, 2, 1}));
+      },
+      {uniform(rng, {3, 2})});
+  check_both(
+      [](const Vars& v) {
+        return ml::square(ml::scatter_add_rows(v[0], {1, 1, 0}, 3));
+      },
+      {uniform(rng, {3, 2})});
   ml::Tape<double> tape;
   const auto x = tape.constant(Tensor<double>(Shape{3, 1}, {1, 2, 3}));
   CHECK(ml::gather_rows(x, {2, 2}).to_tensor().at(1, 0) == 3.0);
   CHECK(ml::scatter_add_rows(x, {1, 1, 0}, 2).to_tensor().at(1, 0) == 3.0);
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::gather_rows(x, {0, 3}); },
-                                              {"metalearn::gather_rows", "index 3", "3 rows"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)ml::gather_rows(x, {0, 3});
+      },
+      {"metalearn::gather_rows", "index 3", "3 rows"});
 }
 
 TEST_CASE("sum and mean: all and per axis", "[autodiff][grad][second-order]") {
@@ -254,7 +287,8 @@ TEST_CASE("max and min along an axis", "[autodiff][grad][second-order]") {
   CHECK(g.at(0, 2) == 0.0);
 }
 
-TEST_CASE("softmax and log_softmax: values, stability, gradients", "[autodiff][grad][second-order]") {
+TEST_CASE("softmax and log_softmax: values, stability, gradients",
+          "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(13);
   const auto x = uniform(rng, {3, 5});
   check_both([](const Vars& v) { return ml::softmax(v[0]); }, {x});
@@ -268,13 +302,19 @@ TEST_CASE("softmax and log_softmax: values, stability, gradients", "[autodiff][g
   CHECK_THAT(ml::log_softmax(big).to_tensor().at(0, 1), WithinAbs(-std::log(2.0), 1e-12));
 }
 
-TEST_CASE("losses: mse, cross_entropy, binary_cross_entropy_with_logits", "[autodiff][grad][second-order]") {
+TEST_CASE("losses: mse, cross_entropy, binary_cross_entropy_with_logits",
+          "[autodiff][grad][second-order]") {
   auto rng = ml::test::make_rng(14);
   const auto p = uniform(rng, {4, 2}), t = uniform(rng, {4, 2});
   check_both([](const Vars& v) { return ml::mse(v[0], v[1]); }, {p, t});
-  check_both([](const Vars& v) { return ml::cross_entropy(v[0], {1, 0, 2, 2}); }, {uniform(rng, {4, 3})});
-  check_both([](const Vars& v) { return ml::binary_cross_entropy_with_logits(v[0], ml::sigmoid(v[1])); },
-             {uniform(rng, {3, 2}), uniform(rng, {3, 2})});
+  check_both(
+      [](const Vars& v) {
+        return ml::cross_entropy(v[0], {1, 0, 2, 2});
+      },
+      {uniform(rng, {4, 3})});
+  check_both(
+      [](const Vars& v) { return ml::binary_cross_entropy_with_logits(v[0], ml::sigmoid(v[1])); },
+      {uniform(rng, {3, 2}), uniform(rng, {3, 2})});
 
   ml::Tape<double> tape;
   SECTION("closed forms") {
@@ -295,8 +335,11 @@ TEST_CASE("losses: mse, cross_entropy, binary_cross_entropy_with_logits", "[auto
   }
   SECTION("bad labels and shapes") {
     const auto logits = tape.constant(Tensor<double>(Shape{2, 3}));
-    ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::cross_entropy(logits, {0, 3}); },
-                                                {"metalearn::cross_entropy", "label 3", "row 1"});
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] {
+          (void)ml::cross_entropy(logits, {0, 3});
+        },
+        {"metalearn::cross_entropy", "label 3", "row 1"});
     ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::cross_entropy(logits, {0}); },
                                                 {"metalearn::cross_entropy", "1 labels", "[2, 3]"});
     const auto col = tape.constant(Tensor<double>(Shape{3, 1}));
@@ -325,7 +368,9 @@ TEST_CASE("pairwise distances: values and gradients", "[autodiff][grad][second-o
       CHECK_THAT(cs.at(i, j), WithinAbs(ai.dot(bj) / (ai.norm() * bj.norm()), 1e-12));
     }
   ml::test::check_throws<ml::InvalidArgument>(
-      [&] { (void)ml::pairwise_euclidean(A, tape.constant(Tensor<double>(Shape{2, 3}))); },
+      [&] {
+        (void)ml::pairwise_euclidean(A, tape.constant(Tensor<double>(Shape{2, 3})));
+      },
       {"metalearn::pairwise_euclidean", "[3, 4]", "[2, 3]"});
 }
 
@@ -338,7 +383,8 @@ TEMPLATE_TEST_CASE("ops: float matches double", "[autodiff][float]", float) {
     const auto x = tape.leaf(a.cast<S>()), w = tape.leaf(b.cast<S>());
     const auto loss = ml::cross_entropy(ml::tanh(ml::matmul(x, w)), {0, 1, 2, 1, 0});
     const auto g = ml::grad(loss, {w});
-    return std::make_pair(static_cast<double>(loss.item()), g[0].to_tensor().template cast<double>());
+    return std::make_pair(static_cast<double>(loss.item()),
+                          g[0].to_tensor().template cast<double>());
   };
   const auto [lf, gf] = run(TestType{});
   const auto [ld, gd] = run(double{});

@@ -1,8 +1,7 @@
 // Tape lifetime, stale Vars, nesting, no-grad scopes, threads, and memory reuse.
+#include <metalearn/autodiff/autodiff.hpp>
 #include <thread>
 #include <vector>
-
-#include <metalearn/autodiff/autodiff.hpp>
 
 #include "support/alloc_counter.hpp"
 #include "support/catch.hpp"
@@ -20,14 +19,16 @@ TEST_CASE("Tape: a Var used after its tape ended or was reset throws", "[autodif
     stale = tape.leaf(Tensor<double>::scalar(1.0));
     CHECK(stale.item() == 1.0);
   }
-  ml::test::check_throws<ml::StateError>([&] { (void)stale.value(); }, {"metalearn::Var", "reset or ended"});
+  ml::test::check_throws<ml::StateError>([&] { (void)stale.value(); },
+                                         {"metalearn::Var", "reset or ended"});
   ml::Tape<double> tape;
   const auto x = tape.leaf(Tensor<double>::scalar(2.0));
   // A new node now sits at the stale Var's index; the epoch still tells them apart.
   ml::test::check_throws<ml::StateError>([&] { (void)(stale * x); }, {"metalearn::Var"});
   tape.reset();
   ml::test::check_throws<ml::StateError>([&] { (void)ml::exp(x); }, {"reset or ended"});
-  ml::test::check_throws<ml::StateError>([&] { (void)ml::Var<double>().shape(); }, {"metalearn::Var"});
+  ml::test::check_throws<ml::StateError>([&] { (void)ml::Var<double>().shape(); },
+                                         {"metalearn::Var"});
 }
 
 TEST_CASE("Tape: nested scopes keep outer Vars and drop inner ones", "[autodiff]") {
@@ -69,7 +70,8 @@ TEST_CASE("Tape: ops without an active tape are an error", "[autodiff][error]") 
   auto& storage = ml::detail::thread_tape<double>();
   REQUIRE_FALSE(storage.active());
   ml::test::check_throws<ml::StateError>(
-      [&] { (void)storage.push("exp", Shape{}, nullptr, 0, nullptr); }, {"metalearn::exp", "no active Tape"});
+      [&] { (void)storage.push("exp", Shape{}, nullptr, 0, nullptr); },
+      {"metalearn::exp", "no active Tape"});
 }
 
 TEST_CASE("Tape: each thread records on its own tape", "[autodiff]") {
@@ -107,9 +109,9 @@ double mlp_step(ml::Tape<double>& tape, const std::vector<Tensor<double>>& param
 TEST_CASE("Tape: a warm training loop allocates nothing", "[autodiff][memory]") {
   auto rng = ml::test::make_rng(21);
   const std::vector<Tensor<double>> params = {
-      ml::test::uniform(rng, {1, 40}, -1, 1), ml::test::uniform(rng, {40}, -1, 1),
+      ml::test::uniform(rng, {1, 40}, -1, 1),      ml::test::uniform(rng, {40}, -1, 1),
       ml::test::uniform(rng, {40, 40}, -0.3, 0.3), ml::test::uniform(rng, {40}, -1, 1),
-      ml::test::uniform(rng, {40, 1}, -0.3, 0.3), ml::test::uniform(rng, {1}, -1, 1)};
+      ml::test::uniform(rng, {40, 1}, -0.3, 0.3),  ml::test::uniform(rng, {1}, -1, 1)};
   const auto x = ml::test::uniform(rng, {10, 1}, -5, 5), y = ml::test::uniform(rng, {10, 1});
   ml::Tape<double> tape;
   std::vector<ml::Var<double>> w, g;
@@ -134,7 +136,9 @@ TEST_CASE("Tape: the arena merges its chunks when a scope ends", "[autodiff][mem
     auto y = x;
     for (int i = 0; i < 100; ++i) y = ml::tanh(y);  // ~3 MB: several chunks on the first round
     CHECK(ml::grad(ml::sum(y), {x}).size() == 1);
-    if (round == 0) chunks_after_first = tape.arena_allocations();
-    else CHECK(tape.arena_allocations() == chunks_after_first + 1);  // one merged chunk, once
+    if (round == 0)
+      chunks_after_first = tape.arena_allocations();
+    else
+      CHECK(tape.arena_allocations() == chunks_after_first + 1);  // one merged chunk, once
   }
 }

@@ -17,8 +17,16 @@ TEST_CASE("Shape: rank 0 to 4, element counts, matrix view", "[autodiff][shape]"
   CHECK(s.cols() == 4);
   CHECK(s.to_string() == "[2, 3, 4]");
   CHECK(s.normalize_axis(-1, "f") == 2);
-  ml::test::check_throws<ml::InvalidArgument>([] { (void)Shape{1, 2, 3, 4, 5}; }, {"metalearn::Shape", "rank 5"});
-  ml::test::check_throws<ml::InvalidArgument>([] { (void)Shape{2, -1}; }, {"negative dimension -1"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        (void)Shape{1, 2, 3, 4, 5};
+      },
+      {"metalearn::Shape", "rank 5"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        (void)Shape{2, -1};
+      },
+      {"negative dimension -1"});
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)s.normalize_axis(3, "metalearn::f"); },
                                               {"metalearn::f", "axis 3", "[2, 3, 4]"});
 }
@@ -35,10 +43,15 @@ TEMPLATE_TEST_CASE("Tensor: values, indexing, Eigen maps", "[autodiff][shape]", 
   CHECK(u.at(1, 1) == TestType(1));
   CHECK(t.reshaped(Shape{3, 2}).at(2, 1) == TestType(6));
   CHECK(Tensor<TestType>::scalar(3).item() == TestType(3));
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.at(2, 0); }, {"metalearn::Tensor::at", "[2, 3]"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.at(2, 0); },
+                                              {"metalearn::Tensor::at", "[2, 3]"});
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.at(0); }, {"1 indices"});
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.item(); }, {"item", "[2, 3]"});
-  ml::test::check_throws<ml::InvalidArgument>([] { (void)Tensor<TestType>(Shape{2, 2}, {1, 2, 3}); },
-                                              {"metalearn::Tensor", "3 values", "[2, 2]"});
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.reshaped(Shape{4}); }, {"reshaped", "[2, 3]", "[4]"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        (void)Tensor<TestType>(Shape{2, 2}, {1, 2, 3});
+      },
+      {"metalearn::Tensor", "3 values", "[2, 2]"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)t.reshaped(Shape{4}); },
+                                              {"reshaped", "[2, 3]", "[4]"});
 }

@@ -1,9 +1,8 @@
 // One-line gradient checks for tests: first and second order against finite differences.
 #pragma once
 
-#include <vector>
-
 #include <metalearn/autodiff/gradcheck.hpp>
+#include <vector>
 
 #include "support/catch.hpp"
 #include "support/tolerances.hpp"

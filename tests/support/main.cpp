@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 #endif
 #include <iostream>
-
 #include <metalearn/metalearn.hpp>
 
 #include "support/seed.hpp"

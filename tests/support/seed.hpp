@@ -3,10 +3,9 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <string>
-
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/random.hpp>
+#include <string>
 
 namespace metalearn::test {
 

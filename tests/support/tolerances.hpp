@@ -10,10 +10,10 @@ struct Tolerance {
   double abs;
 };
 
-inline constexpr Tolerance closed_form{1e-10, 1e-12};   // double value vs closed form
-inline constexpr Tolerance gradient_fd{1e-5, 1e-7};     // gradient vs central FD (double)
-inline constexpr Tolerance second_order_fd{1e-4, 1e-6}; // second order / meta-gradient vs FD
-inline constexpr Tolerance float_vs_double{1e-4, 1e-5}; // float implementation vs double
+inline constexpr Tolerance closed_form{1e-10, 1e-12};    // double value vs closed form
+inline constexpr Tolerance gradient_fd{1e-5, 1e-7};      // gradient vs central FD (double)
+inline constexpr Tolerance second_order_fd{1e-4, 1e-6};  // second order / meta-gradient vs FD
+inline constexpr Tolerance float_vs_double{1e-4, 1e-5};  // float implementation vs double
 
 inline GradcheckOptions first_order_options() {
   GradcheckOptions o;

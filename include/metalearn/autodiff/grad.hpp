@@ -5,13 +5,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
-#include <vector>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/var.hpp>
 #include <metalearn/config.hpp>
+#include <string>
+#include <vector>
 
 namespace metalearn {
 
@@ -88,7 +87,7 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       if (backward == nullptr) continue;  // a leaf
       const std::int32_t n_inputs = t.node(i).n_inputs;
       input_grads.assign(static_cast<std::size_t>(n_inputs), Var<Scalar>());
-      BackwardContext<Scalar> ctx{t, i, adjoint[i - first], input_grads.data(), reaches.data(),
+      BackwardContext<Scalar> ctx{t,    i, adjoint[i - first], input_grads.data(), reaches.data(),
                                   first};
       backward(ctx);
       for (std::int32_t k = 0; k < n_inputs; ++k) {
@@ -161,8 +160,8 @@ template <class Scalar>
 std::vector<Var<Scalar>> vjp(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
                              const Var<Scalar>& cotangent, const GradOptions& options = {}) {
   if (cotangent.shape() != y.shape())
-    throw InvalidArgument(detail::shapes_message("vjp", "the cotangent must have the output's shape",
-                                                 y.shape(), cotangent.shape()));
+    throw InvalidArgument(detail::shapes_message(
+        "vjp", "the cotangent must have the output's shape", y.shape(), cotangent.shape()));
   std::vector<Var<Scalar>> out;
   detail::reverse_sweep(y, xs, cotangent, options, out);
   return out;
@@ -178,8 +177,8 @@ Var<Scalar> dot_all(const std::vector<Var<Scalar>>& a, const std::vector<Var<Sca
   Var<Scalar> total;
   for (std::size_t k = 0; k < a.size(); ++k) {
     if (a[k].shape() != b[k].shape())
-      throw InvalidArgument(shapes_message(op, "direction must match its input", a[k].shape(),
-                                           b[k].shape()));
+      throw InvalidArgument(
+          shapes_message(op, "direction must match its input", a[k].shape(), b[k].shape()));
     const Var<Scalar> d = sum_to(mul(a[k], b[k]), Shape{});
     total = total.is_assigned() ? add(total, d) : d;
   }

@@ -6,21 +6,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <sstream>
-#include <string>
-#include <vector>
-
 #include <metalearn/autodiff/grad.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/tape.hpp>
 #include <metalearn/random.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
 
 namespace metalearn {
 
 /// Tolerances and steps of gradcheck / gradgradcheck. An element passes when
 /// |analytic - numeric| <= abs_tol + rel_tol * max(|analytic|, |numeric|).
 struct GradcheckOptions {
-  double step = 1e-6;      ///< central-difference step, scaled by max(1, |x_i|)
+  double step = 1e-6;  ///< central-difference step, scaled by max(1, |x_i|)
   double rel_tol = 1e-5;
   double abs_tol = 1e-7;
   int directions = 3;      ///< random directions v for gradgradcheck's H v
@@ -74,7 +73,8 @@ Var<double> weighted_output(F& f, const std::vector<Var<double>>& xs, Tape<doubl
   const Var<double> y = f(xs);
   Tensor<double> w(y.shape());
   Rng rng{seed ^ 0x9e3779b97f4a7c15ULL};
-  for (std::int64_t i = 0; i < w.numel(); ++i) w.data()[i] = uniform(rng, 0.5, 1.5) * (i % 2 ? -1 : 1);
+  for (std::int64_t i = 0; i < w.numel(); ++i)
+    w.data()[i] = uniform(rng, 0.5, 1.5) * (i % 2 ? -1 : 1);
   return sum_to(mul(y, tape.constant(w)), Shape{});
 }
 

@@ -6,9 +6,8 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
-#include <string>
-
 #include <metalearn/error.hpp>
+#include <string>
 
 namespace metalearn {
 
@@ -61,7 +60,9 @@ class Shape {
   /// Size of the last dimension (1 for rank 0): the columns of the matrix view.
   std::int64_t cols() const noexcept { return rank_ == 0 ? 1 : dims_[rank_ - 1]; }
   /// Product of all but the last dimension: the rows of the matrix view.
-  std::int64_t rows() const noexcept { return rank_ == 0 ? 1 : numel() / (cols() == 0 ? 1 : cols()); }
+  std::int64_t rows() const noexcept {
+    return rank_ == 0 ? 1 : numel() / (cols() == 0 ? 1 : cols());
+  }
 
   /// Axis in [-rank, rank) normalised to [0, rank); throws naming `where` otherwise.
   int normalize_axis(int axis, const char* where) const {

@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/autodiff/var.hpp>
+#include <vector>
 
 namespace metalearn {
 
@@ -60,7 +59,8 @@ class Tape {
   /// A constant from an Eigen matrix or expression (rank 2).
   template <class Derived, detail::Requires<detail::is_eigen_v<Derived>> = 0>
   Var<Scalar> constant(const Eigen::EigenBase<Derived>& m) {
-    const std::int32_t i = storage_->push("constant", Shape{m.rows(), m.cols()}, nullptr, 0, nullptr);
+    const std::int32_t i =
+        storage_->push("constant", Shape{m.rows(), m.cols()}, nullptr, 0, nullptr);
     Eigen::Map<detail::RowMatrix<Scalar>>(storage_->node(i).data, m.rows(), m.cols()) =
         m.derived().template cast<Scalar>();
     return Var<Scalar>(storage_, i, storage_->epoch());

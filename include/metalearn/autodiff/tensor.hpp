@@ -4,16 +4,14 @@
 /// (values on a tape), both row-major and contiguous, with Eigen maps for the kernels.
 #pragma once
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <metalearn/autodiff/shape.hpp>
+#include <metalearn/error.hpp>
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include <Eigen/Core>
-
-#include <metalearn/autodiff/shape.hpp>
-#include <metalearn/error.hpp>
 
 namespace metalearn {
 
@@ -120,7 +118,9 @@ class Tensor {
 
   /// Matrix view: rows = product of all but the last dimension, cols = the last one.
   MatrixMap matrix() { return MatrixMap(data_.data(), shape_.rows(), shape_.cols()); }
-  ConstMatrixMap matrix() const { return ConstMatrixMap(data_.data(), shape_.rows(), shape_.cols()); }
+  ConstMatrixMap matrix() const {
+    return ConstMatrixMap(data_.data(), shape_.rows(), shape_.cols());
+  }
   /// Flat view of all elements.
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>> array() {
     return Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(data_.data(), numel());

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <metalearn/autodiff/detail/tape_storage.hpp>
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/error.hpp>
+#include <string>
 
 namespace metalearn {
 
@@ -71,11 +70,11 @@ namespace detail {
 template <class Scalar>
 struct BackwardContext {
   TapeStorage<Scalar>& tape;
-  std::int32_t index;           // the node being differentiated
-  Var<Scalar> grad_output;      // cotangent of its output, same shape
-  Var<Scalar>* grad_inputs;     // one slot per input, filled by the rule when needed(k)
-  const unsigned char* reaches; // per node: leads to a requested input
-  std::int32_t first;           // lowest node index that can lead to a requested input
+  std::int32_t index;            // the node being differentiated
+  Var<Scalar> grad_output;       // cotangent of its output, same shape
+  Var<Scalar>* grad_inputs;      // one slot per input, filled by the rule when needed(k)
+  const unsigned char* reaches;  // per node: leads to a requested input
+  std::int32_t first;            // lowest node index that can lead to a requested input
 
   const Node<Scalar>& node() const { return tape.node(index); }
   Var<Scalar> output() const { return Var<Scalar>(&tape, index, node().epoch); }

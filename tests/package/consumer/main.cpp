@@ -1,6 +1,5 @@
 // Differentiates x^3 twice through the packaged headers; exits 0 when d2/dx2 = 6x.
 #include <cstdio>
-
 #include <metalearn/metalearn.hpp>
 
 int main() {

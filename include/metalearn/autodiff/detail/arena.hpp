@@ -94,7 +94,7 @@ class Arena {
 
   struct Free {
     void operator()(std::byte* p) const noexcept {
-      ::operator delete(p, std::align_val_t{alignment});
+      ::operator delete (p, std::align_val_t{alignment});
     }
   };
   struct Chunk {
@@ -108,7 +108,7 @@ class Arena {
   void add_chunk(std::size_t bytes) {
     bytes = round_up(bytes);
     Chunk c;
-    c.data.reset(static_cast<std::byte*>(::operator new(bytes, std::align_val_t{alignment})));
+    c.data.reset(static_cast<std::byte*>(::operator new (bytes, std::align_val_t{alignment})));
     c.size = bytes;
     chunks_.push_back(std::move(c));
     ++system_allocations_;

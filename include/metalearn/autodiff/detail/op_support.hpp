@@ -5,10 +5,9 @@
 
 #include <cstdint>
 #include <initializer_list>
-#include <string>
-
 #include <metalearn/autodiff/var.hpp>
 #include <metalearn/error.hpp>
+#include <string>
 
 namespace metalearn::detail {
 

@@ -5,12 +5,11 @@
 
 #include <cstdint>
 #include <initializer_list>
-#include <string>
-#include <vector>
-
 #include <metalearn/autodiff/detail/arena.hpp>
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/error.hpp>
+#include <string>
+#include <vector>
 
 namespace metalearn {
 template <class Scalar>

@@ -103,31 +103,55 @@ Var<Scalar> add_scalar(const Var<Scalar>& x, Scalar c) {
 }
 
 template <class Scalar>
-Var<Scalar> operator+(const Var<Scalar>& a, const Var<Scalar>& b) { return add(a, b); }
+Var<Scalar> operator+(const Var<Scalar>& a, const Var<Scalar>& b) {
+  return add(a, b);
+}
 template <class Scalar>
-Var<Scalar> operator-(const Var<Scalar>& a, const Var<Scalar>& b) { return sub(a, b); }
+Var<Scalar> operator-(const Var<Scalar>& a, const Var<Scalar>& b) {
+  return sub(a, b);
+}
 template <class Scalar>
-Var<Scalar> operator*(const Var<Scalar>& a, const Var<Scalar>& b) { return mul(a, b); }
+Var<Scalar> operator*(const Var<Scalar>& a, const Var<Scalar>& b) {
+  return mul(a, b);
+}
 template <class Scalar>
-Var<Scalar> operator/(const Var<Scalar>& a, const Var<Scalar>& b) { return div(a, b); }
+Var<Scalar> operator/(const Var<Scalar>& a, const Var<Scalar>& b) {
+  return div(a, b);
+}
 template <class Scalar>
-Var<Scalar> operator-(const Var<Scalar>& x) { return neg(x); }
+Var<Scalar> operator-(const Var<Scalar>& x) {
+  return neg(x);
+}
 
 // Mixed Var/number operators. The number is any arithmetic type, converted to Scalar.
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator*(const Var<Scalar>& x, T c) { return scale(x, static_cast<Scalar>(c)); }
+Var<Scalar> operator*(const Var<Scalar>& x, T c) {
+  return scale(x, static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator*(T c, const Var<Scalar>& x) { return scale(x, static_cast<Scalar>(c)); }
+Var<Scalar> operator*(T c, const Var<Scalar>& x) {
+  return scale(x, static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator/(const Var<Scalar>& x, T c) { return scale(x, Scalar(1) / static_cast<Scalar>(c)); }
+Var<Scalar> operator/(const Var<Scalar>& x, T c) {
+  return scale(x, Scalar(1) / static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator+(const Var<Scalar>& x, T c) { return add_scalar(x, static_cast<Scalar>(c)); }
+Var<Scalar> operator+(const Var<Scalar>& x, T c) {
+  return add_scalar(x, static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator+(T c, const Var<Scalar>& x) { return add_scalar(x, static_cast<Scalar>(c)); }
+Var<Scalar> operator+(T c, const Var<Scalar>& x) {
+  return add_scalar(x, static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator-(const Var<Scalar>& x, T c) { return add_scalar(x, -static_cast<Scalar>(c)); }
+Var<Scalar> operator-(const Var<Scalar>& x, T c) {
+  return add_scalar(x, -static_cast<Scalar>(c));
+}
 template <class Scalar, class T, detail::Requires<std::is_arithmetic_v<T>> = 0>
-Var<Scalar> operator-(T c, const Var<Scalar>& x) { return add_scalar(neg(x), static_cast<Scalar>(c)); }
+Var<Scalar> operator-(T c, const Var<Scalar>& x) {
+  return add_scalar(neg(x), static_cast<Scalar>(c));
+}
 
 namespace detail {
 
@@ -153,8 +177,7 @@ template <class Scalar>
 void div_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> g_over_b = div(c.grad_output, c.input(1));
   if (c.needed(0)) c.grad_inputs[0] = sum_to(g_over_b, c.input(0).shape());
-  if (c.needed(1))
-    c.grad_inputs[1] = neg(sum_to(mul(g_over_b, c.output()), c.input(1).shape()));
+  if (c.needed(1)) c.grad_inputs[1] = neg(sum_to(mul(g_over_b, c.output()), c.input(1).shape()));
 }
 template <class Scalar>
 void neg_backward(BackwardContext<Scalar>& c) {

@@ -6,9 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <string>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
+#include <string>
 
 namespace metalearn {
 
@@ -48,8 +47,8 @@ inline bool broadcasts_to(const Shape& from, const Shape& to) {
 /// out[i] = f(a[i'], b[i'']) over the broadcast shape `so`. The innermost loop is
 /// specialised on whether each operand is contiguous or repeated along the last axis.
 template <class Scalar, class F>
-void broadcast_apply(const Scalar* a, const Shape& sa, const Scalar* b, const Shape& sb, Scalar* out,
-                     const Shape& so, F f) {
+void broadcast_apply(const Scalar* a, const Shape& sa, const Scalar* b, const Shape& sb,
+                     Scalar* out, const Shape& so, F f) {
   const Dims4 od = pad4(so), as = broadcast_strides(sa, od), bs = broadcast_strides(sb, od);
   const std::int64_t n = od[3];
   for (std::int64_t i0 = 0; i0 < od[0]; ++i0)

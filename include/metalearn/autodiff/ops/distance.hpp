@@ -3,13 +3,12 @@
 /// Pairwise distances between two row sets: squared Euclidean, Euclidean, cosine.
 #pragma once
 
-#include <string>
-
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
 #include <metalearn/autodiff/ops/linalg.hpp>
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
+#include <string>
 
 namespace metalearn {
 
@@ -17,8 +16,8 @@ namespace detail {
 template <class Scalar>
 void check_row_sets(const char* op, const Var<Scalar>& a, const Var<Scalar>& b) {
   if (a.rank() != 2 || b.rank() != 2 || a.shape()[1] != b.shape()[1])
-    throw InvalidArgument(shapes_message(op, "expected [n, d] and [m, d] row sets", a.shape(),
-                                         b.shape()));
+    throw InvalidArgument(
+        shapes_message(op, "expected [n, d] and [m, d] row sets", a.shape(), b.shape()));
 }
 }  // namespace detail
 
@@ -28,7 +27,7 @@ void check_row_sets(const char* op, const Var<Scalar>& a, const Var<Scalar>& b) 
 template <class Scalar>
 Var<Scalar> pairwise_squared_euclidean(const Var<Scalar>& a, const Var<Scalar>& b) {
   detail::check_row_sets("pairwise_squared_euclidean", a, b);
-  const Var<Scalar> aa = sum(square(a), 1, true);                              // [n, 1]
+  const Var<Scalar> aa = sum(square(a), 1, true);                                   // [n, 1]
   const Var<Scalar> bb = reshape(sum(square(b), 1, true), Shape{1, b.shape()[0]});  // [1, m]
   return add(add(aa, bb), scale(matmul(a, b, false, true), Scalar(-2)));
 }
@@ -36,7 +35,8 @@ Var<Scalar> pairwise_squared_euclidean(const Var<Scalar>& a, const Var<Scalar>& 
 /// [n, m] matrix of |a_i - b_j|, as sqrt(max(d^2, 0) + eps). The epsilon keeps the
 /// gradient finite where a_i = b_j (the derivative of sqrt is infinite at 0).
 template <class Scalar>
-Var<Scalar> pairwise_euclidean(const Var<Scalar>& a, const Var<Scalar>& b, Scalar eps = Scalar(1e-12)) {
+Var<Scalar> pairwise_euclidean(const Var<Scalar>& a, const Var<Scalar>& b,
+                               Scalar eps = Scalar(1e-12)) {
   detail::check_row_sets("pairwise_euclidean", a, b);
   return sqrt(add_scalar(relu(pairwise_squared_euclidean(a, b)), eps));
 }

@@ -5,10 +5,9 @@
 #pragma once
 
 #include <cmath>
-#include <string>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
+#include <string>
 
 namespace metalearn {
 
@@ -32,17 +31,28 @@ Var<Scalar> constant_of(const Var<Scalar>& x, F f) {
   return m.var;
 }
 
-template <class Scalar> void exp_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void log_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void sqrt_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void square_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void pow_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void abs_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void tanh_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void sigmoid_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void relu_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void leaky_relu_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void softplus_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void exp_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void log_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void sqrt_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void square_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void pow_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void abs_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void tanh_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void sigmoid_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void relu_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void leaky_relu_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void softplus_backward(BackwardContext<Scalar>& c);
 
 }  // namespace detail
 

@@ -5,17 +5,18 @@
 
 #include <array>
 #include <cstdint>
-#include <string>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
+#include <string>
 
 namespace metalearn {
 
 namespace detail {
 
-template <class Scalar> void matmul_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void permute_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void matmul_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void permute_backward(BackwardContext<Scalar>& c);
 
 /// Rows and columns of op(X) for the last two axes of a rank-2 or rank-3 shape.
 inline std::array<std::int64_t, 2> op_dims(const Shape& s, bool transposed) {
@@ -59,10 +60,14 @@ Var<Scalar> matmul(const Var<Scalar>& a, const Var<Scalar>& b, bool transpose_a 
   for (std::int64_t i = 0; i < batch; ++i) {
     Map A(pa + i * ar * ac, ar, ac), B(pb + i * b_step, br, bc);
     Eigen::Map<detail::RowMatrix<Scalar>> O(out.data + i * da[0] * db[1], da[0], db[1]);
-    if (!transpose_a && !transpose_b) O.noalias() = A * B;
-    else if (transpose_a && !transpose_b) O.noalias() = A.transpose() * B;
-    else if (!transpose_a && transpose_b) O.noalias() = A * B.transpose();
-    else O.noalias() = A.transpose() * B.transpose();
+    if (!transpose_a && !transpose_b)
+      O.noalias() = A * B;
+    else if (transpose_a && !transpose_b)
+      O.noalias() = A.transpose() * B;
+    else if (!transpose_a && transpose_b)
+      O.noalias() = A * B.transpose();
+    else
+      O.noalias() = A.transpose() * B.transpose();
   }
   return out.var;
 }
@@ -136,7 +141,7 @@ void matmul_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> a = c.input(0), b = c.input(1), g = c.grad_output;
   const bool shared_b = a.rank() == 3 && b.rank() == 2;
   if (c.needed(0))
-    c.grad_inputs[0] = !ta      ? matmul(g, b, false, !tb)
+    c.grad_inputs[0] = !ta        ? matmul(g, b, false, !tb)
                        : shared_b ? transpose(matmul(g, b, false, !tb))
                                   : matmul(b, g, tb, true);
   if (c.needed(1)) {

@@ -6,20 +6,21 @@
 
 #include <cmath>
 #include <cstdint>
-#include <string>
-#include <vector>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/softmax.hpp>
+#include <string>
+#include <vector>
 
 namespace metalearn {
 
 namespace detail {
-template <class Scalar> void cross_entropy_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void bce_with_logits_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void cross_entropy_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void bce_with_logits_backward(BackwardContext<Scalar>& c);
 }  // namespace detail
 
 /// Mean squared error, mean((prediction - target)^2). The shapes must be equal: a silent
@@ -49,12 +50,13 @@ Var<Scalar> cross_entropy(const Var<Scalar>& logits, const std::vector<std::int6
       throw InvalidArgument("metalearn::cross_entropy: label " + std::to_string(labels[i]) +
                             " at row " + std::to_string(i) + " is outside [0, " +
                             std::to_string(s[1]) + ")");
-  auto* stored = static_cast<std::int64_t*>(logits.tape().allocate(sizeof(std::int64_t) * labels.size()));
+  auto* stored =
+      static_cast<std::int64_t*>(logits.tape().allocate(sizeof(std::int64_t) * labels.size()));
   std::copy(labels.begin(), labels.end(), stored);
   detail::NodeAttrs attrs;
   attrs.extra = stored;
-  auto out = detail::record("cross_entropy", Shape{}, {logits}, &detail::cross_entropy_backward<Scalar>,
-                            attrs);
+  auto out = detail::record("cross_entropy", Shape{}, {logits},
+                            &detail::cross_entropy_backward<Scalar>, attrs);
   const Eigen::Map<const detail::RowMatrix<Scalar>> X(logits.value().data(), s[0], s[1]);
   Scalar total = 0;
   for (std::int64_t r = 0; r < s[0]; ++r) {
@@ -68,7 +70,8 @@ Var<Scalar> cross_entropy(const Var<Scalar>& logits, const std::vector<std::int6
 /// Binary cross-entropy of logits x against targets y in [0, 1] (same shape), averaged:
 /// mean(max(x, 0) - x y + log(1 + e^-|x|)), which never overflows.
 template <class Scalar>
-Var<Scalar> binary_cross_entropy_with_logits(const Var<Scalar>& logits, const Var<Scalar>& targets) {
+Var<Scalar> binary_cross_entropy_with_logits(const Var<Scalar>& logits,
+                                             const Var<Scalar>& targets) {
   if (logits.shape() != targets.shape())
     throw InvalidArgument(detail::shapes_message("binary_cross_entropy_with_logits",
                                                  "logits and targets differ", logits.shape(),

@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <limits>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/broadcast.hpp>
@@ -20,13 +19,16 @@ inline Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
   std::array<std::int64_t, 4> d{};
   int r = 0;
   for (int i = 0; i < s.rank(); ++i) {
-    if (i != axis) d[r++] = s[i];
-    else if (keepdim) d[r++] = 1;
+    if (i != axis)
+      d[r++] = s[i];
+    else if (keepdim)
+      d[r++] = 1;
   }
   return Shape::from_array(d, r);
 }
 
-template <class Scalar> void extremum_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void extremum_backward(BackwardContext<Scalar>& c);
 
 /// max (is_max) or min along `axis`, keeping the axis. Ties: the first extremal element
 /// gets the whole gradient, so the derivative is a valid subgradient.
@@ -35,8 +37,8 @@ Var<Scalar> extremum(const char* op, const Var<Scalar>& x, int axis, bool keepdi
   const Shape sx = x.shape();
   const int a = sx.normalize_axis(axis, (std::string("metalearn::") + op).c_str());
   if (sx[a] == 0)
-    throw InvalidArgument(std::string("metalearn::") + op + ": empty axis " +
-                          std::to_string(axis) + " of shape " + sx.to_string());
+    throw InvalidArgument(std::string("metalearn::") + op + ": empty axis " + std::to_string(axis) +
+                          " of shape " + sx.to_string());
   NodeAttrs attrs;
   attrs.integer[0] = a;
   attrs.integer[1] = is_max;

@@ -7,21 +7,26 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <metalearn/autodiff/detail/op_support.hpp>
 #include <string>
 #include <vector>
-
-#include <metalearn/autodiff/detail/op_support.hpp>
 
 namespace metalearn {
 
 namespace detail {
 
-template <class Scalar> void reshape_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void slice_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void pad_rows_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void concat_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void gather_rows_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void scatter_add_rows_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void reshape_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void slice_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void pad_rows_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void concat_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void gather_rows_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void scatter_add_rows_backward(BackwardContext<Scalar>& c);
 
 /// Shape with the leading dimension replaced.
 inline Shape with_rows(const Shape& s, std::int64_t rows) {
@@ -227,9 +232,9 @@ void concat_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void gather_rows_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] = scatter_add_rows(c.grad_output, stored_indices(c.attrs()),
-                                      static_cast<std::size_t>(c.attrs().integer[0]),
-                                      c.input(0).shape()[0]);
+  c.grad_inputs[0] =
+      scatter_add_rows(c.grad_output, stored_indices(c.attrs()),
+                       static_cast<std::size_t>(c.attrs().integer[0]), c.input(0).shape()[0]);
 }
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c) {

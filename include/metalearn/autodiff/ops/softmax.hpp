@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cmath>
-
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
@@ -13,8 +12,10 @@
 namespace metalearn {
 
 namespace detail {
-template <class Scalar> void softmax_backward(BackwardContext<Scalar>& c);
-template <class Scalar> void log_softmax_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void softmax_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void log_softmax_backward(BackwardContext<Scalar>& c);
 
 /// Row-wise (last axis) log-sum-exp shift: writes x - max - log(sum(exp(x - max))).
 template <class Scalar>
