@@ -87,8 +87,11 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       if (backward == nullptr) continue;  // a leaf
       const std::int32_t n_inputs = t.node(i).n_inputs;
       input_grads.assign(static_cast<std::size_t>(n_inputs), Var<Scalar>());
-      BackwardContext<Scalar> ctx{t,    i, adjoint[i - first], input_grads.data(), reaches.data(),
-                                  first};
+      const Var<Scalar> g_out = adjoint[i - first];
+      BackwardContext<Scalar> ctx{t, i, g_out, input_grads.data(), reaches.data(), first};
+      bool any_needed = false;  // false for a requested input that is not a leaf
+      for (std::int32_t k = 0; k < n_inputs; ++k) any_needed |= ctx.needed(k);
+      if (!any_needed) continue;
       backward(ctx);
       for (std::int32_t k = 0; k < n_inputs; ++k) {
         if (!ctx.needed(k)) continue;
