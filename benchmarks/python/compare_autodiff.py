@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""Runs metalearn's autodiff benchmarks and their PyTorch peers in one go; prints a table.
+
+    cmake --preset bench && cmake --build --preset bench -j2
+    /usr/bin/python3 benchmarks/python/compare_autodiff.py [--binary build/bench/benchmarks/bench_autodiff]
+
+Both sides run on one thread, float32, same shapes. The ratio is PyTorch time divided by
+metalearn time (above 1: metalearn is faster). Medians of 5 repetitions each.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def metalearn_medians(binary, repeats):
+    out = subprocess.run(
+        [binary, f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=true",
+         "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    medians = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            name = b["run_name"].removeprefix("BM_")
+            scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3}[b["time_unit"]]
+            medians[name] = b["real_time"] * scale
+    return medians
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=os.path.join(here, "../../build/bench/benchmarks/bench_autodiff"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--openblas-coretype", default=None,
+                    help="force OpenBLAS's kernel choice (e.g. SkylakeX). OpenBLAS 0.3.21 "
+                         "detects some recent Xeons as 'Prescott' (SSE3 kernels); forcing the "
+                         "right one gives PyTorch its best GEMM")
+    args = ap.parse_args()
+    if args.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype  # read when OpenBLAS loads
+    sys.path.insert(0, here)
+    import bench_autodiff_torch  # noqa: E402  (after the environment is set)
+    import ctypes
+    try:
+        blas = ctypes.CDLL("libblas.so.3")
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        print("PyTorch BLAS: OpenBLAS, kernels for", blas.openblas_get_corename().decode())
+    except (OSError, AttributeError):
+        print("PyTorch BLAS: not OpenBLAS (install libopenblas0)")
+    ours = metalearn_medians(args.binary, args.repeats)
+    theirs = bench_autodiff_torch.run_cases(threads=1, repeats=args.repeats)
+    print(f"{'case':40s} {'metalearn us':>13s} {'PyTorch us':>11s} {'ratio':>7s}")
+    for name, t in theirs.items():
+        if name in ours:
+            print(f"{name:40s} {ours[name]:13.2f} {t:11.2f} {t / ours[name]:6.1f}x")
+    for name, t in ours.items():
+        if name not in theirs:
+            print(f"{name:40s} {t:13.2f} {'-':>11s} {'-':>7s}")
+
+
+if __name__ == "__main__":
+    main()
