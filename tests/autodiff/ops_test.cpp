@@ -392,3 +392,67 @@ TEMPLATE_TEST_CASE("ops: float matches double", "[autodiff][float]", float) {
   for (std::int64_t i = 0; i < gd.numel(); ++i)
     CHECK_THAT(gf.data()[i], WithinAbs(gd.data()[i], 1e-5) || WithinRel(gd.data()[i], 1e-4));
 }
+
+TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(17);
+  SECTION("padding 1, stride 1") {
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d(v[0], v[1], {1, 1}));
+        },
+        {uniform(rng, {2, 2, 5, 4}), uniform(rng, {3, 2, 3, 3})});
+  }
+  SECTION("stride 2, no padding, non-square kernel") {
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d(v[0], v[1], {2, 0}));
+        },
+        {uniform(rng, {2, 2, 5, 5}), uniform(rng, {3, 2, 3, 2})});
+  }
+  SECTION("the adjoints are differentiable too (closed family)") {
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d_input_grad(v[0], v[1], Shape{2, 2, 5, 4}, {1, 1}));
+        },
+        {uniform(rng, {2, 3, 5, 4}), uniform(rng, {3, 2, 3, 3})});
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d_weight_grad(v[0], v[1], Shape{3, 2, 3, 3}, {1, 1}));
+        },
+        {uniform(rng, {2, 2, 5, 4}), uniform(rng, {2, 3, 5, 4})});
+  }
+  SECTION("values against a direct loop") {
+    const auto x = uniform(rng, {2, 3, 6, 5}), w = uniform(rng, {4, 3, 3, 3});
+    ml::Tape<double> tape;
+    const auto y = ml::conv2d(tape.constant(x), tape.constant(w), {2, 1}).to_tensor();
+    REQUIRE(y.shape() == Shape{2, 4, 3, 3});
+    for (int n = 0; n < 2; ++n)
+      for (int f = 0; f < 4; ++f)
+        for (int oh = 0; oh < 3; ++oh)
+          for (int ow = 0; ow < 3; ++ow) {
+            double s = 0;
+            for (int c = 0; c < 3; ++c)
+              for (int i = 0; i < 3; ++i)
+                for (int j = 0; j < 3; ++j) {
+                  const int yy = oh * 2 - 1 + i, xx = ow * 2 - 1 + j;
+                  if (yy >= 0 && yy < 6 && xx >= 0 && xx < 5)
+                    s += x.at(n, c, yy, xx) * w.at(f, c, i, j);
+                }
+            CHECK_THAT(y.at(n, f, oh, ow), WithinAbs(s, 1e-12));
+          }
+  }
+  SECTION("bad shapes") {
+    ml::Tape<double> tape;
+    const auto x = tape.constant(Tensor<double>(Shape{1, 2, 5, 5}));
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] {
+          (void)ml::conv2d(x, tape.constant(Tensor<double>(Shape{4, 3, 3, 3})));
+        },
+        {"metalearn::conv2d", "[1, 2, 5, 5]", "[4, 3, 3, 3]"});
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] {
+          (void)ml::conv2d(x, tape.constant(Tensor<double>(Shape{4, 2, 7, 7})));
+        },
+        {"metalearn::conv2d", "kernel larger"});
+  }
+}

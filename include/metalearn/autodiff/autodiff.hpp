@@ -7,6 +7,7 @@
 #include <metalearn/autodiff/gradcheck.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/broadcast.hpp>
+#include <metalearn/autodiff/ops/conv.hpp>
 #include <metalearn/autodiff/ops/distance.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
 #include <metalearn/autodiff/ops/linalg.hpp>

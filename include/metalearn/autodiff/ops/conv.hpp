@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/ops/conv.hpp
+/// 2-D convolution (NCHW, cross-correlation as in every deep-learning library) and its two
+/// adjoints. The three ops form a closed family: each one's backward rule is made of the
+/// others, so convolutions can be differentiated to any order (second-order MAML on conv4).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <metalearn/autodiff/detail/op_support.hpp>
+#include <string>
+
+namespace metalearn {
+
+/// Stride and zero padding of a convolution (the same along height and width).
+struct Conv2dGeometry {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+};
+
+namespace detail {
+
+template <class Scalar>
+void conv2d_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void conv2d_input_grad_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void conv2d_weight_grad_backward(BackwardContext<Scalar>& c);
+
+/// Sizes of one convolution: input [N, C, H, W], weight [F, C, KH, KW], output [N, F, OH, OW].
+struct ConvDims {
+  std::int64_t n, c, h, w, f, kh, kw, oh, ow, stride, pad;
+  std::int64_t ckk() const { return c * kh * kw; }
+  std::int64_t p() const { return oh * ow; }
+};
+
+inline ConvDims conv_dims(const char* op, const Shape& x, const Shape& w, Conv2dGeometry g) {
+  if (x.rank() != 4 || w.rank() != 4 || x[1] != w[1])
+    throw InvalidArgument(shapes_message(
+        op, "expected input [N, C, H, W] and weight [F, C, KH, KW] with equal C", x, w));
+  if (g.stride < 1 || g.padding < 0)
+    throw InvalidArgument(std::string("metalearn::") + op + ": stride " + std::to_string(g.stride) +
+                          " and padding " + std::to_string(g.padding) + " must be >= 1 and >= 0");
+  ConvDims d{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, g.stride, g.padding};
+  const std::int64_t hp = d.h + 2 * d.pad - d.kh, wp = d.w + 2 * d.pad - d.kw;
+  if (hp < 0 || wp < 0)
+    throw InvalidArgument(shapes_message(op, "kernel larger than the padded input", x, w));
+  d.oh = hp / d.stride + 1;
+  d.ow = wp / d.stride + 1;
+  return d;
+}
+
+/// col [C*KH*KW, OH*OW] of one image [C, H, W] (zero where the window leaves the image).
+template <class Scalar>
+void im2col(const Scalar* x, const ConvDims& d, Scalar* col) {
+  for (std::int64_t c = 0; c < d.c; ++c)
+    for (std::int64_t i = 0; i < d.kh; ++i)
+      for (std::int64_t j = 0; j < d.kw; ++j) {
+        Scalar* row = col + ((c * d.kh + i) * d.kw + j) * d.p();
+        for (std::int64_t oh = 0; oh < d.oh; ++oh) {
+          const std::int64_t y = oh * d.stride - d.pad + i;
+          Scalar* out = row + oh * d.ow;
+          if (y < 0 || y >= d.h) {
+            std::fill(out, out + d.ow, Scalar(0));
+            continue;
+          }
+          const Scalar* in = x + (c * d.h + y) * d.w;
+          for (std::int64_t ow = 0; ow < d.ow; ++ow) {
+            const std::int64_t xx = ow * d.stride - d.pad + j;
+            out[ow] = (xx >= 0 && xx < d.w) ? in[xx] : Scalar(0);
+          }
+        }
+      }
+}
+
+/// The adjoint of im2col: adds each column entry back into its image position.
+template <class Scalar>
+void col2im_add(const Scalar* col, const ConvDims& d, Scalar* x) {
+  for (std::int64_t c = 0; c < d.c; ++c)
+    for (std::int64_t i = 0; i < d.kh; ++i)
+      for (std::int64_t j = 0; j < d.kw; ++j) {
+        const Scalar* row = col + ((c * d.kh + i) * d.kw + j) * d.p();
+        for (std::int64_t oh = 0; oh < d.oh; ++oh) {
+          const std::int64_t y = oh * d.stride - d.pad + i;
+          if (y < 0 || y >= d.h) continue;
+          Scalar* out = x + (c * d.h + y) * d.w;
+          const Scalar* in = row + oh * d.ow;
+          for (std::int64_t ow = 0; ow < d.ow; ++ow) {
+            const std::int64_t xx = ow * d.stride - d.pad + j;
+            if (xx >= 0 && xx < d.w) out[xx] += in[ow];
+          }
+        }
+      }
+}
+
+template <class Scalar>
+using MatMap = Eigen::Map<RowMatrix<Scalar>>;
+template <class Scalar>
+using ConstMatMap = Eigen::Map<const RowMatrix<Scalar>>;
+
+inline NodeAttrs conv_attrs(Conv2dGeometry g, const Shape& other = Shape{}) {
+  NodeAttrs a;
+  a.integer[0] = g.stride;
+  a.integer[1] = g.padding;
+  // For the adjoint ops: the shape they produce ([N, C, H, W] or [F, C, KH, KW]), packed.
+  if (other.rank() == 4) {
+    a.integer[2] = other[0] << 32 | other[1];
+    a.integer[3] = other[2] << 32 | other[3];
+  }
+  return a;
+}
+inline Conv2dGeometry geometry_of(const NodeAttrs& a) { return {a.integer[0], a.integer[1]}; }
+inline Shape shape_of(const NodeAttrs& a) {
+  const std::int64_t lo = (std::int64_t{1} << 32) - 1;
+  return Shape{a.integer[2] >> 32, a.integer[2] & lo, a.integer[3] >> 32, a.integer[3] & lo};
+}
+
+/// Scratch for one image's columns, from the tape's arena (freed with the tape).
+template <class Scalar>
+Scalar* column_buffer(const Var<Scalar>& like, const ConvDims& d) {
+  return static_cast<Scalar*>(
+      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.ckk() * d.p())));
+}
+
+}  // namespace detail
+
+/// y = conv(x, w): x [N, C, H, W], w [F, C, KH, KW] -> [N, F, OH, OW] with
+/// OH = (H + 2 padding - KH) / stride + 1. Cross-correlation, no bias (add one with
+/// broadcasting). Computed as im2col + one GEMM per image.
+template <class Scalar>
+Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g = {}) {
+  const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
+  auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w},
+                            &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
+  Scalar* col = detail::column_buffer(x, d);
+  const Scalar* px = x.value().data();
+  const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
+  for (std::int64_t n = 0; n < d.n; ++n) {
+    detail::im2col(px + n * d.c * d.h * d.w, d, col);
+    detail::MatMap<Scalar>(out.data + n * d.f * d.p(), d.f, d.p()).noalias() =
+        W * detail::ConstMatMap<Scalar>(col, d.ckk(), d.p());
+  }
+  return out.var;
+}
+
+/// The input gradient of conv2d: given g [N, F, OH, OW] and w, the x-shaped
+/// sum over windows of w^T g (a transposed convolution). `input_shape` is x's shape.
+template <class Scalar>
+Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const Shape& input_shape,
+                              Conv2dGeometry geo = {}) {
+  const detail::ConvDims d = detail::conv_dims("conv2d_input_grad", input_shape, w.shape(), geo);
+  if (g.shape() != Shape{d.n, d.f, d.oh, d.ow})
+    throw InvalidArgument(detail::shapes_message("conv2d_input_grad",
+                                                 "gradient does not match the convolution's output",
+                                                 g.shape(), Shape{d.n, d.f, d.oh, d.ow}));
+  auto out = detail::record("conv2d_input_grad", input_shape, {g, w},
+                            &detail::conv2d_input_grad_backward<Scalar>,
+                            detail::conv_attrs(geo, input_shape));
+  std::fill(out.data, out.data + input_shape.numel(), Scalar(0));
+  Scalar* col = detail::column_buffer(g, d);
+  const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
+  const Scalar* pg = g.value().data();
+  for (std::int64_t n = 0; n < d.n; ++n) {
+    detail::MatMap<Scalar>(col, d.ckk(), d.p()).noalias() =
+        W.transpose() * detail::ConstMatMap<Scalar>(pg + n * d.f * d.p(), d.f, d.p());
+    detail::col2im_add(col, d, out.data + n * d.c * d.h * d.w);
+  }
+  return out.var;
+}
+
+/// The weight gradient of conv2d: given x and g [N, F, OH, OW], the w-shaped
+/// sum over images of g col(x)^T. `weight_shape` is w's shape.
+template <class Scalar>
+Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
+                               const Shape& weight_shape, Conv2dGeometry geo = {}) {
+  const detail::ConvDims d = detail::conv_dims("conv2d_weight_grad", x.shape(), weight_shape, geo);
+  if (g.shape() != Shape{d.n, d.f, d.oh, d.ow})
+    throw InvalidArgument(detail::shapes_message("conv2d_weight_grad",
+                                                 "gradient does not match the convolution's output",
+                                                 g.shape(), Shape{d.n, d.f, d.oh, d.ow}));
+  auto out = detail::record("conv2d_weight_grad", weight_shape, {x, g},
+                            &detail::conv2d_weight_grad_backward<Scalar>,
+                            detail::conv_attrs(geo, weight_shape));
+  detail::MatMap<Scalar> dW(out.data, d.f, d.ckk());
+  dW.setZero();
+  Scalar* col = detail::column_buffer(x, d);
+  const Scalar* px = x.value().data();
+  const Scalar* pg = g.value().data();
+  for (std::int64_t n = 0; n < d.n; ++n) {
+    detail::im2col(px + n * d.c * d.h * d.w, d, col);
+    dW.noalias() += detail::ConstMatMap<Scalar>(pg + n * d.f * d.p(), d.f, d.p()) *
+                    detail::ConstMatMap<Scalar>(col, d.ckk(), d.p()).transpose();
+  }
+  return out.var;
+}
+
+namespace detail {
+
+// y = conv(x, w): dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g).
+template <class Scalar>
+void conv2d_backward(BackwardContext<Scalar>& c) {
+  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Var<Scalar> x = c.input(0), w = c.input(1), g = c.grad_output;
+  if (c.needed(0)) c.grad_inputs[0] = conv2d_input_grad(g, w, x.shape(), geo);
+  if (c.needed(1)) c.grad_inputs[1] = conv2d_weight_grad(x, g, w.shape(), geo);
+}
+
+// z = conv_input_grad(g, w) is bilinear with <gz, z> = <conv(gz, w), g>, so
+// d/dg = conv(gz, w) and d/dw = conv_weight_grad(gz, g).
+template <class Scalar>
+void conv2d_input_grad_backward(BackwardContext<Scalar>& c) {
+  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Var<Scalar> g = c.input(0), w = c.input(1), gz = c.grad_output;
+  if (c.needed(0)) c.grad_inputs[0] = conv2d(gz, w, geo);
+  if (c.needed(1)) c.grad_inputs[1] = conv2d_weight_grad(gz, g, w.shape(), geo);
+}
+
+// z = conv_weight_grad(x, g) with <gz, z> = <g, conv(x, gz)>, so
+// d/dx = conv_input_grad(g, gz) and d/dg = conv(x, gz).
+template <class Scalar>
+void conv2d_weight_grad_backward(BackwardContext<Scalar>& c) {
+  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Var<Scalar> x = c.input(0), g = c.input(1), gz = c.grad_output;
+  if (c.needed(0)) c.grad_inputs[0] = conv2d_input_grad(g, gz, x.shape(), geo);
+  if (c.needed(1)) c.grad_inputs[1] = conv2d(x, gz, geo);
+}
+
+}  // namespace detail
+}  // namespace metalearn
