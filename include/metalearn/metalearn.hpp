@@ -6,5 +6,6 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/config.hpp>
 #include <metalearn/error.hpp>
+#include <metalearn/nn/nn.hpp>
 #include <metalearn/random.hpp>
 #include <metalearn/version.hpp>

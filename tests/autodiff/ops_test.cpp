@@ -456,3 +456,22 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
         {"metalearn::conv2d", "kernel larger"});
   }
 }
+
+TEST_CASE("pooling: max, average, global average", "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(18);
+  const auto x = uniform(rng, {2, 2, 5, 4});  // continuous draws: no ties within a window
+  check_both([](const Vars& v) { return ml::square(ml::max_pool2d(v[0], 2, 2)); }, {x});
+  check_both([](const Vars& v) { return ml::square(ml::max_pool2d(v[0], 3, 1)); }, {x});
+  check_both([](const Vars& v) { return ml::square(ml::avg_pool2d(v[0], 2, 2)); }, {x});
+  check_both([](const Vars& v) { return ml::square(ml::global_avg_pool2d(v[0])); }, {x});
+  ml::Tape<double> tape;
+  const auto t = tape.constant(Tensor<double>(Shape{1, 1, 2, 3}, {1, 5, 2, 4, 3, 9}));
+  const auto m = ml::max_pool2d(t, 2, 1).to_tensor();
+  REQUIRE(m.shape() == Shape{1, 1, 1, 2});
+  CHECK(m.at(0, 0, 0, 0) == 5.0);
+  CHECK(m.at(0, 0, 0, 1) == 9.0);
+  CHECK(ml::avg_pool2d(t, 2, 1).to_tensor().at(0, 0, 0, 1) == Approx((5 + 2 + 3 + 9) / 4.0));
+  CHECK(ml::global_avg_pool2d(t).to_tensor().at(0, 0) == Approx(4.0));
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::max_pool2d(t, 3, 1); },
+                                              {"metalearn::max_pool2d", "[1, 1, 2, 3]"});
+}

@@ -42,16 +42,18 @@ class Tape {
   /// tape, so the tensor may change afterwards (an optimizer step) without harm.
   Var<Scalar> leaf(const TensorView<Scalar>& value) { return record("leaf", value, true); }
 
-  /// Leaves for a list of parameter tensors, in order.
-  std::vector<Var<Scalar>> leaves(const std::vector<Tensor<Scalar>>& values) {
+  /// Leaves for a list of tensors or views (e.g. `model.parameters().views()`), in order.
+  template <class Range>
+  std::vector<Var<Scalar>> leaves(const Range& values) {
     std::vector<Var<Scalar>> out;
     leaves(values, out);
     return out;
   }
   /// Same, reusing `out`'s capacity (no allocation in a warm loop).
-  void leaves(const std::vector<Tensor<Scalar>>& values, std::vector<Var<Scalar>>& out) {
+  template <class Range>
+  void leaves(const Range& values, std::vector<Var<Scalar>>& out) {
     out.clear();
-    for (const auto& v : values) out.push_back(leaf(v));
+    for (const auto& v : values) out.push_back(leaf(TensorView<Scalar>(v)));
   }
 
   /// A constant: gradients never flow into it.

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/ops/pool.hpp
+/// Pooling over NCHW images: max, average, global average. Built from gathers of the
+/// flattened input, so they inherit gather_rows's any-order derivatives.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <metalearn/autodiff/ops/arithmetic.hpp>
+#include <metalearn/autodiff/ops/reduce.hpp>
+#include <metalearn/autodiff/ops/shape_ops.hpp>
+#include <string>
+
+namespace metalearn {
+
+namespace detail {
+
+struct PoolDims {
+  std::int64_t n, c, h, w, k, stride, oh, ow;
+};
+
+inline PoolDims pool_dims(const char* op, const Shape& x, std::int64_t kernel,
+                          std::int64_t stride) {
+  if (x.rank() != 4)
+    throw InvalidArgument(std::string("metalearn::") + op + ": expected [N, C, H, W], got " +
+                          x.to_string());
+  if (kernel < 1 || stride < 1 || kernel > x[2] || kernel > x[3])
+    throw InvalidArgument(std::string("metalearn::") + op + ": kernel " + std::to_string(kernel) +
+                          " and stride " + std::to_string(stride) + " do not fit input " +
+                          x.to_string());
+  return {x[0],
+          x[1],
+          x[2],
+          x[3],
+          kernel,
+          stride,
+          (x[2] - kernel) / stride + 1,
+          (x[3] - kernel) / stride + 1};
+}
+
+/// Flat input index of window offset (i, j) for every output position, in output order.
+template <class Scalar>
+std::int64_t* window_indices(const Var<Scalar>& x, const PoolDims& d, std::int64_t i,
+                             std::int64_t j) {
+  const std::int64_t count = d.n * d.c * d.oh * d.ow;
+  auto* idx = static_cast<std::int64_t*>(x.tape().allocate(sizeof(std::int64_t) * count));
+  std::int64_t k = 0;
+  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
+    for (std::int64_t oh = 0; oh < d.oh; ++oh)
+      for (std::int64_t ow = 0; ow < d.ow; ++ow)
+        idx[k++] = (nc * d.h + oh * d.stride + i) * d.w + ow * d.stride + j;
+  return idx;
+}
+
+}  // namespace detail
+
+/// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch).
+/// The gradient goes to the first maximum of each window.
+template <class Scalar>
+Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
+  const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
+  const std::int64_t count = d.n * d.c * d.oh * d.ow;
+  auto* idx = static_cast<std::int64_t*>(x.tape().allocate(sizeof(std::int64_t) * count));
+  const Scalar* px = x.value().data();
+  std::int64_t k = 0;
+  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
+    for (std::int64_t oh = 0; oh < d.oh; ++oh)
+      for (std::int64_t ow = 0; ow < d.ow; ++ow) {
+        std::int64_t best = (nc * d.h + oh * d.stride) * d.w + ow * d.stride;
+        for (std::int64_t i = 0; i < d.k; ++i)
+          for (std::int64_t j = 0; j < d.k; ++j) {
+            const std::int64_t at = (nc * d.h + oh * d.stride + i) * d.w + ow * d.stride + j;
+            if (px[at] > px[best]) best = at;
+          }
+        idx[k++] = best;
+      }
+  const Var<Scalar> flat = reshape(x, Shape{x.numel(), 1});
+  return reshape(detail::gather_rows(flat, idx, static_cast<std::size_t>(count)),
+                 Shape{d.n, d.c, d.oh, d.ow});
+}
+
+/// Mean over kernel x kernel windows (no padding).
+template <class Scalar>
+Var<Scalar> avg_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
+  const detail::PoolDims d = detail::pool_dims("avg_pool2d", x.shape(), kernel, stride);
+  const std::size_t count = static_cast<std::size_t>(d.n * d.c * d.oh * d.ow);
+  const Var<Scalar> flat = reshape(x, Shape{x.numel(), 1});
+  Var<Scalar> total;
+  for (std::int64_t i = 0; i < d.k; ++i)
+    for (std::int64_t j = 0; j < d.k; ++j) {
+      const Var<Scalar> part = detail::gather_rows(flat, detail::window_indices(x, d, i, j), count);
+      total = total.is_assigned() ? add(total, part) : part;
+    }
+  return reshape(scale(total, Scalar(1) / static_cast<Scalar>(d.k * d.k)),
+                 Shape{d.n, d.c, d.oh, d.ow});
+}
+
+/// Mean over the whole image: [N, C, H, W] -> [N, C].
+template <class Scalar>
+Var<Scalar> global_avg_pool2d(const Var<Scalar>& x) {
+  const Shape s = x.shape();
+  if (s.rank() != 4)
+    throw InvalidArgument("metalearn::global_avg_pool2d: expected [N, C, H, W], got " +
+                          s.to_string());
+  return mean(reshape(x, Shape{s[0], s[1], s[2] * s[3]}), 2);
+}
+
+}  // namespace metalearn

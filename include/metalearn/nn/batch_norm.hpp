@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/nn/batch_norm.hpp
+/// Batch normalisation (Ioffe & Szegedy 2015) for dense [N, C] and image [N, C, H, W] inputs.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <metalearn/nn/init.hpp>
+#include <metalearn/nn/layer.hpp>
+#include <string>
+
+namespace metalearn::nn {
+
+/// Options of BatchNorm.
+struct BatchNormOptions {
+  double eps = 1e-5;
+  /// Weight of the newest batch in the running averages (PyTorch's convention).
+  double momentum = 0.1;
+  /// Learn a per-channel scale and shift (gamma, beta).
+  bool affine = true;
+  /// Keep running mean and variance and use them in Mode::eval. Off by default: MAML's
+  /// reference setup normalises with the statistics of the current batch in training and
+  /// at test time alike ("transductive", Finn et al. 2017).
+  bool running_stats = false;
+};
+
+/// y = (x - mean) / sqrt(var + eps) * gamma + beta, statistics per channel over the batch
+/// (and over H, W for images). Twice differentiable: built from broadcasting ops.
+template <class Scalar = float>
+class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
+ public:
+  explicit BatchNorm(std::int64_t channels, BatchNormOptions options = {})
+      : options_(options),
+        gamma_(Shape{checked(channels)}, Scalar(1)),
+        beta_(Shape{channels}, Scalar(0)),
+        running_mean_(Shape{channels}, Scalar(0)),
+        running_var_(Shape{channels}, Scalar(1)) {
+    if (!(options.eps > 0) || !(options.momentum >= 0 && options.momentum <= 1))
+      throw InvalidArgument("metalearn::nn::BatchNorm: eps must be > 0 and momentum in [0, 1]");
+  }
+
+  std::string describe() const override {
+    return "BatchNorm(" + std::to_string(channels()) + (options_.running_stats ? ", running" : "") +
+           ")";
+  }
+  std::size_t num_parameters() const override { return options_.affine ? 2 : 0; }
+  void collect_parameters(const std::string& prefix, ParameterList<Scalar>& out) override {
+    if (!options_.affine) return;
+    out.add(prefix + "weight", gamma_);
+    out.add(prefix + "bias", beta_);
+  }
+  void collect_buffers(const std::string& prefix, ParameterList<Scalar>& out) override {
+    if (!options_.running_stats) return;
+    out.add(prefix + "running_mean", running_mean_);
+    out.add(prefix + "running_var", running_var_);
+  }
+
+  Var<Scalar> forward(const Var<Scalar>* p, const Var<Scalar>& x, Mode mode) override {
+    const Shape s = x.shape();
+    const std::int64_t c = channels();
+    if (!((s.rank() == 2 || s.rank() == 4) && s[1] == c))
+      throw InvalidArgument("metalearn::nn::BatchNorm::forward: input has shape " + s.to_string() +
+                            ", expected [N, " + std::to_string(c) + "] or [N, " +
+                            std::to_string(c) + ", H, W]");
+    const Shape per_channel = s.rank() == 4 ? Shape{1, c, 1, 1} : Shape{1, c};
+    const std::int64_t count = s.numel() / c;
+    Var<Scalar> normalized;
+    if (mode == Mode::eval && options_.running_stats) {
+      Tensor<Scalar> inv_std(per_channel), shift(per_channel);
+      for (std::int64_t k = 0; k < c; ++k) {
+        inv_std.data()[k] = Scalar(1) / std::sqrt(running_var_.data()[k] + Scalar(options_.eps));
+        shift.data()[k] = -running_mean_.data()[k] * inv_std.data()[k];
+      }
+      normalized = x * constant(inv_std) + constant(shift);
+    } else {
+      if (count < 2 && s.rank() == 2)
+        throw InvalidArgument(
+            "metalearn::nn::BatchNorm::forward: batch statistics need at least "
+            "2 values per channel, got shape " +
+            s.to_string());
+      const Scalar inv_count = Scalar(1) / static_cast<Scalar>(count);
+      const Var<Scalar> mean = scale(sum_to(x, per_channel), inv_count);
+      const Var<Scalar> centered = x - mean;
+      const Var<Scalar> var = scale(sum_to(square(centered), per_channel), inv_count);
+      normalized = centered / sqrt(var + static_cast<Scalar>(options_.eps));
+      if (mode == Mode::train && options_.running_stats) update_running(mean, var, count);
+    }
+    if (!options_.affine) return normalized;
+    return normalized * reshape(p[0], per_channel) + reshape(p[1], per_channel);
+  }
+
+  std::int64_t channels() const { return gamma_.shape()[0]; }
+  const BatchNormOptions& options() const { return options_; }
+  const Tensor<Scalar>& running_mean() const { return running_mean_; }
+  const Tensor<Scalar>& running_var() const { return running_var_; }
+
+ private:
+  static std::int64_t checked(std::int64_t channels) {
+    if (channels < 1)
+      throw InvalidArgument("metalearn::nn::BatchNorm: channels must be positive, got " +
+                            std::to_string(channels));
+    return channels;
+  }
+
+  // Running averages use the unbiased variance, as PyTorch does.
+  void update_running(const Var<Scalar>& mean, const Var<Scalar>& var, std::int64_t count) {
+    const Scalar m = static_cast<Scalar>(options_.momentum);
+    const Scalar unbias = count > 1 ? Scalar(count) / Scalar(count - 1) : Scalar(1);
+    running_mean_.array() = (1 - m) * running_mean_.array() + m * mean.value().array();
+    running_var_.array() = (1 - m) * running_var_.array() + m * unbias * var.value().array();
+  }
+
+  BatchNormOptions options_;
+  Tensor<Scalar> gamma_, beta_, running_mean_, running_var_;
+};
+
+}  // namespace metalearn::nn

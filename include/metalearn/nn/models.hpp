@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/nn/models.hpp
+/// Builders for the networks every few-shot paper uses: Finn's MLP and the conv4 backbone.
+#pragma once
+
+#include <cstdint>
+#include <metalearn/nn/batch_norm.hpp>
+#include <metalearn/nn/conv2d.hpp>
+#include <metalearn/nn/linear.hpp>
+#include <metalearn/nn/pool.hpp>
+#include <metalearn/nn/sequential.hpp>
+#include <string>
+#include <vector>
+
+namespace metalearn::nn {
+
+/// Hidden-layer activation of mlp().
+enum class Activation { relu, tanh, sigmoid };
+
+/// Fully connected network with `sizes` = {in, hidden..., out}: Linear layers with the
+/// activation between them, none after the last. `mlp<float>({1, 40, 40, 1}, rng)` is the
+/// sinusoid network of Finn et al. 2017 (§5.1).
+template <class Scalar = float>
+Sequential<Scalar> mlp(const std::vector<std::int64_t>& sizes, Rng& rng,
+                       Activation activation = Activation::relu) {
+  if (sizes.size() < 2)
+    throw InvalidArgument("metalearn::nn::mlp: need at least an input and an output size, got " +
+                          std::to_string(sizes.size()) + " sizes");
+  Sequential<Scalar> net;
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+    net.add(Linear<Scalar>(sizes[i], sizes[i + 1], rng));
+    if (i + 2 == sizes.size()) break;
+    switch (activation) {
+      case Activation::relu:
+        net.add(Relu<Scalar>{});
+        break;
+      case Activation::tanh:
+        net.add(Tanh<Scalar>{});
+        break;
+      case Activation::sigmoid:
+        net.add(Sigmoid<Scalar>{});
+        break;
+    }
+  }
+  return net;
+}
+
+/// Options of conv4().
+struct Conv4Options {
+  std::int64_t in_channels = 1;  ///< 1 for Omniglot, 3 for mini-ImageNet
+  std::int64_t filters = 64;     ///< 64 for Omniglot 28x28, 32 for 84x84 colour (Finn et al.)
+  std::int64_t image_size = 28;  ///< square input side
+  std::int64_t outputs = 5;      ///< classes of the linear head (ignored when embedding_only)
+  /// Finn et al.'s Omniglot variant: 3x3 convolutions with stride 2 instead of max-pooling,
+  /// and the features averaged over the last feature map.
+  bool strided = false;
+  /// No head: the network maps images to embeddings (ProtoNets, Siamese nets).
+  bool embedding_only = false;
+  BatchNormOptions batch_norm = {};
+};
+
+/// The 4-block convolutional backbone of MAML, Prototypical and Matching Networks: each
+/// block is conv 3x3 (padding 1) + batch norm + ReLU + 2x2 max-pool, then a linear head on
+/// the flattened features (Vinyals et al. 2016; Finn et al. 2017; Snell et al. 2017).
+template <class Scalar = float>
+Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
+  if (o.in_channels < 1 || o.filters < 1 || o.image_size < 16 ||
+      (!o.embedding_only && o.outputs < 1))
+    throw InvalidArgument(
+        "metalearn::nn::conv4: in_channels, filters and outputs must be "
+        "positive and image_size at least 16, got " +
+        std::to_string(o.in_channels) + ", " + std::to_string(o.filters) + ", " +
+        std::to_string(o.outputs) + ", " + std::to_string(o.image_size));
+  Sequential<Scalar> net;
+  std::int64_t channels = o.in_channels, side = o.image_size;
+  for (int block = 0; block < 4; ++block) {
+    Conv2dOptions conv;
+    conv.kernel = 3;
+    conv.padding = 1;
+    conv.stride = o.strided ? 2 : 1;
+    net.add(Conv2d<Scalar>(channels, o.filters, rng, conv));
+    net.add(BatchNorm<Scalar>(o.filters, o.batch_norm));
+    net.add(Relu<Scalar>{});
+    if (o.strided) {
+      side = (side + 2 - 3) / 2 + 1;
+    } else {
+      net.add(MaxPool2d<Scalar>(2));
+      side /= 2;
+    }
+    channels = o.filters;
+  }
+  std::int64_t features = 0;
+  if (o.strided) {
+    net.add(GlobalAvgPool2d<Scalar>{});
+    features = o.filters;
+  } else {
+    net.add(Flatten<Scalar>{});
+    features = o.filters * side * side;
+  }
+  if (!o.embedding_only) net.add(Linear<Scalar>(features, o.outputs, rng));
+  return net;
+}
+
+}  // namespace metalearn::nn

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/nn/nn.hpp
+/// The nn module: functional layers with explicit parameters, initialisers, model builders.
+#pragma once
+
+#include <metalearn/nn/batch_norm.hpp>
+#include <metalearn/nn/conv2d.hpp>
+#include <metalearn/nn/init.hpp>
+#include <metalearn/nn/layer.hpp>
+#include <metalearn/nn/linear.hpp>
+#include <metalearn/nn/models.hpp>
+#include <metalearn/nn/parameter.hpp>
+#include <metalearn/nn/pool.hpp>
+#include <metalearn/nn/sequential.hpp>

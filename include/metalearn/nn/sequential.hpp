@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/nn/sequential.hpp
+/// Sequential composition of layers: the model type of the standard few-shot networks.
+#pragma once
+
+#include <memory>
+#include <metalearn/nn/layer.hpp>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace metalearn::nn {
+
+/// Layers applied in order. Owns its layers (deep copies on copy). Parameters are named
+/// "<layer index>.<name>", e.g. "0.weight", "0.bias", "2.weight".
+///
+/// ```
+/// metalearn::Rng rng{1};
+/// metalearn::nn::Sequential net{metalearn::nn::Linear{1, 40, rng}, metalearn::nn::Relu{},
+///                               metalearn::nn::Linear{40, 1, rng}};
+/// metalearn::Tape tape;
+/// auto w = tape.leaves(net.parameters().views());
+/// auto y = net.forward(w, tape.constant(x));
+/// ```
+template <class Scalar = float>
+class Sequential {
+ public:
+  using scalar_type = Scalar;
+
+  Sequential() = default;
+  template <class First, class... Rest,
+            metalearn::detail::Requires<std::is_base_of_v<Layer<Scalar>, std::decay_t<First>>> = 0>
+  explicit Sequential(First&& first, Rest&&... rest) {
+    add(std::forward<First>(first));
+    (add(std::forward<Rest>(rest)), ...);
+  }
+  Sequential(const Sequential& other) { *this = other; }
+  Sequential& operator=(const Sequential& other) {
+    if (this == &other) return *this;
+    layers_.clear();
+    for (const auto& l : other.layers_) layers_.push_back(l->clone());
+    return *this;
+  }
+  Sequential(Sequential&&) noexcept = default;
+  Sequential& operator=(Sequential&&) noexcept = default;
+
+  /// Append a layer (copied or moved in).
+  template <class L,
+            metalearn::detail::Requires<std::is_base_of_v<Layer<Scalar>, std::decay_t<L>>> = 0>
+  Sequential& add(L&& layer) {
+    layers_.push_back(std::make_unique<std::decay_t<L>>(std::forward<L>(layer)));
+    return *this;
+  }
+
+  /// All parameters in forward order, named "<index>.<name>".
+  ParameterList<Scalar> parameters() {
+    ParameterList<Scalar> out;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i]->collect_parameters(std::to_string(i) + ".", out);
+    return out;
+  }
+  /// All buffers (batch-norm running statistics), named like parameters.
+  ParameterList<Scalar> buffers() {
+    ParameterList<Scalar> out;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i]->collect_buffers(std::to_string(i) + ".", out);
+    return out;
+  }
+  std::size_t num_parameters() const {
+    std::size_t n = 0;
+    for (const auto& l : layers_) n += l->num_parameters();
+    return n;
+  }
+
+  /// Run the layers on `x` with `params` (one Var per parameter, in parameters() order):
+  /// the model's own leaves, or adapted fast weights.
+  Var<Scalar> forward(const std::vector<Var<Scalar>>& params, const Var<Scalar>& x,
+                      Mode mode = Mode::train) {
+    if (params.size() != num_parameters())
+      throw InvalidArgument("metalearn::nn::Sequential::forward: " + std::to_string(params.size()) +
+                            " parameters given, expected " + std::to_string(num_parameters()));
+    Var<Scalar> h = x;
+    std::size_t offset = 0;
+    for (const auto& l : layers_) {
+      h = l->forward(params.data() + offset, h, mode);
+      offset += l->num_parameters();
+    }
+    return h;
+  }
+
+  std::size_t size() const { return layers_.size(); }
+  Layer<Scalar>& operator[](std::size_t i) { return *layers_.at(i); }
+
+  /// One line per layer.
+  std::string describe() const {
+    std::string s;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      s += std::to_string(i) + ": " + layers_[i]->describe() + "\n";
+    return s;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Layer<Scalar>>> layers_;
+};
+
+template <class First, class... Rest>
+Sequential(First, Rest...) -> Sequential<typename First::scalar_type>;
+
+}  // namespace metalearn::nn

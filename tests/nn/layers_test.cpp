@@ -1,0 +1,209 @@
+// Layers, Sequential, builders and initialisers: shapes, values, errors, and first- and
+// second-order gradient checks in double (with respect to parameters and inputs).
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/gradcheck.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+using ml::Shape;
+using ml::Tensor;
+using Vars = std::vector<ml::Var<double>>;
+
+namespace {
+// Checks a whole model: inputs are the parameters followed by x; f runs the forward pass.
+void check_model(nn::Sequential<double>& net, const Tensor<double>& x,
+                 nn::Mode mode = nn::Mode::train) {
+  std::vector<Tensor<double>> inputs = net.parameters().values();
+  inputs.push_back(x);
+  auto f = [&net, mode](const Vars& v) {
+    const Vars params(v.begin(), v.end() - 1);
+    return net.forward(params, v.back(), mode);
+  };
+  ml::test::check_gradients(f, inputs);
+  ml::test::check_second_order(f, inputs);
+}
+}  // namespace
+
+TEST_CASE("Linear: forward values, shapes and gradients", "[nn][grad][second-order]") {
+  auto rng = ml::test::make_rng(40);
+  nn::Sequential<double> net{nn::Linear<double>(3, 2, rng), nn::Tanh<double>{}};
+  check_model(net, ml::test::uniform(rng, {4, 3}));
+  nn::Linear<double> layer(3, 2, rng);
+  ml::Tape<double> tape;
+  const auto w = tape.leaf(layer.weight()), b = tape.leaf(layer.bias());
+  const Vars p{w, b};
+  const auto x = ml::test::uniform(rng, {4, 3});
+  const Eigen::MatrixXd expected =
+      (x.matrix() * layer.weight().matrix()).rowwise() + layer.bias().matrix().row(0);
+  const Eigen::MatrixXd got =
+      layer.forward(p.data(), tape.constant(x), nn::Mode::train).value().matrix();
+  CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-12);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)layer.forward(p.data(), tape.constant(Tensor<double>(Shape{4, 5})), nn::Mode::train);
+      },
+      {"metalearn::nn::Linear::forward", "[4, 5]", "[N, 3]"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { nn::Linear<double>(0, 2, rng); },
+                                              {"metalearn::nn::Linear", "positive"});
+}
+
+TEST_CASE("Conv2d, pooling and Flatten layers: shapes and gradients", "[nn][grad][second-order]") {
+  auto rng = ml::test::make_rng(41);
+  nn::Conv2dOptions same;
+  same.padding = 1;
+  nn::Sequential<double> net{nn::Conv2d<double>(2, 3, rng, same), nn::Tanh<double>{},
+                             nn::MaxPool2d<double>(2), nn::Flatten<double>{},
+                             nn::Linear<double>(3 * 2 * 2, 2, rng)};
+  check_model(net, ml::test::uniform(rng, {2, 2, 4, 5}));
+  nn::Sequential<double> avg{nn::Conv2d<double>(1, 2, rng), nn::AvgPool2d<double>(2),
+                             nn::GlobalAvgPool2d<double>{}};
+  check_model(avg, ml::test::uniform(rng, {2, 1, 6, 6}));
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(net.parameters().views());
+  CHECK(net.forward(w, tape.constant(ml::test::uniform(rng, {5, 2, 4, 5}))).shape() == Shape{5, 2});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)net.forward(w, tape.constant(Tensor<double>(Shape{1, 3, 4, 4})));
+      },
+      {"metalearn::nn::Conv2d::forward", "[1, 3, 4, 4]"});
+}
+
+TEST_CASE("BatchNorm: batch statistics, gradients, running statistics",
+          "[nn][grad][second-order]") {
+  auto rng = ml::test::make_rng(42);
+  SECTION("normalises each channel over batch (and space)") {
+    nn::BatchNorm<double> bn(3);
+    ml::Tape<double> tape;
+    const auto p = tape.leaves(
+        std::vector<Tensor<double>>{Tensor<double>(Shape{3}, 1.0), Tensor<double>(Shape{3}, 0.0)});
+    const auto x = ml::test::uniform(rng, {4, 3, 2, 2}, -3.0, 5.0);
+    const auto y = bn.forward(p.data(), tape.constant(x), nn::Mode::train).to_tensor();
+    for (int c = 0; c < 3; ++c) {
+      double m = 0, v = 0;
+      for (int n = 0; n < 4; ++n)
+        for (int i = 0; i < 4; ++i) m += y.data()[(n * 3 + c) * 4 + i] / 16;
+      for (int n = 0; n < 4; ++n)
+        for (int i = 0; i < 4; ++i) v += std::pow(y.data()[(n * 3 + c) * 4 + i] - m, 2) / 16;
+      CHECK_THAT(m, WithinAbs(0.0, 1e-12));
+      CHECK_THAT(v, WithinAbs(1.0, 1e-4));  // eps = 1e-5 shrinks it slightly
+    }
+  }
+  SECTION("gradients, dense and image inputs") {
+    nn::Sequential<double> dense{nn::Linear<double>(3, 4, rng), nn::BatchNorm<double>(4),
+                                 nn::Tanh<double>{}};
+    check_model(dense, ml::test::uniform(rng, {5, 3}));
+    nn::Sequential<double> image{nn::Conv2d<double>(1, 2, rng), nn::BatchNorm<double>(2),
+                                 nn::Tanh<double>{}};
+    check_model(image, ml::test::uniform(rng, {3, 1, 4, 4}));
+  }
+  SECTION("running statistics: PyTorch's update rule, used in eval mode") {
+    nn::BatchNormOptions o;
+    o.running_stats = true;
+    o.momentum = 0.5;
+    nn::Sequential<double> net{nn::BatchNorm<double>(2, o)};
+    REQUIRE(net.buffers().size() == 2);
+    CHECK(net.buffers().name(0) == "0.running_mean");
+    const Tensor<double> x(Shape{3, 2}, {1, 10, 2, 20, 6, 30});
+    ml::Tape<double> tape;
+    const auto w = tape.leaves(net.parameters().views());
+    (void)net.forward(w, tape.constant(x), nn::Mode::train);
+    const auto& rm = net.buffers()[0];
+    const auto& rv = net.buffers()[1];
+    CHECK_THAT(rm.at(0), WithinAbs(0.5 * 0 + 0.5 * 3.0, 1e-12));
+    CHECK_THAT(rv.at(0), WithinAbs(0.5 * 1 + 0.5 * 7.0, 1e-12));  // unbiased variance of 1, 2, 6
+    const auto y = net.forward(w, tape.constant(x), nn::Mode::eval).to_tensor();
+    CHECK_THAT(y.at(2, 0), WithinAbs((6 - 1.5) / std::sqrt(4.0 + 1e-5), 1e-12));
+    check_model(net, x, nn::Mode::eval);
+  }
+}
+
+TEST_CASE("Sequential: names, order, copies and errors", "[nn][shape][error]") {
+  auto rng = ml::test::make_rng(43);
+  auto net = nn::mlp<double>({1, 40, 40, 1}, rng);
+  auto params = net.parameters();
+  REQUIRE(params.size() == 6);
+  CHECK(params.name(0) == "0.weight");
+  CHECK(params.name(5) == "4.bias");
+  CHECK(params.numel() == 40 + 40 + 1600 + 40 + 40 + 1);
+  CHECK(params.select("4.").size() == 2);
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)params.select("9."); },
+                                              {"select", "'9.'"});
+  nn::Sequential<double> copy = net;
+  copy.parameters()[0].data()[0] += 1.0;
+  CHECK(copy.parameters()[0].data()[0] != net.parameters()[0].data()[0]);  // deep copy
+  ml::Tape<double> tape;
+  auto w = tape.leaves(params.views());
+  w.pop_back();
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)net.forward(w, tape.constant(Tensor<double>(Shape{2, 1})));
+      },
+      {"metalearn::nn::Sequential::forward", "5 parameters", "expected 6"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)nn::mlp<double>({3}, rng); },
+                                              {"metalearn::nn::mlp"});
+}
+
+TEST_CASE("conv4: the standard backbones have the published shapes", "[nn][shape]") {
+  auto rng = ml::test::make_rng(44);
+  ml::Tape<float> tape;
+  const auto run = [&](nn::Sequential<float>& net, Shape in) {
+    const auto w = tape.leaves(net.parameters().views());
+    return net.forward(w, tape.constant(Tensor<float>(in, 0.5f))).shape();
+  };
+  nn::Conv4Options omniglot;  // 1x28x28, 64 filters, 5 ways
+  auto a = nn::conv4<float>(omniglot, rng);
+  CHECK(run(a, Shape{2, 1, 28, 28}) == Shape{2, 5});
+  CHECK(a.parameters().numel() == (64 * 9 + 64) + 3 * (64 * 64 * 9 + 64) + 4 * 128 + 64 * 5 + 5);
+  nn::Conv4Options mini;
+  mini.in_channels = 3;
+  mini.filters = 32;
+  mini.image_size = 84;
+  auto b = nn::conv4<float>(mini, rng);
+  CHECK(run(b, Shape{1, 3, 84, 84}) == Shape{1, 5});
+  CHECK(b.parameters()[b.parameters().size() - 2].shape() == Shape{32 * 5 * 5, 5});
+  nn::Conv4Options strided = omniglot;
+  strided.strided = true;
+  strided.outputs = 20;
+  auto c = nn::conv4<float>(strided, rng);
+  CHECK(run(c, Shape{2, 1, 28, 28}) == Shape{2, 20});
+  nn::Conv4Options embed = omniglot;
+  embed.embedding_only = true;
+  auto d = nn::conv4<float>(embed, rng);
+  CHECK(run(d, Shape{3, 1, 28, 28}) == Shape{3, 64});
+}
+
+TEST_CASE("conv4: gradients and second order through the whole backbone",
+          "[nn][grad][second-order]") {
+  auto rng = ml::test::make_rng(45);
+  nn::Conv4Options tiny;
+  tiny.filters = 2;
+  tiny.image_size = 16;
+  tiny.outputs = 3;
+  auto net = nn::conv4<double>(tiny, rng);
+  check_model(net, ml::test::uniform(rng, {2, 1, 16, 16}));
+}
+
+TEST_CASE("init: reproducible draws with the documented statistics", "[nn]") {
+  Tensor<double> a(Shape{200, 100}), b(Shape{200, 100});
+  ml::Rng r1{7}, r2{7};
+  nn::init::kaiming_normal(a, 100, r1);
+  nn::init::kaiming_normal(b, 100, r2);
+  CHECK(a.array().isApprox(b.array()));
+  const double std = std::sqrt((a.array() - a.array().mean()).square().mean());
+  CHECK_THAT(std, WithinRel(std::sqrt(2.0 / 100), 0.02));
+  nn::init::xavier_uniform(a, 100, 300, r1);
+  CHECK(a.array().abs().maxCoeff() <= std::sqrt(6.0 / 400));
+  nn::init::truncated_normal(a, 1.0, 0.5, r1);
+  CHECK(a.array().minCoeff() >= 0.0);
+  CHECK(a.array().maxCoeff() <= 2.0);
+  nn::init::constant(a, 3.0);
+  CHECK(a.array().minCoeff() == 3.0);
+  ml::test::check_throws<ml::InvalidArgument>([&] { nn::init::kaiming_uniform(a, 0.0, r1); },
+                                              {"kaiming_uniform"});
+}
