@@ -7,5 +7,6 @@
 #include <metalearn/config.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/nn/nn.hpp>
+#include <metalearn/optim/optim.hpp>
 #include <metalearn/random.hpp>
 #include <metalearn/version.hpp>
