@@ -6,6 +6,7 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/config.hpp>
 #include <metalearn/error.hpp>
+#include <metalearn/io/io.hpp>
 #include <metalearn/nn/nn.hpp>
 #include <metalearn/optim/optim.hpp>
 #include <metalearn/random.hpp>

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/io/checkpoint.hpp
+/// Checkpoints: a model's parameters and buffers, optimizer state, counters and the RNG, in
+/// a checksummed binary file written atomically.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+#include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/error.hpp>
+#include <metalearn/nn/parameter.hpp>
+#include <metalearn/random.hpp>
+
+namespace metalearn::io {
+
+/// Version of the file format this build writes and the newest it reads.
+inline constexpr std::uint32_t checkpoint_format_version = 1;
+
+namespace detail {
+
+inline constexpr char checkpoint_magic[8] = {'M', 'L', 'C', 'K', 'P', 'T', '\r', '\n'};
+inline constexpr std::uint32_t endian_marker = 0x01020304;
+enum class EntryKind : std::uint8_t { tensor = 1, counter = 2, rng = 3 };
+
+/// FNV-1a, 64 bits: cheap, and any flipped or lost byte changes it.
+inline std::uint64_t fnv1a(const char* data, std::size_t n) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+class Writer {
+ public:
+  template <class T>
+  void pod(const T& v) {
+    const char* p = reinterpret_cast<const char*>(&v);
+    buf_.insert(buf_.end(), p, p + sizeof(T));
+  }
+  void bytes(const void* p, std::size_t n) {
+    const char* c = static_cast<const char*>(p);
+    buf_.insert(buf_.end(), c, c + n);
+  }
+  void string(const std::string& s) {
+    pod(static_cast<std::uint32_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  std::vector<char>& buffer() { return buf_; }
+
+ private:
+  std::vector<char> buf_;
+};
+
+class Reader {
+ public:
+  Reader(const std::vector<char>& buf, std::size_t end, const std::string& path)
+      : buf_(buf), end_(end), path_(path) {}
+  template <class T>
+  T pod() {
+    T v;
+    std::memcpy(&v, take(sizeof(T)), sizeof(T));
+    return v;
+  }
+  const char* take(std::size_t n) {
+    if (n > end_ - pos_)
+      throw IoError("metalearn::io::Checkpoint::load: '" + path_ +
+                    "' is malformed (entry runs past the end at byte " + std::to_string(pos_) +
+                    ")");
+    const char* p = buf_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  std::string string() {
+    const auto n = pod<std::uint32_t>();
+    const char* p = take(n);
+    return std::string(p, n);
+  }
+
+ private:
+  const std::vector<char>& buf_;
+  std::size_t end_;
+  std::size_t pos_ = 0;
+  const std::string& path_;
+};
+
+}  // namespace detail
+
+/// The set of things a checkpoint saves and restores, by reference: groups of named tensors
+/// (model parameters, buffers, optimizer moments), integer counters (the step) and an RNG.
+/// `load` is all-or-nothing: it parses and checks the whole file first, and changes nothing
+/// when anything is wrong (truncated, corrupt, other scalar type, newer format, missing or
+/// extra entries, other shapes).
+///
+/// ```
+/// metalearn::io::Checkpoint<float> ckpt;
+/// ckpt.tensors("model", net.parameters()).tensors("optimizer", adam.state())
+///     .counter("step", step).counter("optimizer.steps", adam.step_counter()).rng(rng);
+/// ckpt.save("run.ckpt");   // atomic: temp file, fsync, rename
+/// ckpt.load("run.ckpt");
+/// ```
+template <class Scalar>
+class Checkpoint {
+ public:
+  /// Register the tensors of `list` under "<group>.<name>".
+  Checkpoint& tensors(const std::string& group, nn::ParameterList<Scalar> list) {
+    for (std::size_t i = 0; i < list.size(); ++i) add_name(group + "." + list.name(i));
+    groups_.push_back({group, std::move(list)});
+    return *this;
+  }
+  /// Register an integer (a step count).
+  Checkpoint& counter(const std::string& name, std::int64_t& value) {
+    add_name(name);
+    counters_.push_back({name, &value});
+    return *this;
+  }
+  /// Register the random generator, so a resumed run draws what the original would have.
+  Checkpoint& rng(Rng& generator) {
+    add_name("rng");
+    rng_ = &generator;
+    return *this;
+  }
+
+  /// Write everything registered to `path`, atomically: a crash during the write leaves any
+  /// previous file at `path` intact.
+  void save(const std::string& path) const {
+    detail::Writer w;
+    w.bytes(detail::checkpoint_magic, sizeof(detail::checkpoint_magic));
+    w.pod(checkpoint_format_version);
+    w.pod(static_cast<std::uint32_t>(sizeof(Scalar)));
+    w.pod(detail::endian_marker);
+    w.pod(static_cast<std::uint32_t>(names_.size()));
+    for (const auto& g : groups_)
+      for (std::size_t i = 0; i < g.list.size(); ++i) {
+        const Tensor<Scalar>& t = g.list[i];
+        w.pod(detail::EntryKind::tensor);
+        w.string(g.name + "." + g.list.name(i));
+        w.pod(static_cast<std::uint32_t>(t.rank()));
+        for (int a = 0; a < t.rank(); ++a) w.pod(static_cast<std::int64_t>(t.shape()[a]));
+        w.bytes(t.data(), sizeof(Scalar) * static_cast<std::size_t>(t.numel()));
+      }
+    for (const auto& c : counters_) {
+      w.pod(detail::EntryKind::counter);
+      w.string(c.name);
+      w.pod(*c.value);
+    }
+    if (rng_ != nullptr) {
+      std::ostringstream s;
+      s << *rng_;
+      w.pod(detail::EntryKind::rng);
+      w.string("rng");
+      w.string(s.str());
+    }
+    auto& buf = w.buffer();
+    const std::uint64_t sum = detail::fnv1a(buf.data(), buf.size());
+    w.pod(sum);
+    write_atomically(path, buf);
+  }
+
+  /// Restore everything registered from `path`; on any error throws IoError naming the file
+  /// and the problem, and leaves every registered object unchanged.
+  void load(const std::string& path) {
+    const std::string who = "metalearn::io::Checkpoint::load: '" + path + "'";
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(who + " cannot be opened");
+    const std::vector<char> buf((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+    const std::size_t header = sizeof(detail::checkpoint_magic) + 4 * sizeof(std::uint32_t);
+    if (buf.size() < header + sizeof(std::uint64_t))
+      throw IoError(who + " is truncated (" + std::to_string(buf.size()) + " bytes)");
+    if (std::memcmp(buf.data(), detail::checkpoint_magic, sizeof(detail::checkpoint_magic)) != 0)
+      throw IoError(who + " is not a metalearn checkpoint (bad magic number)");
+    detail::Reader r(buf, buf.size() - sizeof(std::uint64_t), path);
+    r.take(sizeof(detail::checkpoint_magic));
+    const auto version = r.pod<std::uint32_t>();
+    if (version > checkpoint_format_version)
+      throw IoError(who + " has format version " + std::to_string(version) +
+                    ", newer than this build reads (" + std::to_string(checkpoint_format_version) +
+                    ")");
+    std::uint64_t stored;
+    std::memcpy(&stored, buf.data() + buf.size() - sizeof(stored), sizeof(stored));
+    if (detail::fnv1a(buf.data(), buf.size() - sizeof(stored)) != stored)
+      throw IoError(who + " fails its checksum: the file is corrupt or truncated");
+    const auto scalar_size = r.pod<std::uint32_t>();
+    if (scalar_size != sizeof(Scalar))
+      throw IoError(who + " holds " + std::to_string(scalar_size) +
+                    "-byte values, this model uses " + std::to_string(sizeof(Scalar)) +
+                    "-byte ones (float vs double)");
+    if (r.pod<std::uint32_t>() != detail::endian_marker)
+      throw IoError(who + " was written on a machine of other byte order");
+    const auto count = r.pod<std::uint32_t>();
+
+    // Stage everything, check it against what is registered, then commit.
+    std::map<std::string, Tensor<Scalar>> tensors;
+    std::map<std::string, std::int64_t> counters;
+    std::string rng_state;
+    bool has_rng = false;
+    for (std::uint32_t e = 0; e < count; ++e) {
+      const auto kind = r.pod<detail::EntryKind>();
+      const std::string name = r.string();
+      if (kind == detail::EntryKind::tensor) {
+        const auto rank = r.pod<std::uint32_t>();
+        if (rank > 4)
+          throw IoError(who + ": entry '" + name + "' has rank " + std::to_string(rank));
+        std::array<std::int64_t, 4> dims{};
+        for (std::uint32_t a = 0; a < rank; ++a) dims[a] = r.pod<std::int64_t>();
+        Tensor<Scalar> t(Shape::from_array(dims, static_cast<int>(rank)));
+        const std::size_t bytes = sizeof(Scalar) * static_cast<std::size_t>(t.numel());
+        std::memcpy(t.data(), r.take(bytes), bytes);
+        tensors.emplace(name, std::move(t));
+      } else if (kind == detail::EntryKind::counter) {
+        counters[name] = r.pod<std::int64_t>();
+      } else if (kind == detail::EntryKind::rng) {
+        rng_state = r.string();
+        has_rng = true;
+      } else {
+        throw IoError(who + ": entry '" + name + "' has unknown kind " +
+                      std::to_string(static_cast<int>(kind)));
+      }
+    }
+    std::size_t matched = 0;
+    for (const auto& g : groups_)
+      for (std::size_t i = 0; i < g.list.size(); ++i) {
+        const std::string name = g.name + "." + g.list.name(i);
+        const auto it = tensors.find(name);
+        if (it == tensors.end()) throw IoError(who + " has no entry '" + name + "'");
+        if (it->second.shape() != g.list[i].shape())
+          throw IoError(who + ": entry '" + name + "' has shape " + it->second.shape().to_string() +
+                        " in the file, " + g.list[i].shape().to_string() + " here");
+        ++matched;
+      }
+    for (const auto& c : counters_)
+      if (counters.count(c.name) == 0) throw IoError(who + " has no counter '" + c.name + "'");
+    if (rng_ != nullptr && !has_rng) throw IoError(who + " has no random generator state");
+    Rng restored;
+    if (rng_ != nullptr) {
+      std::istringstream s(rng_state);
+      s >> restored;
+      if (!s) throw IoError(who + ": the random generator state does not parse");
+    }
+    if (matched != tensors.size() || counters.size() != counters_.size())
+      throw IoError(who + " holds " + std::to_string(tensors.size()) + " tensors and " +
+                    std::to_string(counters.size()) + " counters, " + std::to_string(matched) +
+                    " and " + std::to_string(counters_.size()) + " expected (a different model?)");
+
+    for (auto& g : groups_)
+      for (std::size_t i = 0; i < g.list.size(); ++i)
+        g.list[i] = tensors.at(g.name + "." + g.list.name(i));
+    for (auto& c : counters_) *c.value = counters.at(c.name);
+    if (rng_ != nullptr) *rng_ = restored;
+  }
+
+ private:
+  struct Group {
+    std::string name;
+    nn::ParameterList<Scalar> list;
+  };
+  struct Counter {
+    std::string name;
+    std::int64_t* value;
+  };
+
+  void add_name(const std::string& name) {
+    for (const auto& n : names_)
+      if (n == name)
+        throw InvalidArgument("metalearn::io::Checkpoint: entry '" + name + "' registered twice");
+    names_.push_back(name);
+  }
+
+  static void write_atomically(const std::string& path, const std::vector<char>& buf) {
+    const std::string who = "metalearn::io::Checkpoint::save: '" + path + "'";
+    const std::string tmp = path + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr) throw IoError(who + ": cannot create '" + tmp + "'");
+    bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size() && std::fflush(f) == 0;
+#if defined(__unix__) || defined(__APPLE__)
+    ok = ok && ::fsync(fileno(f)) == 0;  // the data is on disk before the rename makes it live
+#endif
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) {
+      std::remove(tmp.c_str());
+      throw IoError(who + ": writing '" + tmp + "' failed (disk full?)");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      throw IoError(who + ": cannot rename '" + tmp + "' into place");
+    }
+  }
+
+  std::vector<Group> groups_;
+  std::vector<Counter> counters_;
+  Rng* rng_ = nullptr;
+  std::vector<std::string> names_;
+};
+
+}  // namespace metalearn::io

@@ -1,0 +1,181 @@
+// Checkpoints: round trip, and every kind of bad file rejected with nothing changed.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <metalearn/metalearn.hpp>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+namespace fs = std::filesystem;
+using ml::Shape;
+using ml::Tensor;
+
+namespace {
+
+fs::path temp_file(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("metalearn_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+std::vector<char> read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const fs::path& p, const std::vector<char>& b) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+// A model, an optimizer that has taken steps, a step counter and an RNG: a training run.
+struct Run {
+  ml::Rng rng;
+  nn::Sequential<float> net;
+  ml::optim::Adam<float> adam;
+  std::int64_t step = 0;
+  explicit Run(std::uint64_t seed, std::vector<std::int64_t> sizes = {2, 8, 1})
+      : rng(seed), net(nn::mlp<float>(sizes, rng)), adam(net.parameters()) {}
+  void train(int steps) {
+    for (int s = 0; s < steps; ++s, ++step) {
+      ml::Tape<float> tape;
+      Tensor<float> x(Shape{4, 2});
+      for (std::int64_t i = 0; i < x.numel(); ++i)
+        x.data()[i] = static_cast<float>(ml::uniform(rng, -1, 1));
+      const auto w = tape.leaves(net.parameters().views());
+      adam.step(ml::grad(ml::mean(ml::square(net.forward(w, tape.constant(x)))), w));
+    }
+  }
+  ml::io::Checkpoint<float> checkpoint() {
+    ml::io::Checkpoint<float> c;
+    c.tensors("model", net.parameters())
+        .tensors("optimizer", adam.state())
+        .counter("step", step)
+        .counter("optimizer.steps", adam.step_counter())
+        .rng(rng);
+    return c;
+  }
+  std::vector<Tensor<float>> snapshot() {
+    auto v = net.parameters().values();
+    for (auto& t : adam.state().values()) v.push_back(t);
+    return v;
+  }
+};
+
+bool same(const std::vector<Tensor<float>>& a, const std::vector<Tensor<float>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].shape() != b[i].shape() || !(a[i].array() == b[i].array()).all()) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("Checkpoint: a resumed run continues exactly like the uninterrupted one", "[io]") {
+  const fs::path path = temp_file("resume.ckpt");
+  Run original(5);
+  original.train(3);
+  original.checkpoint().save(path.string());
+  original.train(4);
+
+  Run resumed(99);  // different seed: everything must come from the file
+  resumed.checkpoint().load(path.string());
+  CHECK(resumed.step == 3);
+  CHECK(resumed.adam.steps() == 3);
+  resumed.train(4);
+  CHECK(same(resumed.snapshot(), original.snapshot()));
+  CHECK(resumed.rng() == original.rng());
+  CHECK_FALSE(fs::exists(path.string() + ".tmp"));
+}
+
+TEST_CASE("Checkpoint: bad files are rejected and change nothing", "[io][error]") {
+  const fs::path path = temp_file("bad.ckpt");
+  Run source(6);
+  source.train(2);
+  source.checkpoint().save(path.string());
+  const std::vector<char> good = read_bytes(path);
+
+  Run target(7);
+  target.train(1);
+  const auto before = target.snapshot();
+  const std::int64_t step_before = target.step;
+  const auto expect_rejected = [&](std::initializer_list<const char*> fragments) {
+    auto c = target.checkpoint();
+    ml::test::check_throws<ml::IoError>([&] { c.load(path.string()); }, fragments);
+    CHECK(same(target.snapshot(), before));
+    CHECK(target.step == step_before);
+  };
+
+  SECTION("missing file") {
+    fs::remove(path);
+    expect_rejected({"metalearn::io::Checkpoint::load", "bad.ckpt", "cannot be opened"});
+  }
+  SECTION("truncated") {
+    write_bytes(path,
+                std::vector<char>(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+    expect_rejected({"checksum"});
+    write_bytes(path, std::vector<char>(good.begin(), good.begin() + 10));
+    expect_rejected({"truncated"});
+  }
+  SECTION("one corrupt byte") {
+    auto bad = good;
+    bad[bad.size() / 2] ^= 0x10;
+    write_bytes(path, bad);
+    expect_rejected({"checksum", "corrupt"});
+  }
+  SECTION("not a checkpoint") {
+    write_bytes(path, std::vector<char>(200, 'x'));
+    expect_rejected({"not a metalearn checkpoint"});
+  }
+  SECTION("newer format version") {
+    auto bad = good;
+    bad[8] = 2;  // the version field follows the 8-byte magic
+    write_bytes(path, bad);
+    expect_rejected({"format version 2", "newer"});
+  }
+  SECTION("other scalar type") {
+    Run wide(8);
+    nn::Sequential<double> dnet = nn::mlp<double>({2, 8, 1}, wide.rng);
+    ml::io::Checkpoint<double> c;
+    c.tensors("model", dnet.parameters());
+    c.save(path.string());
+    expect_rejected({"8-byte values", "4-byte"});
+  }
+  SECTION("other model shape") {
+    Run other(9, {2, 16, 1});
+    other.checkpoint().save(path.string());
+    expect_rejected({"entry 'model.0.weight'", "[2, 16]", "[2, 8]"});
+  }
+  SECTION("a smaller file (missing entries)") {
+    ml::io::Checkpoint<float> partial;
+    partial.tensors("model", source.net.parameters());
+    partial.save(path.string());
+    expect_rejected({"has no entry 'optimizer."});
+  }
+}
+
+TEST_CASE("Checkpoint: a failed save keeps the previous file", "[io][error]") {
+  const fs::path path = temp_file("keep.ckpt");
+  Run run(10);
+  run.checkpoint().save(path.string());
+  const auto good = read_bytes(path);
+  // A directory where the temp file should go makes the write fail.
+  fs::create_directories(path.string() + ".tmp");
+  run.train(1);
+  ml::test::check_throws<ml::IoError>([&] { run.checkpoint().save(path.string()); },
+                                      {"metalearn::io::Checkpoint::save", "keep.ckpt"});
+  fs::remove_all(path.string() + ".tmp");
+  CHECK(read_bytes(path) == good);
+  std::int64_t step = 0;
+  ml::io::Checkpoint<float> twice;
+  twice.counter("step", step);
+  ml::test::check_throws<ml::InvalidArgument>([&] { twice.counter("step", step); },
+                                              {"entry 'step' registered twice"});
+}
