@@ -50,13 +50,27 @@ inline ConvDims conv_dims(const char* op, const Shape& x, const Shape& w, Conv2d
   return d;
 }
 
-/// col [C*KH*KW, OH*OW] of one image [C, H, W] (zero where the window leaves the image).
+/// Output columns [lo, hi) whose input column ow * stride - pad + j lies inside [0, w).
+inline std::pair<std::int64_t, std::int64_t> valid_columns(const ConvDims& d, std::int64_t j) {
+  const std::int64_t first = d.pad - j;  // ow * stride >= pad - j
+  std::int64_t lo = first <= 0 ? 0 : (first + d.stride - 1) / d.stride;
+  std::int64_t hi = (d.w - 1 + d.pad - j) < 0 ? 0 : (d.w - 1 + d.pad - j) / d.stride + 1;
+  lo = std::min(lo, d.ow);
+  hi = std::max(lo, std::min(hi, d.ow));
+  return {lo, hi};
+}
+
+/// Columns of one image [C, H, W] into rows of length OH*OW, row r starting at
+/// col + r * ld (ld >= OH*OW lets several images share one wide matrix). Zero where the
+/// window leaves the image. The valid span of each output row is found once, so the inner
+/// loop is a plain (strided) copy.
 template <class Scalar>
-void im2col(const Scalar* x, const ConvDims& d, Scalar* col) {
+void im2col(const Scalar* x, const ConvDims& d, Scalar* col, std::int64_t ld) {
   for (std::int64_t c = 0; c < d.c; ++c)
     for (std::int64_t i = 0; i < d.kh; ++i)
       for (std::int64_t j = 0; j < d.kw; ++j) {
-        Scalar* row = col + ((c * d.kh + i) * d.kw + j) * d.p();
+        Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
+        const auto [lo, hi] = valid_columns(d, j);
         for (std::int64_t oh = 0; oh < d.oh; ++oh) {
           const std::int64_t y = oh * d.stride - d.pad + i;
           Scalar* out = row + oh * d.ow;
@@ -64,33 +78,41 @@ void im2col(const Scalar* x, const ConvDims& d, Scalar* col) {
             std::fill(out, out + d.ow, Scalar(0));
             continue;
           }
-          const Scalar* in = x + (c * d.h + y) * d.w;
-          for (std::int64_t ow = 0; ow < d.ow; ++ow) {
-            const std::int64_t xx = ow * d.stride - d.pad + j;
-            out[ow] = (xx >= 0 && xx < d.w) ? in[xx] : Scalar(0);
+          const Scalar* in = x + (c * d.h + y) * d.w - d.pad + j;
+          std::fill(out, out + lo, Scalar(0));
+          if (d.stride == 1) {
+            std::copy(in + lo, in + hi, out + lo);
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * d.stride];
           }
+          std::fill(out + hi, out + d.ow, Scalar(0));
         }
       }
 }
 
 /// The adjoint of im2col: adds each column entry back into its image position.
 template <class Scalar>
-void col2im_add(const Scalar* col, const ConvDims& d, Scalar* x) {
+void col2im_add(const Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
   for (std::int64_t c = 0; c < d.c; ++c)
     for (std::int64_t i = 0; i < d.kh; ++i)
       for (std::int64_t j = 0; j < d.kw; ++j) {
-        const Scalar* row = col + ((c * d.kh + i) * d.kw + j) * d.p();
+        const Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
+        const auto [lo, hi] = valid_columns(d, j);
         for (std::int64_t oh = 0; oh < d.oh; ++oh) {
           const std::int64_t y = oh * d.stride - d.pad + i;
           if (y < 0 || y >= d.h) continue;
-          Scalar* out = x + (c * d.h + y) * d.w;
+          Scalar* out = x + (c * d.h + y) * d.w - d.pad + j;
           const Scalar* in = row + oh * d.ow;
-          for (std::int64_t ow = 0; ow < d.ow; ++ow) {
-            const std::int64_t xx = ow * d.stride - d.pad + j;
-            if (xx >= 0 && xx < d.w) out[xx] += in[ow];
-          }
+          for (std::int64_t ow = lo; ow < hi; ++ow) out[ow * d.stride] += in[ow];
         }
       }
+}
+
+/// Images per GEMM: small feature maps are batched side by side into one wide column
+/// matrix (about 512 columns), so late conv4 layers (7x7, 3x3 maps) still run large GEMMs.
+inline std::int64_t images_per_gemm(const ConvDims& d) {
+  const std::int64_t g = (512 + d.p() - 1) / std::max<std::int64_t>(d.p(), 1);
+  return std::max<std::int64_t>(1, std::min(g, d.n));
 }
 
 template <class Scalar>
@@ -117,9 +139,27 @@ inline Shape shape_of(const NodeAttrs& a) {
 
 /// Scratch for one image's columns, from the tape's arena (freed with the tape).
 template <class Scalar>
-Scalar* column_buffer(const Var<Scalar>& like, const ConvDims& d) {
+Scalar* column_buffer(const Var<Scalar>& like, const ConvDims& d, std::int64_t columns) {
   return static_cast<Scalar*>(
-      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.ckk() * d.p())));
+      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.ckk() * columns)));
+}
+
+/// Copy images [n0, n0 + g) of a [N, F, P] tensor into a [F, g P] matrix, or back (adding).
+template <class Scalar>
+void gather_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::int64_t g,
+                   Scalar* dst) {
+  for (std::int64_t k = 0; k < g; ++k)
+    for (std::int64_t f = 0; f < d.f; ++f)
+      std::copy(src + ((n0 + k) * d.f + f) * d.p(), src + ((n0 + k) * d.f + f + 1) * d.p(),
+                dst + f * g * d.p() + k * d.p());
+}
+template <class Scalar>
+void scatter_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::int64_t g,
+                    Scalar* dst) {
+  for (std::int64_t k = 0; k < g; ++k)
+    for (std::int64_t f = 0; f < d.f; ++f)
+      std::copy(src + f * g * d.p() + k * d.p(), src + f * g * d.p() + (k + 1) * d.p(),
+                dst + ((n0 + k) * d.f + f) * d.p());
 }
 
 }  // namespace detail
@@ -132,13 +172,24 @@ Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g 
   const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
   auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w},
                             &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
-  Scalar* col = detail::column_buffer(x, d);
+  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
+  Scalar* col = detail::column_buffer(x, d, ld);
+  Scalar* tmp = group > 1 ? static_cast<Scalar*>(x.tape().allocate(
+                                sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
+                          : nullptr;
   const Scalar* px = x.value().data();
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
-  for (std::int64_t n = 0; n < d.n; ++n) {
-    detail::im2col(px + n * d.c * d.h * d.w, d, col);
-    detail::MatMap<Scalar>(out.data + n * d.f * d.p(), d.f, d.p()).noalias() =
-        W * detail::ConstMatMap<Scalar>(col, d.ckk(), d.p());
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+    const std::int64_t count = std::min(group, d.n - n0);
+    for (std::int64_t k = 0; k < count; ++k)
+      detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), count * d.p());
+    const detail::ConstMatMap<Scalar> cols(col, d.ckk(), count * d.p());
+    if (group == 1) {
+      detail::MatMap<Scalar>(out.data + n0 * d.f * d.p(), d.f, d.p()).noalias() = W * cols;
+    } else {
+      detail::MatMap<Scalar>(tmp, d.f, count * d.p()).noalias() = W * cols;
+      detail::scatter_images(tmp, d, n0, count, out.data);
+    }
   }
   return out.var;
 }
@@ -157,13 +208,25 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
                             &detail::conv2d_input_grad_backward<Scalar>,
                             detail::conv_attrs(geo, input_shape));
   std::fill(out.data, out.data + input_shape.numel(), Scalar(0));
-  Scalar* col = detail::column_buffer(g, d);
+  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
+  Scalar* col = detail::column_buffer(g, d, ld);
+  Scalar* gbuf = group > 1 ? static_cast<Scalar*>(g.tape().allocate(
+                                 sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
+                           : nullptr;
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
   const Scalar* pg = g.value().data();
-  for (std::int64_t n = 0; n < d.n; ++n) {
-    detail::MatMap<Scalar>(col, d.ckk(), d.p()).noalias() =
-        W.transpose() * detail::ConstMatMap<Scalar>(pg + n * d.f * d.p(), d.f, d.p());
-    detail::col2im_add(col, d, out.data + n * d.c * d.h * d.w);
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+    const std::int64_t k_count = std::min(group, d.n - n0);
+    const Scalar* gk = pg + n0 * d.f * d.p();
+    if (group > 1) {
+      detail::gather_images(pg, d, n0, k_count, gbuf);
+      gk = gbuf;
+    }
+    detail::MatMap<Scalar>(col, d.ckk(), k_count * d.p()).noalias() =
+        W.transpose() * detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p());
+    for (std::int64_t k = 0; k < k_count; ++k)
+      detail::col2im_add(col + k * d.p(), d, out.data + (n0 + k) * d.c * d.h * d.w,
+                         k_count * d.p());
   }
   return out.var;
 }
@@ -183,13 +246,24 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
                             detail::conv_attrs(geo, weight_shape));
   detail::MatMap<Scalar> dW(out.data, d.f, d.ckk());
   dW.setZero();
-  Scalar* col = detail::column_buffer(x, d);
+  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
+  Scalar* col = detail::column_buffer(x, d, ld);
+  Scalar* gbuf = group > 1 ? static_cast<Scalar*>(x.tape().allocate(
+                                 sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
+                           : nullptr;
   const Scalar* px = x.value().data();
   const Scalar* pg = g.value().data();
-  for (std::int64_t n = 0; n < d.n; ++n) {
-    detail::im2col(px + n * d.c * d.h * d.w, d, col);
-    dW.noalias() += detail::ConstMatMap<Scalar>(pg + n * d.f * d.p(), d.f, d.p()) *
-                    detail::ConstMatMap<Scalar>(col, d.ckk(), d.p()).transpose();
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+    const std::int64_t k_count = std::min(group, d.n - n0);
+    for (std::int64_t k = 0; k < k_count; ++k)
+      detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), k_count * d.p());
+    const Scalar* gk = pg + n0 * d.f * d.p();
+    if (group > 1) {
+      detail::gather_images(pg, d, n0, k_count, gbuf);
+      gk = gbuf;
+    }
+    dW.noalias() += detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p()) *
+                    detail::ConstMatMap<Scalar>(col, d.ckk(), k_count * d.p()).transpose();
   }
   return out.var;
 }

@@ -160,8 +160,12 @@ Var<Scalar> gather_rows(const Var<Scalar>& x, const std::int64_t* indices, std::
   auto out = record("gather_rows", so, {x}, &gather_rows_backward<Scalar>, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   const Scalar* px = x.value().data();
-  for (std::size_t i = 0; i < n; ++i)
-    std::copy(px + idx[i] * row, px + (idx[i] + 1) * row, out.data + i * row);
+  if (row == 1) {  // element gathers (pooling): no per-row copy call
+    for (std::size_t i = 0; i < n; ++i) out.data[i] = px[idx[i]];
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      std::copy(px + idx[i] * row, px + (idx[i] + 1) * row, out.data + i * row);
+  }
   return out.var;
 }
 
