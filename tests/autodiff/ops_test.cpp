@@ -475,3 +475,36 @@ TEST_CASE("pooling: max, average, global average", "[autodiff][grad][second-orde
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::max_pool2d(t, 3, 1); },
                                               {"metalearn::max_pool2d", "[1, 1, 2, 3]"});
 }
+
+TEST_CASE("channel_normalize: values, gradients, fused and recorded backward agree",
+          "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(19);
+  const auto img = uniform(rng, {3, 2, 2, 3}, -1.0, 4.0), dense = uniform(rng, {5, 3});
+  check_both([](const Vars& v) { return ml::tanh(ml::channel_normalize(v[0])); }, {img});
+  check_both([](const Vars& v) { return ml::tanh(ml::channel_normalize(v[0])); }, {dense});
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(img);
+  const auto y = ml::channel_normalize(x, 0.0);
+  const auto t = y.to_tensor();
+  double mean = 0, sq = 0;
+  for (int n = 0; n < 3; ++n)  // channel 1: 3 images x 6 pixels
+    for (int i = 0; i < 6; ++i) mean += t.data()[(n * 2 + 1) * 6 + i] / 18;
+  for (int n = 0; n < 3; ++n)
+    for (int i = 0; i < 6; ++i) sq += std::pow(t.data()[(n * 2 + 1) * 6 + i] - mean, 2) / 18;
+  CHECK_THAT(mean, WithinAbs(0.0, 1e-12));
+  CHECK_THAT(sq, WithinAbs(1.0, 1e-12));
+  // The fused (not recorded) and the recorded backward compute the same gradient.
+  const auto loss =
+      ml::sum(ml::tanh(ml::channel_normalize(x)) * ml::constant(uniform(rng, {3, 2, 2, 3})));
+  ml::GradOptions keep;
+  keep.create_graph = true;
+  const auto fused = ml::grad(loss, {x})[0].to_tensor();
+  const auto recorded = ml::grad(loss, {x}, keep)[0].to_tensor();
+  for (std::int64_t i = 0; i < fused.numel(); ++i)
+    CHECK_THAT(fused.data()[i], WithinAbs(recorded.data()[i], 1e-12));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)ml::channel_normalize(tape.constant(Tensor<double>(Shape{1, 3})));
+      },
+      {"metalearn::channel_normalize", "[1, 3]"});
+}

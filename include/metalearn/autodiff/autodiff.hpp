@@ -12,6 +12,7 @@
 #include <metalearn/autodiff/ops/elementwise.hpp>
 #include <metalearn/autodiff/ops/linalg.hpp>
 #include <metalearn/autodiff/ops/loss.hpp>
+#include <metalearn/autodiff/ops/normalize.hpp>
 #include <metalearn/autodiff/ops/pool.hpp>
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>

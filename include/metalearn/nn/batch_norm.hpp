@@ -73,17 +73,8 @@ class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
       }
       normalized = x * constant(inv_std) + constant(shift);
     } else {
-      if (count < 2 && s.rank() == 2)
-        throw InvalidArgument(
-            "metalearn::nn::BatchNorm::forward: batch statistics need at least "
-            "2 values per channel, got shape " +
-            s.to_string());
-      const Scalar inv_count = Scalar(1) / static_cast<Scalar>(count);
-      const Var<Scalar> mean = scale(sum_to(x, per_channel), inv_count);
-      const Var<Scalar> centered = x - mean;
-      const Var<Scalar> var = scale(sum_to(square(centered), per_channel), inv_count);
-      normalized = centered / sqrt(var + static_cast<Scalar>(options_.eps));
-      if (mode == Mode::train && options_.running_stats) update_running(mean, var, count);
+      normalized = channel_normalize(x, static_cast<Scalar>(options_.eps));
+      if (mode == Mode::train && options_.running_stats) update_running(x, count);
     }
     if (!options_.affine) return normalized;
     return normalized * reshape(p[0], per_channel) + reshape(p[1], per_channel);
@@ -102,12 +93,26 @@ class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
     return channels;
   }
 
-  // Running averages use the unbiased variance, as PyTorch does.
-  void update_running(const Var<Scalar>& mean, const Var<Scalar>& var, std::int64_t count) {
-    const Scalar m = static_cast<Scalar>(options_.momentum);
-    const Scalar unbias = count > 1 ? Scalar(count) / Scalar(count - 1) : Scalar(1);
-    running_mean_.array() = (1 - m) * running_mean_.array() + m * mean.value().array();
-    running_var_.array() = (1 - m) * running_var_.array() + m * unbias * var.value().array();
+  // Running averages use the unbiased variance, as PyTorch does. Computed from the input's
+  // values (statistics are not differentiated through the running averages).
+  void update_running(const Var<Scalar>& x, std::int64_t count) {
+    const Shape s = x.shape();
+    const std::int64_t c = channels(), inner = s.rank() == 4 ? s[2] * s[3] : 1;
+    const Scalar* px = x.value().data();
+    const double m = options_.momentum,
+                 unbias = count > 1 ? double(count) / double(count - 1) : 1.0;
+    for (std::int64_t k = 0; k < c; ++k) {
+      double sum = 0, sq = 0;
+      for (std::int64_t n = 0; n < s[0]; ++n)
+        for (std::int64_t i = 0; i < inner; ++i) sum += px[(n * c + k) * inner + i];
+      const double mean = sum / double(count);
+      for (std::int64_t n = 0; n < s[0]; ++n)
+        for (std::int64_t i = 0; i < inner; ++i)
+          sq += std::pow(px[(n * c + k) * inner + i] - mean, 2);
+      running_mean_.data()[k] = Scalar((1 - m) * running_mean_.data()[k] + m * mean);
+      running_var_.data()[k] =
+          Scalar((1 - m) * running_var_.data()[k] + m * unbias * sq / double(count));
+    }
   }
 
   BatchNormOptions options_;

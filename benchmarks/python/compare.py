@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""Runs metalearn's autodiff benchmarks and their PyTorch peers in one go; prints a table.
+"""Runs a metalearn benchmark binary and its PyTorch peer in one go; prints a table.
 
     cmake --preset bench && cmake --build --preset bench -j2
-    /usr/bin/python3 benchmarks/python/compare_autodiff.py [--binary build/bench/benchmarks/bench_autodiff]
+    /usr/bin/python3 benchmarks/python/compare.py --suite autodiff   # or: --suite conv4
 
 Both sides run on one thread, float32, same shapes. The ratio is PyTorch time divided by
-metalearn time (above 1: metalearn is faster). Medians of 5 repetitions each.
+metalearn time (above 1: metalearn is faster). Medians of --repeats repetitions each.
 """
 import argparse
 import json
@@ -27,11 +27,19 @@ def metalearn_medians(binary, repeats):
     return medians
 
 
+# suite: (benchmark binary, PyTorch peer module, microseconds per unit of the peer's figures)
+SUITES = {
+    "autodiff": ("bench_autodiff", "bench_autodiff_torch", 1.0),
+    "conv4": ("bench_conv4", "bench_conv4_torch", 1000.0),
+}
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=os.path.join(here, "../../build/bench/benchmarks/bench_autodiff"))
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--suite", choices=sorted(SUITES), default="autodiff")
+    ap.add_argument("--build-dir", default=os.path.join(here, "../../build/bench/benchmarks"))
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--openblas-coretype", default=None,
                     help="force OpenBLAS's kernel choice (e.g. SkylakeX). OpenBLAS 0.3.21 "
                          "detects some recent Xeons as 'Prescott' (SSE3 kernels); forcing the "
@@ -39,17 +47,19 @@ def main():
     args = ap.parse_args()
     if args.openblas_coretype:
         os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype  # read when OpenBLAS loads
+    binary, module, peer_unit = SUITES[args.suite]
     sys.path.insert(0, here)
-    import bench_autodiff_torch  # noqa: E402  (after the environment is set)
+    import importlib
     import ctypes
+    peer = importlib.import_module(module)  # after the environment is set
     try:
         blas = ctypes.CDLL("libblas.so.3")
         blas.openblas_get_corename.restype = ctypes.c_char_p
         print("PyTorch BLAS: OpenBLAS, kernels for", blas.openblas_get_corename().decode())
     except (OSError, AttributeError):
         print("PyTorch BLAS: not OpenBLAS (install libopenblas0)")
-    ours = metalearn_medians(args.binary, args.repeats)
-    theirs = bench_autodiff_torch.run_cases(threads=1, repeats=args.repeats)
+    ours = metalearn_medians(os.path.join(args.build_dir, binary), args.repeats)
+    theirs = {k: v * peer_unit for k, v in peer.run_cases(threads=1, repeats=args.repeats).items()}
     print(f"{'case':40s} {'metalearn us':>13s} {'PyTorch us':>11s} {'ratio':>7s}")
     for name, t in theirs.items():
         if name in ours:

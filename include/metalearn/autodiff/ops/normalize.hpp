@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/ops/normalize.hpp
+/// Per-channel standardisation over a batch: the core of batch normalisation (Ioffe &
+/// Szegedy 2015), fused so the forward pass reads the input twice instead of six times.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <metalearn/autodiff/ops/arithmetic.hpp>
+#include <metalearn/autodiff/ops/elementwise.hpp>
+#include <string>
+
+namespace metalearn {
+
+namespace detail {
+
+template <class Scalar>
+void channel_normalize_backward(BackwardContext<Scalar>& c);
+
+/// Channel layout of [N, C] or [N, C, H, W]: C channels, each N blocks of `inner` values.
+struct ChannelDims {
+  std::int64_t n, c, inner;
+  std::int64_t count() const { return n * inner; }
+  Shape per_channel(int rank) const { return rank == 4 ? Shape{1, c, 1, 1} : Shape{1, c}; }
+};
+
+inline ChannelDims channel_dims(const Shape& s) {
+  if (!(s.rank() == 2 || s.rank() == 4) || s[0] * (s.rank() == 4 ? s[2] * s[3] : 1) < 2)
+    throw InvalidArgument(
+        "metalearn::channel_normalize: expected [N, C] or [N, C, H, W] with at "
+        "least 2 values per channel, got " +
+        s.to_string());
+  return {s[0], s[1], s.rank() == 4 ? s[2] * s[3] : 1};
+}
+
+/// Calls f(c, block) for every contiguous block of channel c.
+template <class Scalar, class F>
+void for_channel_blocks(const ChannelDims& d, std::int64_t c, F f) {
+  for (std::int64_t n = 0; n < d.n; ++n) f((n * d.c + c) * d.inner);
+}
+
+}  // namespace detail
+
+/// (x - mean_c) / sqrt(var_c + eps), with the mean and (biased) variance of each channel c
+/// taken over the batch and, for images, over height and width. x is [N, C] or
+/// [N, C, H, W]. Any order: the backward rule is fused when it is not recorded, and made of
+/// differentiable ops when it is (create_graph).
+template <class Scalar>
+Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps = Scalar(1e-5)) {
+  const Shape s = x.shape();
+  const detail::ChannelDims d = detail::channel_dims(s);
+  detail::NodeAttrs attrs;
+  attrs.real[0] = static_cast<double>(eps);
+  auto* inv_std =
+      static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.c)));
+  attrs.extra = inv_std;
+  auto out = detail::record("channel_normalize", s, {x},
+                            &detail::channel_normalize_backward<Scalar>, attrs);
+  const Scalar* px = x.value().data();
+  using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+  for (std::int64_t c = 0; c < d.c; ++c) {
+    double sum = 0, sq = 0;  // two passes in double: no cancellation for large means
+    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
+      sum += Block(px + at, d.inner).template cast<double>().sum();
+    });
+    const double mean = sum / static_cast<double>(d.count());
+    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
+      sq += (Block(px + at, d.inner).template cast<double>() - mean).square().sum();
+    });
+    const Scalar is =
+        static_cast<Scalar>(1.0 / std::sqrt(sq / static_cast<double>(d.count()) + eps));
+    inv_std[c] = is;
+    const Scalar m = static_cast<Scalar>(mean);
+    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
+      Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data + at, d.inner) =
+          (Block(px + at, d.inner) - m) * is;
+    });
+  }
+  return out.var;
+}
+
+namespace detail {
+
+// With y = normalize(x), s = 1/sqrt(var + eps) and M values per channel:
+//   dx = s (g - mean_c(g) - y mean_c(g y)).
+template <class Scalar>
+void channel_normalize_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), y = c.output(), g = c.grad_output;
+  const Shape s = x.shape();
+  const ChannelDims d = channel_dims(s);
+  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
+  if (!c.tape.recording()) {
+    // Not recorded (no create_graph): one fused pass for the two sums, one for dx.
+    const auto* inv_std = static_cast<const Scalar*>(c.attrs().extra);
+    auto dx = record_constant(x, s);
+    const Scalar *pg = g.value().data(), *py = y.value().data();
+    using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+    for (std::int64_t ch = 0; ch < d.c; ++ch) {
+      Scalar sg = 0, sgy = 0;
+      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
+        sg += Block(pg + at, d.inner).sum();
+        sgy += (Block(pg + at, d.inner) * Block(py + at, d.inner)).sum();
+      });
+      const Scalar mg = sg * inv_m, mgy = sgy * inv_m, is = inv_std[ch];
+      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
+        Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dx.data + at, d.inner) =
+            is * (Block(pg + at, d.inner) - mg - Block(py + at, d.inner) * mgy);
+      });
+    }
+    c.grad_inputs[0] = dx.var;
+    return;
+  }
+  // Recorded: the same formula in differentiable ops, with s as a function of x, so the
+  // result can be differentiated again.
+  const Shape pc = d.per_channel(s.rank());
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const Var<Scalar> centered = x - scale(sum_to(x, pc), inv_m);
+  const Var<Scalar> inv_std =
+      pow(add_scalar(scale(sum_to(square(centered), pc), inv_m), eps), Scalar(-0.5));
+  const Var<Scalar> mg = scale(sum_to(g, pc), inv_m), mgy = scale(sum_to(g * y, pc), inv_m);
+  c.grad_inputs[0] = inv_std * (g - mg - y * mgy);
+}
+
+}  // namespace detail
+}  // namespace metalearn
