@@ -60,7 +60,8 @@ struct Conv4Options {
 };
 
 /// The 4-block convolutional backbone of MAML, Prototypical and Matching Networks: each
-/// block is conv 3x3 (padding 1) + batch norm + ReLU + 2x2 max-pool, then a linear head on
+/// block is conv 3x3 (padding 1) + batch norm + ReLU + 2x2 max-pool (applied as pool then
+/// ReLU, which is the same function), then a linear head on
 /// the flattened features (Vinyals et al. 2016; Finn et al. 2017; Snell et al. 2017).
 template <class Scalar = float>
 Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
@@ -80,11 +81,14 @@ Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
     conv.stride = o.strided ? 2 : 1;
     net.add(Conv2d<Scalar>(channels, o.filters, rng, conv));
     net.add(BatchNorm<Scalar>(o.filters, o.batch_norm));
-    net.add(Relu<Scalar>{});
     if (o.strided) {
+      net.add(Relu<Scalar>{});
       side = (side + 2 - 3) / 2 + 1;
     } else {
+      // Pool, then ReLU: the same function as ReLU then pool (ReLU is monotone, so it
+      // commutes with max), with the ReLU on a quarter of the values.
       net.add(MaxPool2d<Scalar>(2));
+      net.add(Relu<Scalar>{});
       side /= 2;
     }
     channels = o.filters;

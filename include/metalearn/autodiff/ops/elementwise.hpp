@@ -170,8 +170,16 @@ void sigmoid_backward(BackwardContext<Scalar>& c) {  // d s(x) = s (1 - s)
 }
 template <class Scalar>
 void relu_backward(BackwardContext<Scalar>& c) {
-  const Var<Scalar> step = constant_of(
-      c.input(0), [](const auto& a) { return (a > Scalar(0)).template cast<Scalar>(); });
+  const Var<Scalar> x = c.input(0);
+  if (!c.tape.recording()) {  // not recorded: g where x > 0, in one pass
+    auto dx = record_constant(x, x.shape());
+    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dx.data, x.numel()) =
+        (x.value().array() > Scalar(0)).select(c.grad_output.value().array(), Scalar(0));
+    c.grad_inputs[0] = dx.var;
+    return;
+  }
+  const Var<Scalar> step =
+      constant_of(x, [](const auto& a) { return (a > Scalar(0)).template cast<Scalar>(); });
   c.grad_inputs[0] = mul(c.grad_output, step);
 }
 template <class Scalar>

@@ -59,14 +59,15 @@ Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps = Scalar(1e-5)) {
   const Scalar* px = x.value().data();
   using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
   for (std::int64_t c = 0; c < d.c; ++c) {
-    double sum = 0, sq = 0;  // two passes in double: no cancellation for large means
-    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
-      sum += Block(px + at, d.inner).template cast<double>().sum();
-    });
+    // Two passes (mean, then squared deviations: no cancellation for large means);
+    // vectorised sums per block, accumulated across blocks in double.
+    double sum = 0, sq = 0;
+    detail::for_channel_blocks<Scalar>(
+        d, c, [&](std::int64_t at) { sum += Block(px + at, d.inner).sum(); });
     const double mean = sum / static_cast<double>(d.count());
-    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
-      sq += (Block(px + at, d.inner).template cast<double>() - mean).square().sum();
-    });
+    const Scalar ms = static_cast<Scalar>(mean);
+    detail::for_channel_blocks<Scalar>(
+        d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - ms).square().sum(); });
     const Scalar is =
         static_cast<Scalar>(1.0 / std::sqrt(sq / static_cast<double>(d.count()) + eps));
     inv_std[c] = is;
