@@ -9,14 +9,14 @@
 //   ./autodiff_tour --steps 2000 --lr 0.01 --seed 1
 //
 // Prints a progress line every --log-every steps, then one summary line:
-//   final: loss_first=<x> loss_last=<x> meta_grad_max_rel_error=<x> hvp_norm=<x> steps=<n> seconds=<t>
+//   final: loss_first=<x> loss_last=<x> meta_grad_max_rel_error=<x> hvp_norm=<x> steps=<n>
+//   seconds=<t>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <vector>
-
 #include <metalearn/metalearn.hpp>
+#include <vector>
 
 #include "common/args.hpp"
 
@@ -83,7 +83,8 @@ ml::Var<double> adapted_query_loss(const Vars& theta, const ml::Tensor<double>& 
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const examples::Args args{argc, argv,
+  const examples::Args args{argc,
+                            argv,
                             "usage: autodiff_tour [--steps N] [--lr X] [--inner-lr X] [--seed N]\n"
                             "                     [--log-every N] [--quiet]\n",
                             {"steps", "lr", "inner-lr", "seed", "log-every"},
@@ -160,9 +161,10 @@ int main(int argc, char** argv) try {
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("final: loss_first=%.6g loss_last=%.6g meta_grad_max_rel_error=%.3g hvp_norm=%.6g "
-              "steps=%ld seconds=%.3f\n",
-              loss_first, loss_last, worst, hvp_norm, steps, seconds);
+  std::printf(
+      "final: loss_first=%.6g loss_last=%.6g meta_grad_max_rel_error=%.3g hvp_norm=%.6g "
+      "steps=%ld seconds=%.3f\n",
+      loss_first, loss_last, worst, hvp_norm, steps, seconds);
   return std::isfinite(loss_last) && std::isfinite(hvp_norm) ? 0 : 3;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << '\n';

@@ -3,12 +3,11 @@
 // The autodiff core: per-node overhead on tiny tensors, matmul forward+backward next to
 // the same products in plain Eigen, and the loss / gradient / Hessian-vector product of
 // Finn et al.'s sinusoid MLP (1-40-40-1 on 10 points).
-#include <cmath>
-#include <vector>
-
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <metalearn/metalearn.hpp>
+#include <vector>
 
 namespace ml = metalearn;
 
@@ -17,7 +16,8 @@ namespace {
 template <class S>
 ml::Tensor<S> random_tensor(ml::Rng& rng, ml::Shape shape, double bound = 1.0) {
   ml::Tensor<S> t(shape);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<S>(ml::uniform(rng, -bound, bound));
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.data()[i] = static_cast<S>(ml::uniform(rng, -bound, bound));
   return t;
 }
 
@@ -83,7 +83,8 @@ BENCHMARK(BM_Tape_TinyOps_Forward);
 static void BM_Matmul_ForwardBackward(benchmark::State& state) {
   const auto n = state.range(0), k = state.range(1), m = state.range(2);
   ml::Rng rng{1};
-  const auto a = random_tensor<float>(rng, ml::Shape{n, k}), b = random_tensor<float>(rng, ml::Shape{k, m});
+  const auto a = random_tensor<float>(rng, ml::Shape{n, k}),
+             b = random_tensor<float>(rng, ml::Shape{k, m});
   const auto gout = random_tensor<float>(rng, ml::Shape{n, m});
   ml::Tape<float> tape;
   for (auto _ : state) {
@@ -92,8 +93,8 @@ static void BM_Matmul_ForwardBackward(benchmark::State& state) {
     const auto g = ml::vjp(ml::matmul(A, B), {A, B}, tape.constant(gout));
     benchmark::DoNotOptimize(g[1].value().data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(6.0 * n * k * m * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(6.0 * n * k * m * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Matmul_ForwardBackward)->Args({10, 40, 40})->Args({256, 256, 256});
 
@@ -111,8 +112,8 @@ static void BM_Matmul_ForwardBackward_EigenOnly(benchmark::State& state) {
     benchmark::DoNotOptimize(da.data());
     benchmark::DoNotOptimize(db.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(6.0 * n * k * m * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(6.0 * n * k * m * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Matmul_ForwardBackward_EigenOnly)->Args({10, 40, 40})->Args({256, 256, 256});
 
@@ -120,7 +121,8 @@ BENCHMARK(BM_Matmul_ForwardBackward_EigenOnly)->Args({10, 40, 40})->Args({256, 2
 static void BM_Mlp_Loss(benchmark::State& state) {
   ml::Rng rng{2};
   const auto params = mlp_params<float>(rng);
-  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0), y = random_tensor<float>(rng, ml::Shape{10, 1});
+  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0),
+             y = random_tensor<float>(rng, ml::Shape{10, 1});
   ml::Tape<float> tape;
   std::vector<ml::Var<float>> w;
   for (auto _ : state) {
@@ -136,7 +138,8 @@ BENCHMARK(BM_Mlp_Loss);
 static void BM_Mlp_Gradient(benchmark::State& state) {
   ml::Rng rng{2};
   const auto params = mlp_params<float>(rng);
-  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0), y = random_tensor<float>(rng, ml::Shape{10, 1});
+  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0),
+             y = random_tensor<float>(rng, ml::Shape{10, 1});
   ml::Tape<float> tape;
   std::vector<ml::Var<float>> w, g;
   for (auto _ : state) {
@@ -154,7 +157,8 @@ static void BM_Mlp_HessianVectorProduct(benchmark::State& state) {
   ml::Rng rng{2};
   const auto params = mlp_params<float>(rng);
   const auto dirs = mlp_params<float>(rng);
-  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0), y = random_tensor<float>(rng, ml::Shape{10, 1});
+  const auto x = random_tensor<float>(rng, ml::Shape{10, 1}, 5.0),
+             y = random_tensor<float>(rng, ml::Shape{10, 1});
   ml::Tape<float> tape;
   std::vector<ml::Var<float>> w, v;
   for (auto _ : state) {

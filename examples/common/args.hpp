@@ -51,8 +51,8 @@ class Args {
     char* end = nullptr;
     const long v = std::strtol(s.c_str(), &end, 10);
     if (end == s.c_str() || *end != '\0' || v < lo || v > hi)
-      bad("--" + name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-          "], got '" + s + "'");
+      bad("--" + name + " must be an integer in [" + std::to_string(lo) + ", " +
+          std::to_string(hi) + "], got '" + s + "'");
     return v;
   }
 
