@@ -508,3 +508,34 @@ TEST_CASE("channel_normalize: values, gradients, fused and recorded backward agr
       },
       {"metalearn::channel_normalize", "[1, 3]"});
 }
+
+TEST_CASE("batch_norm: fused scale and shift, gradients of x, gamma and beta",
+          "[autodiff][grad][second-order]") {
+  auto rng = ml::test::make_rng(20);
+  const auto gamma = uniform(rng, {2}, 0.5, 2.0), beta = uniform(rng, {2});
+  const auto f = [](const Vars& v) { return ml::tanh(ml::batch_norm(v[0], v[1], v[2])); };
+  check_both(f, {uniform(rng, {3, 2, 2, 3}, -1.0, 4.0), gamma, beta});
+  check_both(f, {uniform(rng, {5, 2}), gamma, beta});
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(uniform(rng, {3, 2, 2, 3}));
+  const auto g = tape.leaf(gamma), b = tape.leaf(beta);
+  // Same values as normalize, then scale and shift.
+  const auto fused = ml::batch_norm(x, g, b).to_tensor();
+  const auto composed = (ml::channel_normalize(x) * ml::reshape(g, Shape{1, 2, 1, 1}) +
+                         ml::reshape(b, Shape{1, 2, 1, 1}))
+                            .to_tensor();
+  for (std::int64_t i = 0; i < fused.numel(); ++i)
+    CHECK_THAT(fused.data()[i], WithinAbs(composed.data()[i], 1e-12));
+  // The fused (not recorded) and recorded backward rules agree.
+  const auto loss =
+      ml::sum(ml::tanh(ml::batch_norm(x, g, b)) * ml::constant(uniform(rng, {3, 2, 2, 3})));
+  ml::GradOptions keep;
+  keep.create_graph = true;
+  const auto fast = ml::grad(loss, {x, g, b}), recorded = ml::grad(loss, {x, g, b}, keep);
+  for (int k = 0; k < 3; ++k)
+    for (std::int64_t i = 0; i < fast[k].numel(); ++i)
+      CHECK_THAT(fast[k].value()[i], WithinAbs(recorded[k].value()[i], 1e-12));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { (void)ml::batch_norm(x, b, tape.leaf(uniform(rng, {3}))); },
+      {"metalearn::batch_norm", "[3]", "[2]"});
+}

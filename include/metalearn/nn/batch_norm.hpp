@@ -64,20 +64,19 @@ class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
                             std::to_string(c) + ", H, W]");
     const Shape per_channel = s.rank() == 4 ? Shape{1, c, 1, 1} : Shape{1, c};
     const std::int64_t count = s.numel() / c;
-    Var<Scalar> normalized;
+    const Scalar eps = static_cast<Scalar>(options_.eps);
     if (mode == Mode::eval && options_.running_stats) {
       Tensor<Scalar> inv_std(per_channel), shift(per_channel);
       for (std::int64_t k = 0; k < c; ++k) {
-        inv_std.data()[k] = Scalar(1) / std::sqrt(running_var_.data()[k] + Scalar(options_.eps));
+        inv_std.data()[k] = Scalar(1) / std::sqrt(running_var_.data()[k] + eps);
         shift.data()[k] = -running_mean_.data()[k] * inv_std.data()[k];
       }
-      normalized = x * constant(inv_std) + constant(shift);
-    } else {
-      normalized = channel_normalize(x, static_cast<Scalar>(options_.eps));
-      if (mode == Mode::train && options_.running_stats) update_running(x, count);
+      const Var<Scalar> normalized = x * constant(inv_std) + constant(shift);
+      if (!options_.affine) return normalized;
+      return normalized * reshape(p[0], per_channel) + reshape(p[1], per_channel);
     }
-    if (!options_.affine) return normalized;
-    return normalized * reshape(p[0], per_channel) + reshape(p[1], per_channel);
+    if (mode == Mode::train && options_.running_stats) update_running(x, count);
+    return options_.affine ? batch_norm(x, p[0], p[1], eps) : channel_normalize(x, eps);
   }
 
   std::int64_t channels() const { return gamma_.shape()[0]; }
