@@ -6,16 +6,15 @@ install libopenblas0 too, or PyTorch runs on the reference BLAS.
 
     /usr/bin/python3 benchmarks/python/bench_autodiff_torch.py [--threads 1] [--repeats 5]
 
-Prints one line per case: name, median microseconds per iteration.
+Prints one line per case: name, fastest-of-repeats microseconds per iteration.
 """
 import argparse
-import statistics
 import time
 
 import torch
 
 
-def median_us(fn, min_time=0.5, repeats=5):
+def best_us(fn, min_time=0.5, repeats=5):
     fn()  # warm up
     n = 1
     while True:  # calibrate to ~min_time / repeats per measurement
@@ -32,11 +31,11 @@ def median_us(fn, min_time=0.5, repeats=5):
         for _ in range(n):
             fn()
         times.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(times)
+    return min(times)  # fastest repetition: see compare.py
 
 
 def run_cases(threads=1, repeats=5):
-    """Median microseconds per iteration for each case, by the C++ benchmark's name."""
+    """Fastest-of-repeats microseconds per iteration for each case, by the C++ benchmark's name."""
     torch.set_num_threads(threads)
     torch.manual_seed(2)
 
@@ -107,7 +106,7 @@ def run_cases(threads=1, repeats=5):
         ("Mlp_Gradient", mlp_grad),
         ("Mlp_HessianVectorProduct", mlp_hvp),
     ]
-    return {name: median_us(fn, repeats=repeats) for name, fn in cases}
+    return {name: best_us(fn, repeats=repeats) for name, fn in cases}
 
 
 def main():

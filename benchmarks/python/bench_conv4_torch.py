@@ -5,10 +5,9 @@
 
 Batch norm uses batch statistics (as our default and MAML's reference setup); the
 second-order step runs the network functionally on adapted weights, as learn2learn and
-higher do. Prints one line per case: name, median milliseconds per iteration.
+higher do. Prints one line per case: name, fastest-of-repeats milliseconds per iteration.
 """
 import argparse
-import statistics
 import time
 
 import torch
@@ -41,18 +40,18 @@ def conv4_forward(p, x):
     return F.linear(h.flatten(1), p[16], p[17])
 
 
-def median_ms(fn, repeats):
+def best_ms(fn, repeats):
     fn()  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return min(times)  # fastest repetition: see compare.py
 
 
 def run_cases(threads=1, repeats=3):
-    """Median milliseconds per iteration, keyed by the C++ benchmark's name."""
+    """Fastest-of-repeats milliseconds per iteration, keyed by the C++ benchmark's name."""
     torch.set_num_threads(threads)
     results = {}
     for side, batch in [(28, 5), (28, 25), (28, 80), (28, 300), (84, 5), (84, 25)]:
@@ -65,7 +64,7 @@ def run_cases(threads=1, repeats=3):
             w = [q.clone().requires_grad_() for q in params]
             return torch.autograd.grad(F.cross_entropy(conv4_forward(w, x), y), w)
 
-        results[f"Conv4_ForwardBackward/{side}/{batch}"] = median_ms(step, repeats)
+        results[f"Conv4_ForwardBackward/{side}/{batch}"] = best_ms(step, repeats)
     for side in (28, 84):
         in_ch, filters = (3, 32) if side == 84 else (1, 64)
         params = conv4_params(in_ch, filters, side, 5)
@@ -78,7 +77,7 @@ def run_cases(threads=1, repeats=3):
             fast = [wi - 0.4 * gi for wi, gi in zip(w, g)]
             return torch.autograd.grad(F.cross_entropy(conv4_forward(fast, xq), yq), w)
 
-        results[f"Conv4_MamlSecondOrder/{side}"] = median_ms(maml, repeats)
+        results[f"Conv4_MamlSecondOrder/{side}"] = best_ms(maml, repeats)
     return results
 
 
