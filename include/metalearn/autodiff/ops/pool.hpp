@@ -75,7 +75,7 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
         idx[k++] = best;
       }
   const Var<Scalar> flat = reshape(x, Shape{x.numel(), 1});
-  return reshape(detail::gather_rows(flat, idx, static_cast<std::size_t>(count)),
+  return reshape(detail::gather_rows_trusted(flat, idx, static_cast<std::size_t>(count)),
                  Shape{d.n, d.c, d.oh, d.ow});
 }
 
@@ -88,7 +88,8 @@ Var<Scalar> avg_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
   Var<Scalar> total;
   for (std::int64_t i = 0; i < d.k; ++i)
     for (std::int64_t j = 0; j < d.k; ++j) {
-      const Var<Scalar> part = detail::gather_rows(flat, detail::window_indices(x, d, i, j), count);
+      const Var<Scalar> part =
+          detail::gather_rows_trusted(flat, detail::window_indices(x, d, i, j), count);
       total = total.is_assigned() ? add(total, part) : part;
     }
   return reshape(scale(total, Scalar(1) / static_cast<Scalar>(d.k * d.k)),

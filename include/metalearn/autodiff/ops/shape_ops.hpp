@@ -148,12 +148,12 @@ Var<Scalar> concat(const std::vector<Var<Scalar>>& xs) {
 }
 
 namespace detail {
+/// gather_rows with indices already in the tape's arena and known to be in range (made by
+/// another op, e.g. pooling): no copy, no check.
 template <class Scalar>
-Var<Scalar> gather_rows(const Var<Scalar>& x, const std::int64_t* indices, std::size_t n) {
+Var<Scalar> gather_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
   const Shape sx = x.shape();
-  require_rank_1plus("gather_rows", sx);
   NodeAttrs attrs;
-  const std::int64_t* idx = store_indices(x, indices, n, sx[0], "gather_rows");
   attrs.extra = idx;
   attrs.integer[0] = static_cast<std::int64_t>(n);
   const Shape so = with_rows(sx, static_cast<std::int64_t>(n));
@@ -170,15 +170,17 @@ Var<Scalar> gather_rows(const Var<Scalar>& x, const std::int64_t* indices, std::
 }
 
 template <class Scalar>
-Var<Scalar> scatter_add_rows(const Var<Scalar>& x, const std::int64_t* indices, std::size_t n,
-                             std::int64_t rows) {
+Var<Scalar> gather_rows(const Var<Scalar>& x, const std::int64_t* indices, std::size_t n) {
+  require_rank_1plus("gather_rows", x.shape());
+  return gather_rows_trusted(x, store_indices(x, indices, n, x.shape()[0], "gather_rows"), n);
+}
+
+/// scatter_add_rows with trusted arena indices (see gather_rows_trusted).
+template <class Scalar>
+Var<Scalar> scatter_add_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n,
+                                     std::int64_t rows) {
   const Shape sx = x.shape();
-  require_rank_1plus("scatter_add_rows", sx);
-  if (static_cast<std::int64_t>(n) != sx[0])
-    throw InvalidArgument("metalearn::scatter_add_rows: " + std::to_string(n) + " indices for " +
-                          std::to_string(sx[0]) + " rows of shape " + sx.to_string());
   NodeAttrs attrs;
-  const std::int64_t* idx = store_indices(x, indices, n, rows, "scatter_add_rows");
   attrs.extra = idx;
   attrs.integer[0] = rows;
   const Shape so = with_rows(sx, rows);
@@ -186,9 +188,25 @@ Var<Scalar> scatter_add_rows(const Var<Scalar>& x, const std::int64_t* indices, 
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   std::fill(out.data, out.data + so.numel(), Scalar(0));
   const Scalar* px = x.value().data();
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::int64_t k = 0; k < row; ++k) out.data[idx[i] * row + k] += px[i * row + k];
+  if (row == 1) {
+    for (std::size_t i = 0; i < n; ++i) out.data[idx[i]] += px[i];
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < row; ++k) out.data[idx[i] * row + k] += px[i * row + k];
+  }
   return out.var;
+}
+
+template <class Scalar>
+Var<Scalar> scatter_add_rows(const Var<Scalar>& x, const std::int64_t* indices, std::size_t n,
+                             std::int64_t rows) {
+  const Shape sx = x.shape();
+  require_rank_1plus("scatter_add_rows", sx);
+  if (static_cast<std::int64_t>(n) != sx[0])
+    throw InvalidArgument("metalearn::scatter_add_rows: " + std::to_string(n) + " indices for " +
+                          std::to_string(sx[0]) + " rows of shape " + sx.to_string());
+  return scatter_add_rows_trusted(x, store_indices(x, indices, n, rows, "scatter_add_rows"), n,
+                                  rows);
 }
 }  // namespace detail
 
@@ -242,8 +260,8 @@ void gather_rows_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] = gather_rows(c.grad_output, stored_indices(c.attrs()),
-                                 static_cast<std::size_t>(c.input(0).shape()[0]));
+  c.grad_inputs[0] = gather_rows_trusted(c.grad_output, stored_indices(c.attrs()),
+                                         static_cast<std::size_t>(c.input(0).shape()[0]));
 }
 
 }  // namespace detail
