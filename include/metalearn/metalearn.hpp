@@ -5,6 +5,7 @@
 
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/config.hpp>
+#include <metalearn/data/data.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/io/io.hpp>
 #include <metalearn/nn/nn.hpp>

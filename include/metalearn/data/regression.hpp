@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/data/regression.hpp
+/// Regression task families: sine waves (Finn et al. 2017, §5.1) and lines.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/error.hpp>
+#include <metalearn/random.hpp>
+#include <string>
+
+namespace metalearn::data {
+
+/// A closed interval [lo, hi] to draw from uniformly.
+struct Range {
+  double lo, hi;
+};
+
+namespace detail {
+inline void check_range(const char* who, const char* what, Range r) {
+  if (!(r.lo <= r.hi) || !std::isfinite(r.lo) || !std::isfinite(r.hi))
+    throw InvalidArgument(std::string(who) + ": " + what + " range [" + std::to_string(r.lo) +
+                          ", " + std::to_string(r.hi) + "] is not a finite interval");
+}
+inline void check_counts(const char* who, std::int64_t shots, std::int64_t queries) {
+  if (shots < 1 || queries < 0)
+    throw InvalidArgument(std::string(who) + ": need shots >= 1 and queries >= 0, got " +
+                          std::to_string(shots) + " and " + std::to_string(queries));
+}
+
+/// K points of task f with x ~ U[range] and optional Gaussian noise on y, as [K, 1].
+template <class Scalar, class F>
+void draw_points(Rng& rng, std::int64_t k, Range x_range, double noise, F f, Tensor<Scalar>& x,
+                 Tensor<Scalar>& y) {
+  x = Tensor<Scalar>(Shape{k, 1});
+  y = Tensor<Scalar>(Shape{k, 1});
+  for (std::int64_t i = 0; i < k; ++i) {
+    const double xi = uniform(rng, x_range.lo, x_range.hi);
+    x.data()[i] = static_cast<Scalar>(xi);
+    y.data()[i] = static_cast<Scalar>(f(xi) + (noise > 0 ? noise * normal(rng) : 0.0));
+  }
+}
+}  // namespace detail
+
+/// Options of SineTasks; the defaults are Finn et al. 2017's.
+struct SineOptions {
+  std::int64_t shots = 10;    ///< K support points
+  std::int64_t queries = 10;  ///< query points
+  Range amplitude{0.1, 5.0};
+  Range phase{0.0, 3.14159265358979323846};
+  Range x{-5.0, 5.0};
+  double noise = 0.0;  ///< standard deviation of Gaussian noise on the targets
+};
+
+/// y = A sin(x - phase): one task per (A, phase).
+struct SineTask {
+  double amplitude, phase;
+  double operator()(double x) const { return amplitude * std::sin(x - phase); }
+};
+
+/// Sine-wave regression tasks (Finn et al. 2017, §5.1): amplitude U[0.1, 5], phase U[0, pi],
+/// x U[-5, 5], K support and Q query points of the same wave.
+template <class Scalar = float>
+class SineTasks {
+ public:
+  explicit SineTasks(SineOptions options = {}) : o_(options) {
+    detail::check_counts("metalearn::data::SineTasks", o_.shots, o_.queries);
+    detail::check_range("metalearn::data::SineTasks", "amplitude", o_.amplitude);
+    detail::check_range("metalearn::data::SineTasks", "phase", o_.phase);
+    detail::check_range("metalearn::data::SineTasks", "x", o_.x);
+    if (!(o_.noise >= 0)) throw InvalidArgument("metalearn::data::SineTasks: noise must be >= 0");
+  }
+
+  /// A random task (amplitude, phase).
+  SineTask sample_task(Rng& rng) const {
+    const double a = uniform(rng, o_.amplitude.lo, o_.amplitude.hi);
+    return {a, uniform(rng, o_.phase.lo, o_.phase.hi)};
+  }
+  /// An episode of a given task.
+  Episode<Scalar> episode(const SineTask& task, Rng& rng) const {
+    Episode<Scalar> e;
+    detail::draw_points(rng, o_.shots, o_.x, o_.noise, task, e.support_inputs, e.support_targets);
+    detail::draw_points(rng, o_.queries, o_.x, o_.noise, task, e.query_inputs, e.query_targets);
+    e.shots = o_.shots;
+    e.queries = o_.queries;
+    return e;
+  }
+  /// An episode of a random task.
+  Episode<Scalar> sample(Rng& rng) const { return episode(sample_task(rng), rng); }
+  const SineOptions& options() const { return o_; }
+
+ private:
+  SineOptions o_;
+};
+
+/// Options of LineTasks.
+struct LineOptions {
+  std::int64_t shots = 10;
+  std::int64_t queries = 10;
+  Range slope{-3.0, 3.0};
+  Range intercept{-3.0, 3.0};
+  Range x{-5.0, 5.0};
+  double noise = 0.0;
+};
+
+/// y = slope x + intercept.
+struct LineTask {
+  double slope, intercept;
+  double operator()(double x) const { return slope * x + intercept; }
+};
+
+/// Linear regression tasks, the second family of the sinusoid-and-line benchmarks.
+template <class Scalar = float>
+class LineTasks {
+ public:
+  explicit LineTasks(LineOptions options = {}) : o_(options) {
+    detail::check_counts("metalearn::data::LineTasks", o_.shots, o_.queries);
+    detail::check_range("metalearn::data::LineTasks", "slope", o_.slope);
+    detail::check_range("metalearn::data::LineTasks", "intercept", o_.intercept);
+    detail::check_range("metalearn::data::LineTasks", "x", o_.x);
+    if (!(o_.noise >= 0)) throw InvalidArgument("metalearn::data::LineTasks: noise must be >= 0");
+  }
+  LineTask sample_task(Rng& rng) const {
+    const double s = uniform(rng, o_.slope.lo, o_.slope.hi);
+    return {s, uniform(rng, o_.intercept.lo, o_.intercept.hi)};
+  }
+  Episode<Scalar> episode(const LineTask& task, Rng& rng) const {
+    Episode<Scalar> e;
+    detail::draw_points(rng, o_.shots, o_.x, o_.noise, task, e.support_inputs, e.support_targets);
+    detail::draw_points(rng, o_.queries, o_.x, o_.noise, task, e.query_inputs, e.query_targets);
+    e.shots = o_.shots;
+    e.queries = o_.queries;
+    return e;
+  }
+  Episode<Scalar> sample(Rng& rng) const { return episode(sample_task(rng), rng); }
+  const LineOptions& options() const { return o_; }
+
+ private:
+  LineOptions o_;
+};
+
+}  // namespace metalearn::data

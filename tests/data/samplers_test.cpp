@@ -1,0 +1,207 @@
+// Episodes and samplers: shapes, ranges, statistics, determinism for 1 and 2 threads, errors.
+#include <cmath>
+#include <map>
+#include <metalearn/metalearn.hpp>
+#include <set>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace data = metalearn::data;
+using ml::Shape;
+using ml::Tensor;
+
+namespace {
+// `classes` classes with `per_class` examples each; example value = class id * 1000 + index,
+// so a test can read each example's class back from its value.
+data::ClassDataset<float> labelled(std::int64_t classes, std::int64_t per_class,
+                                   std::int64_t id_offset = 0) {
+  Tensor<float> x(Shape{classes * per_class, 1});
+  std::vector<std::int64_t> labels;
+  for (std::int64_t c = 0; c < classes; ++c)
+    for (std::int64_t k = 0; k < per_class; ++k) {
+      x.data()[c * per_class + k] = static_cast<float>((c + id_offset) * 1000 + k);
+      labels.push_back(c + id_offset);
+    }
+  return data::ClassDataset<float>(x, labels);
+}
+std::int64_t class_of(float v) { return static_cast<std::int64_t>(v) / 1000; }
+}  // namespace
+
+TEST_CASE("SineTasks: Finn et al.'s ranges, targets and determinism", "[data]") {
+  auto rng = ml::test::make_rng(60);
+  data::SineTasks<double> tasks;
+  for (int t = 0; t < 500; ++t) {
+    const auto task = tasks.sample_task(rng);
+    CHECK((task.amplitude >= 0.1 && task.amplitude <= 5.0));
+    CHECK((task.phase >= 0.0 && task.phase <= 3.1415927));
+    const auto e = tasks.episode(task, rng);
+    REQUIRE(e.support_inputs.shape() == Shape{10, 1});
+    REQUIRE(e.query_targets.shape() == Shape{10, 1});
+    CHECK_FALSE(e.is_classification());
+    for (int i = 0; i < 10; ++i) {
+      const double x = e.support_inputs.data()[i];
+      CHECK((x >= -5.0 && x <= 5.0));
+      CHECK_THAT(e.support_targets.data()[i],
+                 WithinAbs(task.amplitude * std::sin(x - task.phase), 1e-12));
+    }
+  }
+  ml::Rng a{7}, b{7};
+  CHECK(tasks.sample(a).query_inputs.array().isApprox(tasks.sample(b).query_inputs.array()));
+  data::LineTasks<double> lines;
+  const auto line = lines.sample_task(rng);
+  const auto e = lines.episode(line, rng);
+  CHECK_THAT(e.query_targets.data()[3],
+             WithinAbs(line.slope * e.query_inputs.data()[3] + line.intercept, 1e-12));
+  data::SineOptions bad;
+  bad.amplitude = {5.0, 0.1};
+  ml::test::check_throws<ml::InvalidArgument>([&] { data::SineTasks<double>{bad}; },
+                                              {"metalearn::data::SineTasks", "amplitude"});
+}
+
+TEST_CASE("EpisodeSampler: N-way K-shot episodes, labels and no duplicates", "[data]") {
+  const auto ds = labelled(20, 8, 100);
+  data::EpisodeSampler<float> sampler(ds, {5, 2, 3});
+  auto rng = ml::test::make_rng(61);
+  std::map<std::int64_t, int> used;
+  const int episodes = 2000;
+  for (int t = 0; t < episodes; ++t) {
+    const auto e = sampler.sample(rng);
+    REQUIRE(e.support_inputs.shape() == Shape{10, 1});
+    REQUIRE(e.query_inputs.shape() == Shape{15, 1});
+    REQUIRE(e.classes.size() == 5);
+    std::set<float> seen;
+    for (int i = 0; i < 10; ++i) {
+      CHECK(e.support_labels[i] == i / 2);  // class-major
+      CHECK(class_of(e.support_inputs.data()[i]) == e.classes[e.support_labels[i]]);
+      seen.insert(e.support_inputs.data()[i]);
+    }
+    for (int i = 0; i < 15; ++i) {
+      CHECK(class_of(e.query_inputs.data()[i]) == e.classes[e.query_labels[i]]);
+      seen.insert(e.query_inputs.data()[i]);
+    }
+    CHECK(seen.size() == 25);  // no example twice within an episode
+    CHECK(std::set<std::int64_t>(e.classes.begin(), e.classes.end()).size() == 5);
+    for (auto c : e.classes) ++used[c];
+  }
+  // Each class is used 5/20 of the time: 500 expected, binomial sd ~19; allow 5 sd.
+  REQUIRE(used.size() == 20);
+  for (const auto& [c, n] : used) CHECK(std::abs(n - 500) < 100);
+}
+
+TEST_CASE("EpisodeSampler: bad configurations name the problem", "[data][error]") {
+  const auto ds = labelled(4, 3);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::EpisodeSampler<float>(ds, {5, 1, 1});
+      },
+      {"metalearn::data::EpisodeSampler", "5 ways", "4 classes"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::EpisodeSampler<float>(ds, {2, 2, 2});
+      },
+      {"class 0", "3 examples", "shots + queries = 4"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::EpisodeSampler<float>(ds, {0, 1, 1});
+      },
+      {"ways >= 1"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        data::ClassDataset<float>(Tensor<float>(Shape{3, 2}), {1, 2});
+      },
+      {"metalearn::data::ClassDataset", "2 labels", "[3, 2]"});
+}
+
+TEST_CASE("MetaBatchSampler: same episodes for 1 and 2 threads", "[data]") {
+  const auto ds = labelled(30, 6);
+  data::EpisodeSampler<float> episodes(ds, {5, 1, 2});
+  data::MetaBatchSampler<data::EpisodeSampler<float>> one(episodes, 16, 1), two(episodes, 16, 2);
+  ml::Rng r1{99}, r2{99};
+  const auto a = one.sample(r1), b = two.sample(r2);
+  REQUIRE(a.size() == 16);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].classes == b[i].classes);
+    CHECK((a[i].support_inputs.array() == b[i].support_inputs.array()).all());
+    CHECK((a[i].query_inputs.array() == b[i].query_inputs.array()).all());
+  }
+  CHECK(r1() == r2());  // the caller's generator advanced alike
+  data::MetaBatchSampler<data::SineTasks<float>> sines(data::SineTasks<float>{}, 25, 2);
+  ml::Rng r3{1};
+  CHECK(sines.sample(r3).size() == 25);
+}
+
+TEST_CASE("Class splits: disjoint, complete, deterministic, by group", "[data]") {
+  ml::Rng rng{5};
+  const auto s = data::split_classes(100, 60, 15, rng);
+  CHECK(s.train.size() == 60);
+  CHECK(s.validation.size() == 15);
+  CHECK(s.test.size() == 25);
+  std::set<std::int64_t> all(s.train.begin(), s.train.end());
+  all.insert(s.validation.begin(), s.validation.end());
+  all.insert(s.test.begin(), s.test.end());
+  CHECK(all.size() == 100);
+  ml::Rng again{5};
+  CHECK(data::split_classes(100, 60, 15, again).train == s.train);
+  // 12 classes in 4 groups of 3: whole groups go to one split.
+  std::vector<std::int64_t> group_of{0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3};
+  const auto g = data::split_by_group(group_of, 2, 1, rng);
+  CHECK(g.train.size() == 6);
+  CHECK(g.validation.size() == 3);
+  CHECK(g.test.size() == 3);
+  std::map<std::int64_t, std::set<int>> splits_of_group;
+  int k = 0;
+  for (const auto* part : {&g.train, &g.validation, &g.test}) {
+    for (std::int64_t c : *part) splits_of_group[group_of[c]].insert(k);
+    ++k;
+  }
+  for (const auto& [group, splits] : splits_of_group) CHECK(splits.size() == 1);
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)data::split_classes(10, 8, 3, rng); },
+                                              {"metalearn::data::split_classes", "out of 10"});
+}
+
+TEST_CASE("with_rotations: four classes per class, rotated images", "[data]") {
+  Tensor<float> img(Shape{1, 2, 2}, {1, 2, 3, 4});  // [[1, 2], [3, 4]]
+  const data::ClassDataset<float> ds(img, {7});
+  const auto rot = data::with_rotations(ds);
+  REQUIRE(rot.num_classes() == 4);
+  CHECK(rot.class_id(1) == 7 * 4 + 1);
+  const auto& x = rot.examples();
+  // 90 degrees counter-clockwise: [[2, 4], [1, 3]]; 180: [[4, 3], [2, 1]].
+  CHECK(std::vector<float>(x.data() + 4, x.data() + 8) == std::vector<float>{2, 4, 1, 3});
+  CHECK(std::vector<float>(x.data() + 8, x.data() + 12) == std::vector<float>{4, 3, 2, 1});
+  CHECK(std::vector<float>(x.data() + 12, x.data() + 16) == std::vector<float>{3, 1, 4, 2});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        (void)data::with_rotations(data::ClassDataset<float>(Tensor<float>(Shape{1, 2, 3}), {0}));
+      },
+      {"with_rotations", "square"});
+}
+
+TEST_CASE("PairSampler and TripletSampler: balanced, labelled as the contrastive loss expects",
+          "[data]") {
+  const auto ds = labelled(10, 4);
+  data::PairSampler<float> pairs(ds, 64);
+  data::TripletSampler<float> triplets(ds, 32);
+  auto rng = ml::test::make_rng(62);
+  const auto p = pairs.sample(rng);
+  int different = 0;
+  for (int i = 0; i < 64; ++i) {
+    const bool diff = class_of(p.first.data()[i]) != class_of(p.second.data()[i]);
+    CHECK(p.different.data()[i] == (diff ? 1.0f : 0.0f));
+    CHECK(p.first.data()[i] != p.second.data()[i]);  // never an example paired with itself
+    different += diff;
+  }
+  CHECK(different == 32);
+  const auto t = triplets.sample(rng);
+  for (int i = 0; i < 32; ++i) {
+    CHECK(class_of(t.anchor.data()[i]) == class_of(t.positive.data()[i]));
+    CHECK(t.anchor.data()[i] != t.positive.data()[i]);
+    CHECK(class_of(t.anchor.data()[i]) != class_of(t.negative.data()[i]));
+  }
+  ml::test::check_throws<ml::InvalidArgument>([] { data::PairSampler<float>(labelled(3, 1), 4); },
+                                              {"metalearn::data::PairSampler", "fewer than 2"});
+}
