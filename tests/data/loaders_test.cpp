@@ -1,0 +1,241 @@
+// Loaders on files the tests write themselves (PNG through stb_image_write, IDX raw and
+// gzip), every bad input, and an optional check on ../shared/data/omniglot.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <metalearn/metalearn.hpp>
+#include <string>
+#include <vector>
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+
+namespace ml = metalearn;
+namespace data = metalearn::data;
+namespace fs = std::filesystem;
+using ml::Shape;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d =
+      fs::temp_directory_path() / ("metalearn_data_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A w x h greyscale PNG with the given bytes.
+void write_png(const fs::path& p, int w, int h, const std::vector<unsigned char>& pixels) {
+  fs::create_directories(p.parent_path());
+  REQUIRE(stbi_write_png(p.string().c_str(), w, h, 1, pixels.data(), w) != 0);
+}
+
+// 4x4 image: top-left 2x2 block dark (0), the rest white (255); `shade` varies one pixel.
+std::vector<unsigned char> block_image(unsigned char shade) {
+  std::vector<unsigned char> px(16, 255);
+  px[0] = px[1] = px[4] = px[5] = 0;
+  px[15] = shade;
+  return px;
+}
+
+void write_bytes(const fs::path& p, const std::vector<unsigned char>& b) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+std::vector<unsigned char> idx_bytes(std::uint8_t rank, const std::vector<std::uint32_t>& dims,
+                                     const std::vector<unsigned char>& payload) {
+  std::vector<unsigned char> b{0, 0, 0x08, rank};
+  for (auto d : dims)
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<unsigned char>(d >> s));
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("resize_area: exact area averages", "[data]") {
+  data::GreyImage img;
+  img.height = img.width = 4;
+  for (int i = 0; i < 16; ++i) img.pixels.push_back(static_cast<float>(i));
+  const auto half = data::resize_area(img, 2);
+  CHECK(half.pixels[0] == Approx((0 + 1 + 4 + 5) / 4.0));
+  CHECK(half.pixels[3] == Approx((10 + 11 + 14 + 15) / 4.0));
+  const auto three = data::resize_area(img, 3);  // each output covers 4/3 input pixels
+  CHECK(three.pixels[0] == Approx((0 + 1.0 / 3 * 1 + 1.0 / 3 * 4 + 1.0 / 9 * 5) / (16.0 / 9)));
+}
+
+TEST_CASE("load_image_folder: Omniglot layout, values, groups, cache", "[data][io]") {
+  const fs::path root = fresh_dir("folder");
+  write_png(root / "alpha" / "c1" / "a.png", 4, 4, block_image(255));
+  write_png(root / "alpha" / "c1" / "b.png", 4, 4, block_image(0));
+  write_png(root / "alpha" / "c2" / "a.png", 4, 4, block_image(255));
+  write_png(root / "beta" / "c3" / "x.png", 4, 4, block_image(255));
+  write_png(root / "beta" / "c3" / "y.png", 4, 4, block_image(255));
+  data::ImageFolderOptions o;
+  o.size = 2;
+  o.cache = (root.parent_path() / "folder.cache").string();
+  fs::remove(o.cache);
+  const auto f = data::load_image_folder(root.string(), o);
+  REQUIRE(f.data.examples().shape() == Shape{5, 1, 2, 2});
+  CHECK(f.data.num_classes() == 3);
+  CHECK(f.class_names == std::vector<std::string>{"alpha/c1", "alpha/c2", "beta/c3"});
+  CHECK(f.group_of == std::vector<std::int64_t>{0, 0, 1});
+  CHECK(f.group_names == std::vector<std::string>{"alpha", "beta"});
+  const float* px = f.data.examples().data();
+  CHECK(px[0] == Approx(1.0f));  // inverted dark block: strokes are 1
+  CHECK(px[1] == Approx(0.0f));
+  CHECK(px[4 + 3] == Approx(0.25f));  // image b: one dark pixel of four in the last cell
+  REQUIRE(fs::exists(o.cache));
+  const auto again = data::load_image_folder(root.string(), o);  // from the cache
+  CHECK((again.data.examples().array() == f.data.examples().array()).all());
+  // A damaged cache is rebuilt, not trusted.
+  {
+    std::fstream c(o.cache, std::ios::in | std::ios::out | std::ios::binary);
+    c.seekp(40);
+    c.put('\x7f');
+  }
+  const auto rebuilt = data::load_image_folder(root.string(), o);
+  CHECK((rebuilt.data.examples().array() == f.data.examples().array()).all());
+  // Other options do not reuse the cache.
+  o.invert = false;
+  CHECK(data::load_image_folder(root.string(), o).data.examples().data()[0] == Approx(0.0f));
+}
+
+TEST_CASE("load_image_folder: bad folders and files name the problem", "[data][io][error]") {
+  const fs::path root = fresh_dir("bad_folder");
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_image_folder((root / "nope").string()); },
+      {"metalearn::data::load_image_folder", "nope", "not a folder"});
+  ml::test::check_throws<ml::IoError>([&] { (void)data::load_image_folder(root.string()); },
+                                      {"no images"});
+  write_png(root / "g" / "c" / "a.png", 4, 4, block_image(0));
+  write_png(root / "g" / "c" / "b.png", 5, 4, std::vector<unsigned char>(20, 0));
+  ml::test::check_throws<ml::IoError>([&] { (void)data::load_image_folder(root.string()); },
+                                      {"mixed sizes", "b.png", "5x4", "4x4"});
+  fs::remove(root / "g" / "c" / "b.png");
+  write_bytes(root / "g" / "c" / "broken.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
+  ml::test::check_throws<ml::IoError>([&] { (void)data::load_image_folder(root.string()); },
+                                      {"cannot decode", "broken.png"});
+}
+
+TEST_CASE("IDX files: raw and gzip, and every malformed header", "[data][io][error]") {
+  const fs::path dir = fresh_dir("idx");
+  const std::vector<unsigned char> pixels{0, 255, 51, 102, 255, 0, 0, 255};  // two 2x2 images
+  write_bytes(dir / "images", idx_bytes(3, {2, 2, 2}, pixels));
+  write_bytes(dir / "labels", idx_bytes(1, {2}, {7, 3}));
+  const auto ds = data::load_idx((dir / "images").string(), (dir / "labels").string());
+  REQUIRE(ds.examples().shape() == Shape{2, 1, 2, 2});
+  CHECK(ds.examples().data()[2] == Approx(0.2f));
+  CHECK(ds.labels() == std::vector<std::int64_t>{7, 3});
+#if defined(METALEARN_HAS_ZLIB)
+  {
+    const auto raw = idx_bytes(3, {2, 2, 2}, pixels);
+    gzFile gz = gzopen((dir / "images.gz").string().c_str(), "wb");
+    gzwrite(gz, raw.data(), static_cast<unsigned>(raw.size()));
+    gzclose(gz);
+  }
+  CHECK(
+      (data::load_idx_images((dir / "images.gz").string()).array() == ds.examples().array()).all());
+  write_bytes(dir / "bad.gz", {1, 2, 3, 4, 5});
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_idx_images((dir / "bad.gz").string()); }, {"bad.gz"});
+#endif
+  write_bytes(dir / "wrong_magic", idx_bytes(1, {2}, {1, 2}));
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_idx_images((dir / "wrong_magic").string()); },
+      {"metalearn::data::load_idx_images", "magic number 0x00000801", "00000803"});
+  auto truncated = idx_bytes(3, {2, 2, 2}, pixels);
+  truncated.resize(truncated.size() - 3);
+  write_bytes(dir / "truncated", truncated);
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_idx_images((dir / "truncated").string()); },
+      {"truncated", "header says"});
+  write_bytes(dir / "three_labels", idx_bytes(1, {3}, {1, 2, 3}));
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_idx((dir / "images").string(), (dir / "three_labels").string()); },
+      {"metalearn::data::load_idx", "2 images", "3 labels"});
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_idx_labels((dir / "missing").string()); }, {"cannot open", "missing"});
+}
+
+TEST_CASE("Lake runs: episodes from class_labels.txt, and malformed runs", "[data][io][error]") {
+  const fs::path root = fresh_dir("lake");
+  for (int c = 1; c <= 3; ++c) {
+    write_png(root / "run01" / "training" / ("class0" + std::to_string(c) + ".png"), 4, 4,
+              block_image(static_cast<unsigned char>(c * 60)));
+    write_png(root / "run01" / "test" / ("item0" + std::to_string(c) + ".png"), 4, 4,
+              block_image(0));
+  }
+  {
+    std::ofstream labels(root / "run01" / "class_labels.txt");
+    labels << "run01/test/item01.png run01/training/class03.png\n"
+           << "run01/test/item02.png run01/training/class01.png\n"
+           << "run01/test/item03.png run01/training/class02.png\n";
+  }
+  data::ImageFolderOptions o;
+  o.size = 2;
+  const auto runs = data::load_lake_runs(root.string(), o);
+  REQUIRE(runs.size() == 1);
+  const auto& e = runs[0].episode;
+  CHECK(runs[0].name == "run01");
+  CHECK(e.ways == 3);
+  CHECK(e.support_inputs.shape() == Shape{3, 1, 2, 2});
+  CHECK(e.query_labels == std::vector<std::int64_t>{2, 0, 1});
+  {
+    std::ofstream labels(root / "run01" / "class_labels.txt", std::ios::app);
+    labels << "run01/test/item01.png\n";
+  }
+  ml::test::check_throws<ml::IoError>(
+      [&] { (void)data::load_lake_runs(root.string(), o); },
+      {"metalearn::data::load_lake_runs", "class_labels.txt", "line 4"});
+  {
+    std::ofstream labels(root / "run01" / "class_labels.txt");
+    labels << "run01/test/item01.png run01/training/class09.png\n";
+  }
+  ml::test::check_throws<ml::IoError>([&] { (void)data::load_lake_runs(root.string(), o); },
+                                      {"line 1", "class09.png", "not an image"});
+}
+
+TEST_CASE("Omniglot background set (skipped when ../shared is absent)", "[data][io][omniglot]") {
+  const fs::path shared =
+      fs::path(METALEARN_SOURCE_DIR) / ".." / "shared" / "data" / "omniglot" / "images_background";
+  if (!fs::is_directory(shared)) {
+    WARN("skipped: " << shared.string() << " is absent");
+    return;
+  }
+  // Two alphabets, linked into a private root, keep the test fast.
+  const fs::path root = fresh_dir("omniglot");
+  std::vector<fs::path> alphabets;
+  for (const auto& e : fs::directory_iterator(shared)) alphabets.push_back(e.path());
+  std::sort(alphabets.begin(), alphabets.end());
+  REQUIRE(alphabets.size() >= 2);
+  for (int i = 0; i < 2; ++i)
+    fs::create_directory_symlink(alphabets[i], root / alphabets[i].filename());
+  const auto f = data::load_image_folder(root.string());
+  CHECK(f.data.examples().shape()[1] == 1);
+  CHECK(f.data.examples().shape()[2] == 28);
+  CHECK(f.group_names.size() == 2);
+  for (std::int64_t c = 0; c < f.data.num_classes(); ++c) CHECK(f.data.examples_of(c).size() == 20);
+  // Strokes are 1 after inversion: most of each image is background near 0.
+  CHECK(f.data.examples().array().mean() < 0.3f);
+  const auto rotated = data::with_rotations(f.data);
+  data::EpisodeSampler<float> sampler(rotated, {20, 1, 5});
+  ml::Rng rng{1};
+  CHECK(sampler.sample(rng).support_inputs.shape() == Shape{20, 1, 28, 28});
+}
