@@ -205,3 +205,15 @@ TEST_CASE("PairSampler and TripletSampler: balanced, labelled as the contrastive
   ml::test::check_throws<ml::InvalidArgument>([] { data::PairSampler<float>(labelled(3, 1), 4); },
                                               {"metalearn::data::PairSampler", "fewer than 2"});
 }
+
+TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling", "[data]") {
+  const auto ds = labelled(12, 5);
+  data::EpisodeSampler<float> sampler(ds, {3, 1, 2});
+  data::Prefetcher<data::EpisodeSampler<float>> ahead(sampler, 42);
+  ml::Rng direct{42};
+  for (int i = 0; i < 20; ++i) {
+    const auto a = ahead.next(), b = sampler.sample(direct);
+    CHECK(a.classes == b.classes);
+    CHECK((a.query_inputs.array() == b.query_inputs.array()).all());
+  }
+}

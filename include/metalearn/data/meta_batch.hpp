@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <future>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/random.hpp>
@@ -70,6 +71,44 @@ class MetaBatchSampler {
   Sampler sampler_;
   std::int64_t batch_;
   int threads_;
+};
+
+/// Runs a sampler one draw ahead on a background thread: while the learner works on one
+/// episode (or meta-batch), the next is being built. It owns its generator, seeded once, and
+/// draws strictly in order, so a seed gives the same sequence as calling `sample` directly
+/// with `Rng{seed}`. An exception in the sampler reaches the caller of `next`.
+template <class Sampler>
+class Prefetcher {
+  static_assert(is_sampler_v<Sampler>, "Sampler must have a member `sample(metalearn::Rng&)`");
+
+ public:
+  using value_type =
+      std::decay_t<decltype(std::declval<const Sampler&>().sample(std::declval<Rng&>()))>;
+
+  Prefetcher(Sampler sampler, std::uint64_t seed) : sampler_(std::move(sampler)), rng_(seed) {
+    launch();
+  }
+  ~Prefetcher() {
+    if (pending_.valid()) pending_.wait();
+  }
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  /// The next draw; starts building the one after.
+  value_type next() {
+    value_type v = pending_.get();
+    launch();
+    return v;
+  }
+
+ private:
+  void launch() {
+    pending_ = std::async(std::launch::async, [this] { return sampler_.sample(rng_); });
+  }
+
+  Sampler sampler_;
+  Rng rng_;
+  std::future<value_type> pending_;
 };
 
 }  // namespace metalearn::data
