@@ -79,7 +79,9 @@ inline std::uint64_t folder_key(const std::filesystem::path& root,
   const char inv = o.invert ? 1 : 0;
   mix(&inv, 1);
   for (const auto& f : files) {
-    const std::string rel = std::filesystem::relative(f, root).generic_string();
+    // Paths below root (files were listed from root, so the prefix is literal; cheaper
+    // than std::filesystem::relative, which resolves every component on disk).
+    const std::string rel = f.generic_string().substr(root.generic_string().size());
     mix(rel.data(), rel.size());
     const auto bytes = static_cast<std::uint64_t>(std::filesystem::file_size(f));
     const auto time = std::filesystem::last_write_time(f).time_since_epoch().count();
