@@ -8,6 +8,7 @@
 #include <metalearn/data/data.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/io/io.hpp>
+#include <metalearn/learners/learners.hpp>
 #include <metalearn/nn/nn.hpp>
 #include <metalearn/optim/optim.hpp>
 #include <metalearn/random.hpp>

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/gradient_learner.hpp
+/// The gradient-based meta-learner: MAML (Finn et al. 2017) and first-order MAML as policies
+/// of one class template.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/learners/policies.hpp>
+#include <metalearn/nn/sequential.hpp>
+#include <metalearn/optim/clip.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace metalearn::meta {
+
+/// Options of the gradient-based learners.
+struct MamlOptions {
+  double inner_lr = 0.01;     ///< step size alpha of the inner SGD steps
+  int inner_steps = 1;        ///< inner steps while meta-training
+  int eval_inner_steps = 10;  ///< inner steps in evaluate() when none are given
+  /// Threads for the tasks of a meta-batch (0: the hardware's count). Results are
+  /// bit-identical for any count: per-task gradients are summed in task order.
+  int threads = 0;
+  /// Clip the meta-gradient to this global norm before the outer step (0: off).
+  double clip_norm = 0.0;
+};
+
+/// Gradient-based meta-learning over a functional model. One task: adapt the parameters
+/// theta by `inner_steps` SGD steps on the support loss, theta' = theta - alpha grad
+/// L_support, then score L_query(theta'). The meta-gradient is d L_query(theta') / d theta,
+/// through the inner steps (Finn et al. 2017, Eq. 1), averaged over the meta-batch.
+///
+/// @tparam DiffPolicy  SecondOrder (MAML: the inner gradients are recorded and
+///                     differentiated) or FirstOrder (FOMAML: d theta'/d theta taken as I).
+/// @tparam Scalar      float for speed, double for gradient checks.
+template <class DiffPolicy = SecondOrder, class Scalar = float>
+class GradientLearner {
+  static_assert(detail::has_create_graph_v<DiffPolicy>,
+                "DiffPolicy must declare `static constexpr bool create_graph` "
+                "(see metalearn/learners/policies.hpp)");
+
+ public:
+  using Model = nn::Sequential<Scalar>;
+  using Episode = data::Episode<Scalar>;
+
+  explicit GradientLearner(MamlOptions options = {}) : options_(options) {
+    if (!(options.inner_lr >= 0) || !std::isfinite(options.inner_lr) || options.inner_steps < 0 ||
+        options.eval_inner_steps < 0 || options.threads < 0 || !(options.clip_norm >= 0))
+      throw InvalidArgument(
+          "metalearn::meta::GradientLearner: need a finite inner_lr >= 0, inner "
+          "steps >= 0, threads >= 0 and clip_norm >= 0");
+  }
+  const MamlOptions& options() const { return options_; }
+
+  /// The meta-gradient of the mean query loss over `batch`, one tensor per parameter of
+  /// `net` (in parameters() order), into `grads`. Returns the step's statistics; when a
+  /// loss or gradient is not finite, `finite` is false.
+  StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
+                          std::vector<Tensor<Scalar>>& grads) const {
+    if (batch.empty())
+      throw InvalidArgument("metalearn::meta::GradientLearner::meta_gradient: empty meta-batch");
+    const std::size_t tasks = batch.size();
+    std::vector<TaskOutcome> outcomes(tasks);
+    const auto views = net.parameters().views();
+    // Batch norm with running statistics writes its buffers in forward: one thread then.
+    const bool shared_state = !net.buffers().empty();
+    const std::size_t threads =
+        shared_state
+            ? 1
+            : std::min<std::size_t>(tasks, options_.threads > 0
+                                               ? options_.threads
+                                               : std::max(1u, std::thread::hardware_concurrency()));
+    const auto work = [&](std::size_t first) {
+      for (std::size_t t = first; t < tasks; t += threads)
+        outcomes[t] = run_task(net, views, batch[t]);
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work, k);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (const auto& o : outcomes)
+      if (o.error) std::rethrow_exception(o.error);  // the first failing task, in task order
+
+    // Sum in task order: the same additions in the same order for any thread count.
+    grads = outcomes[0].grads;
+    for (std::size_t t = 1; t < tasks; ++t)
+      for (std::size_t i = 0; i < grads.size(); ++i)
+        grads[i].array() += outcomes[t].grads[i].array();
+    StepStats s;
+    s.tasks = static_cast<std::int64_t>(tasks);
+    const Scalar inv = Scalar(1) / static_cast<Scalar>(tasks);
+    for (auto& g : grads) g.array() *= inv;
+    for (const auto& o : outcomes) {
+      s.support_loss += o.support_loss / static_cast<double>(tasks);
+      s.query_loss += o.query_loss / static_cast<double>(tasks);
+      s.query_metric += o.metric / static_cast<double>(tasks);
+    }
+    s.grad_norm = optim::global_norm(grads);
+    s.finite =
+        std::isfinite(s.query_loss) && std::isfinite(s.support_loss) && std::isfinite(s.grad_norm);
+    return s;
+  }
+
+  /// One meta-training step: meta-gradient over `batch`, optional clipping, then
+  /// `outer.step`. A non-finite loss or gradient skips the update (see StepStats::finite).
+  template <class Optimizer>
+  StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
+    std::vector<Tensor<Scalar>> grads;
+    StepStats s = meta_gradient(net, batch, grads);
+    if (!s.finite) return s;
+    if (options_.clip_norm > 0) optim::clip_by_global_norm(grads, options_.clip_norm);
+    outer.step(grads);
+    return s;
+  }
+
+  /// Adapt a copy of the parameters to `episode`'s support set with `steps` inner steps
+  /// (default: eval_inner_steps) and score the query set. The model is not changed.
+  EpisodeResult evaluate(Model& net, const Episode& episode, int steps = -1) const {
+    if (steps < 0) steps = options_.eval_inner_steps;
+    Tape<Scalar> tape;
+    std::vector<Var<Scalar>> fast = tape.leaves(net.parameters().views());
+    const auto xs = tape.constant(episode.support_inputs);
+    for (int k = 0; k < steps; ++k) {
+      const auto g = grad(task_loss(episode, net.forward(fast, xs), true), fast);
+      // No second-order terms are needed here: each step's result becomes a fresh leaf.
+      for (std::size_t i = 0; i < fast.size(); ++i)
+        fast[i] = tape.leaf((fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr)).value());
+    }
+    NoGradGuard<Scalar> no_grad;
+    const auto out = net.forward(fast, tape.constant(episode.query_inputs));
+    EpisodeResult r;
+    r.steps = steps;
+    r.loss = static_cast<double>(task_loss(episode, out, false).item());
+    if (episode.is_classification())
+      r.accuracy = accuracy(out, episode.query_labels);
+    else
+      r.mse = r.loss;
+    return r;
+  }
+
+ private:
+  struct TaskOutcome {
+    std::vector<Tensor<Scalar>> grads;
+    double support_loss = 0, query_loss = 0, metric = 0;
+    std::exception_ptr error;
+  };
+
+  /// Cross-entropy for classification, MSE for regression, on the support or query set.
+  static Var<Scalar> task_loss(const Episode& e, const Var<Scalar>& out, bool support) {
+    if (e.is_classification())
+      return cross_entropy(out, support ? e.support_labels : e.query_labels);
+    return mse(out, constant(support ? e.support_targets : e.query_targets));
+  }
+
+  static double accuracy(const Var<Scalar>& logits, const std::vector<std::int64_t>& labels) {
+    const auto m = logits.value().matrix();
+    std::int64_t correct = 0;
+    for (Eigen::Index r = 0; r < m.rows(); ++r) {
+      Eigen::Index best = 0;
+      m.row(r).maxCoeff(&best);
+      correct += (best == labels[static_cast<std::size_t>(r)]);
+    }
+    return static_cast<double>(correct) / static_cast<double>(labels.size());
+  }
+
+  // One task on the calling thread's tape: inner loop, query loss, meta-gradient.
+  TaskOutcome run_task(Model& net, const std::vector<TensorView<Scalar>>& views,
+                       const Episode& e) const {
+    TaskOutcome o;
+    try {
+      Tape<Scalar> tape;
+      const std::vector<Var<Scalar>> theta = tape.leaves(views);
+      std::vector<Var<Scalar>> fast = theta;
+      const auto xs = tape.constant(e.support_inputs);
+      GradOptions inner;
+      inner.create_graph = DiffPolicy::create_graph;
+      for (int k = 0; k < options_.inner_steps; ++k) {
+        const auto support = task_loss(e, net.forward(fast, xs), true);
+        if (k == 0) o.support_loss = static_cast<double>(support.item());
+        // theta' = theta - alpha grad L_support(theta), Finn et al. 2017 Eq. 1 (inner update).
+        const auto g = grad(support, fast, inner);
+        for (std::size_t i = 0; i < fast.size(); ++i)
+          fast[i] = fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr);
+      }
+      const auto out = net.forward(fast, tape.constant(e.query_inputs));
+      const auto query = task_loss(e, out, false);
+      o.query_loss = static_cast<double>(query.item());
+      o.metric = e.is_classification() ? accuracy(out, e.query_labels) : o.query_loss;
+      if (options_.inner_steps == 0) o.support_loss = o.query_loss;
+      for (const auto& g : grad(query, theta)) o.grads.push_back(g.to_tensor());
+    } catch (...) {
+      o.error = std::current_exception();  // rethrown on the calling thread
+    }
+    return o;
+  }
+
+  MamlOptions options_;
+};
+
+using Maml = GradientLearner<SecondOrder>;   ///< Finn et al. 2017
+using Fomaml = GradientLearner<FirstOrder>;  ///< first-order MAML (Finn et al. 2017, §5.2)
+
+}  // namespace metalearn::meta

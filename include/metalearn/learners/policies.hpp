@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/policies.hpp
+/// Policies of the gradient-based learner, and the results every learner reports.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace metalearn::meta {
+
+/// How the inner loop is differentiated.
+/// Requirements: `static constexpr bool create_graph;` (true = keep second-order terms).
+struct SecondOrder {
+  static constexpr bool create_graph = true;
+};
+struct FirstOrder {
+  static constexpr bool create_graph = false;
+};
+
+namespace detail {
+template <class T, class = void>
+inline constexpr bool has_create_graph_v = false;
+template <class T>
+inline constexpr bool has_create_graph_v<T, std::void_t<decltype(T::create_graph)>> =
+    std::is_same_v<std::remove_cv_t<decltype(T::create_graph)>, bool>;
+}  // namespace detail
+
+/// What one meta-training step did (means over the tasks of the meta-batch).
+struct StepStats {
+  double support_loss = 0;  ///< before adaptation
+  double query_loss = 0;    ///< after adaptation: the meta-objective
+  /// Query accuracy (classification) or MSE (regression) after adaptation.
+  double query_metric = 0;
+  double grad_norm = 0;  ///< norm of the meta-gradient (before clipping)
+  bool finite = true;    ///< false: a loss or gradient was NaN/inf and no update was made
+  std::int64_t tasks = 0;
+};
+
+/// The outcome of adapting to one episode and scoring its query set.
+struct EpisodeResult {
+  double loss = 0;
+  /// Fraction of queries classified correctly (NaN for regression).
+  double accuracy = std::numeric_limits<double>::quiet_NaN();
+  /// Mean squared error on the queries (NaN for classification).
+  double mse = std::numeric_limits<double>::quiet_NaN();
+  int steps = 0;
+};
+
+}  // namespace metalearn::meta

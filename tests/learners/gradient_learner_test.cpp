@@ -1,0 +1,193 @@
+// MAML and first-order MAML: meta-gradients against finite differences, the first-order
+// formula, thread-count independence, and a short deterministic convergence run.
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+namespace meta = metalearn::meta;
+namespace data = metalearn::data;
+using ml::Tensor;
+
+namespace {
+
+data::Episode<double> sine_episode(ml::Rng& rng, std::int64_t k = 6) {
+  data::SineOptions o;
+  o.shots = k;
+  o.queries = k;
+  return data::SineTasks<double>(o).sample(rng);
+}
+
+// Central differences of theta -> L_query(adapt(theta)) over every parameter element, using
+// evaluate() (which adapts a copy of the parameters) at perturbed parameters.
+template <class Learner>
+std::vector<Tensor<double>> numeric_meta_gradient(Learner& learner, nn::Sequential<double>& net,
+                                                  const data::Episode<double>& e, int steps) {
+  auto params = net.parameters();
+  std::vector<Tensor<double>> out;
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    Tensor<double> g(params[p].shape());
+    for (std::int64_t i = 0; i < g.numel(); ++i) {
+      double& x = params[p].data()[i];
+      const double x0 = x, h = 1e-6 * std::max(1.0, std::abs(x0));
+      x = x0 + h;
+      const double up = learner.evaluate(net, e, steps).loss;
+      x = x0 - h;
+      const double down = learner.evaluate(net, e, steps).loss;
+      x = x0;
+      g.data()[i] = (up - down) / (2 * h);
+    }
+    out.push_back(g);
+  }
+  return out;
+}
+
+double max_mismatch(const std::vector<Tensor<double>>& a, const std::vector<Tensor<double>>& b) {
+  double worst = 0;  // |a - b| / (1e-6 + 1e-4 max(|a|, |b|)): > 1 fails the meta-gradient tolerance
+  for (std::size_t p = 0; p < a.size(); ++p)
+    for (std::int64_t i = 0; i < a[p].numel(); ++i) {
+      const double x = a[p].data()[i], y = b[p].data()[i];
+      worst = std::max(worst, std::abs(x - y) / (1e-6 + 1e-4 * std::max(std::abs(x), std::abs(y))));
+    }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("Maml: the meta-gradient matches finite differences for 1 and 2 inner steps",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(70);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  for (int steps : {1, 2}) {
+    INFO("inner steps: " << steps);
+    meta::MamlOptions o;
+    o.inner_lr = 0.05;
+    o.inner_steps = steps;
+    meta::GradientLearner<meta::SecondOrder, double> maml(o);
+    meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+    std::vector<Tensor<double>> exact, first;
+    maml.meta_gradient(net, {e}, exact);
+    fomaml.meta_gradient(net, {e}, first);
+    const auto numeric = numeric_meta_gradient(maml, net, e, steps);
+    CHECK(max_mismatch(exact, numeric) < 1.0);
+    // First-order MAML drops the second-order term: on a nonlinear net it must differ.
+    CHECK(max_mismatch(first, numeric) > 10.0);
+  }
+}
+
+TEST_CASE("Fomaml: equals the query gradient at the adapted weights", "[learners]") {
+  auto rng = ml::test::make_rng(71);
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.1;
+  o.inner_steps = 2;
+  meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+  std::vector<Tensor<double>> grads;
+  fomaml.meta_gradient(net, {e}, grads);
+  // By hand: two plain SGD steps, then the query gradient at the result.
+  ml::Tape<double> tape;
+  auto w = tape.leaves(net.parameters().views());
+  for (int k = 0; k < 2; ++k) {
+    const auto g = ml::grad(
+        ml::mse(net.forward(w, tape.constant(e.support_inputs)), tape.constant(e.support_targets)),
+        w);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = tape.leaf((w[i] - g[i] * 0.1).to_tensor());
+  }
+  const auto expected = ml::grad(
+      ml::mse(net.forward(w, tape.constant(e.query_inputs)), tape.constant(e.query_targets)), w);
+  for (std::size_t p = 0; p < grads.size(); ++p)
+    for (std::int64_t i = 0; i < grads[p].numel(); ++i)
+      CHECK_THAT(grads[p].data()[i], WithinAbs(expected[p].value()[i], 1e-12));
+}
+
+TEST_CASE("Maml: meta-steps are bit-identical for 1 and 2 threads", "[learners]") {
+  auto rng = ml::test::make_rng(72);
+  const auto net0 = nn::mlp<float>({1, 16, 16, 1}, rng);
+  std::vector<data::Episode<float>> batch;
+  data::SineTasks<float> tasks;
+  for (int t = 0; t < 7; ++t) batch.push_back(tasks.sample(rng));
+  std::vector<std::vector<Tensor<float>>> results;
+  for (int threads : {1, 2}) {
+    auto net = net0;
+    meta::MamlOptions o;
+    o.threads = threads;
+    meta::Maml maml(o);
+    ml::optim::Adam<float> adam(net.parameters());
+    for (int s = 0; s < 3; ++s) maml.meta_step(net, adam, batch);
+    results.push_back(net.parameters().values());
+  }
+  for (std::size_t p = 0; p < results[0].size(); ++p)
+    CHECK((results[0][p].array() == results[1][p].array()).all());
+}
+
+TEST_CASE("Maml: classification episodes, accuracy, and errors", "[learners][error]") {
+  auto rng = ml::test::make_rng(73);
+  // Two well-separated Gaussian classes in 2-D, per episode.
+  data::Episode<float> e;
+  e.ways = 2;
+  e.shots = 4;
+  e.queries = 4;
+  e.support_inputs = Tensor<float>(ml::Shape{8, 2});
+  e.query_inputs = Tensor<float>(ml::Shape{8, 2});
+  for (int i = 0; i < 8; ++i) {
+    const int label = i / 4;
+    for (int d = 0; d < 2; ++d) {
+      e.support_inputs.at(i, d) = static_cast<float>((label ? 2.0 : -2.0) + 0.3 * ml::normal(rng));
+      e.query_inputs.at(i, d) = static_cast<float>((label ? 2.0 : -2.0) + 0.3 * ml::normal(rng));
+    }
+    e.support_labels.push_back(label);
+    e.query_labels.push_back(label);
+  }
+  e.classes = {0, 1};
+  auto net = nn::mlp<float>({2, 8, 2}, rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.5;
+  meta::Maml maml(o);
+  const auto r = maml.evaluate(net, e, 20);
+  CHECK(r.accuracy == 1.0);
+  CHECK(std::isnan(r.mse));
+  std::vector<Tensor<float>> grads;
+  CHECK(maml.meta_gradient(net, {e}, grads).tasks == 1);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { (void)maml.meta_gradient(net, {}, grads); },
+      {"metalearn::meta::GradientLearner::meta_gradient", "empty"});
+  o.inner_lr = -1;
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::Maml bad(o); }, {"inner_lr"});
+  auto wrong = nn::mlp<float>({3, 2}, rng);  // input width 3, data has 2
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)maml.meta_gradient(wrong, {e}, grads); },
+                                              {"metalearn::nn::Linear::forward", "[8, 2]"});
+}
+
+TEST_CASE("Maml: a short sinusoid run improves post-adaptation MSE", "[learners][convergence]") {
+  ml::Rng rng{ml::test::base_seed() + 74};
+  auto net = nn::mlp<float>({1, 40, 40, 1}, rng);
+  data::SineTasks<float> tasks;
+  meta::MamlOptions o;
+  o.threads = 1;
+  meta::Maml maml(o);
+  ml::optim::AdamOptions fast_adam;
+  fast_adam.lr = 3e-3;  // a few hundred steps instead of Finn's 70,000 at 1e-3
+  ml::optim::Adam<float> adam(net.parameters(), fast_adam);
+  const auto test_mse = [&] {
+    ml::Rng eval_rng{123};
+    double total = 0;
+    for (int t = 0; t < 50; ++t) total += maml.evaluate(net, tasks.sample(eval_rng), 1).mse;
+    return total / 50;
+  };
+  const double before = test_mse();
+  for (int step = 0; step < 400; ++step) {
+    std::vector<data::Episode<float>> batch;
+    for (int t = 0; t < 10; ++t) batch.push_back(tasks.sample(rng));
+    REQUIRE(maml.meta_step(net, adam, batch).finite);
+  }
+  const double after = test_mse();
+  INFO("MSE after one inner step: before " << before << ", after " << after);
+  CHECK(after < 0.6 * before);
+}
