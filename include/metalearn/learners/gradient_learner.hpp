@@ -124,16 +124,7 @@ class GradientLearner {
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = -1) const {
     if (steps < 0) steps = options_.eval_inner_steps;
     Tape<Scalar> tape;
-    std::vector<Var<Scalar>> fast = tape.leaves(net.parameters().views());
-    const auto xs = tape.constant(episode.support_inputs);
-    for (int k = 0; k < steps; ++k) {
-      const auto g = grad(task_loss(episode, net.forward(fast, xs), true), fast);
-      // No second-order terms are needed here: each step's result becomes a fresh leaf.
-      for (std::size_t i = 0; i < fast.size(); ++i)
-        fast[i] = tape.leaf((fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr)).value());
-    }
-    NoGradGuard<Scalar> no_grad;
-    const auto out = net.forward(fast, tape.constant(episode.query_inputs));
+    const Var<Scalar> out = adapted_outputs(tape, net, episode, steps);
     EpisodeResult r;
     r.steps = steps;
     r.loss = static_cast<double>(task_loss(episode, out, false).item());
@@ -144,7 +135,29 @@ class GradientLearner {
     return r;
   }
 
+  /// The model's outputs on `episode.query_inputs` after adapting a copy of the parameters
+  /// to the support set with `steps` inner steps.
+  Tensor<Scalar> predict(Model& net, const Episode& episode, int steps) const {
+    Tape<Scalar> tape;
+    return adapted_outputs(tape, net, episode, steps).to_tensor();
+  }
+
  private:
+  // Inner SGD steps on the support set (no second-order terms needed: each step's result
+  // becomes a fresh leaf), then the forward pass on the queries.
+  Var<Scalar> adapted_outputs(Tape<Scalar>& tape, Model& net, const Episode& episode,
+                              int steps) const {
+    std::vector<Var<Scalar>> fast = tape.leaves(net.parameters().views());
+    const auto xs = tape.constant(episode.support_inputs);
+    for (int k = 0; k < steps; ++k) {
+      const auto g = grad(task_loss(episode, net.forward(fast, xs), true), fast);
+      for (std::size_t i = 0; i < fast.size(); ++i)
+        fast[i] = tape.leaf((fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr)).value());
+    }
+    NoGradGuard<Scalar> no_grad;
+    return net.forward(fast, tape.constant(episode.query_inputs));
+  }
+
   struct TaskOutcome {
     std::vector<Tensor<Scalar>> grads;
     double support_loss = 0, query_loss = 0, metric = 0;
