@@ -34,7 +34,18 @@ def metalearn_best(binary, repeats):
 SUITES = {
     "autodiff": ("bench_autodiff", "bench_autodiff_torch", 1.0),
     "conv4": ("bench_conv4", "bench_conv4_torch", 1000.0),
+    "maml": ("bench_maml", "bench_maml_torch", 1.0),
 }
+
+
+def our_name(peer_name, ours):
+    """The metalearn case a PyTorch case is compared with: the same name, or for the MAML
+    suite ("Maml_Sinusoid/loop", ".../batched") our run at the same thread count (1)."""
+    if peer_name in ours:
+        return peer_name
+    algo = peer_name.split("/")[0]
+    candidate = f"{algo}/1/real_time"
+    return candidate if candidate in ours else None
 
 
 def main():
@@ -65,11 +76,14 @@ def main():
     theirs = {k: v * peer_unit for k, v in peer.run_cases(threads=1, repeats=args.repeats).items()}
     print(f"best of {args.repeats}, one thread each")
     print(f"{'case':40s} {'metalearn us':>13s} {'PyTorch us':>11s} {'ratio':>7s}")
+    compared = set()
     for name, t in theirs.items():
-        if name in ours:
-            print(f"{name:40s} {ours[name]:13.2f} {t:11.2f} {t / ours[name]:6.1f}x")
+        mine = our_name(name, ours)
+        if mine is not None:
+            compared.add(mine)
+            print(f"{name:40s} {ours[mine]:13.2f} {t:11.2f} {t / ours[mine]:6.1f}x")
     for name, t in ours.items():
-        if name not in theirs:
+        if name not in compared:
             print(f"{name:40s} {t:13.2f} {'-':>11s} {'-':>7s}")
 
 
