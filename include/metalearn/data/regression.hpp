@@ -29,6 +29,14 @@ inline void check_counts(const char* who, std::int64_t shots, std::int64_t queri
                           std::to_string(shots) + " and " + std::to_string(queries));
 }
 
+/// Checks shared by every 1-D function family's options.
+template <class Options>
+void check_function_options(const char* who, const Options& o) {
+  check_counts(who, o.shots, o.queries);
+  check_range(who, "x", o.x);
+  if (!(o.noise >= 0)) throw InvalidArgument(std::string(who) + ": noise must be >= 0");
+}
+
 /// K points of task f with x ~ U[range] and optional Gaussian noise on y, as [K, 1].
 template <class Scalar, class F>
 void draw_points(Rng& rng, std::int64_t k, Range x_range, double noise, F f, Tensor<Scalar>& x,
@@ -40,6 +48,16 @@ void draw_points(Rng& rng, std::int64_t k, Range x_range, double noise, F f, Ten
     x.data()[i] = static_cast<Scalar>(xi);
     y.data()[i] = static_cast<Scalar>(f(xi) + (noise > 0 ? noise * normal(rng) : 0.0));
   }
+}
+/// An episode of task f: shots support and queries query points, x ~ U[o.x].
+template <class Scalar, class Options, class F>
+Episode<Scalar> function_episode(const Options& o, const F& f, Rng& rng) {
+  Episode<Scalar> e;
+  draw_points(rng, o.shots, o.x, o.noise, f, e.support_inputs, e.support_targets);
+  draw_points(rng, o.queries, o.x, o.noise, f, e.query_inputs, e.query_targets);
+  e.shots = o.shots;
+  e.queries = o.queries;
+  return e;
 }
 }  // namespace detail
 
@@ -65,11 +83,9 @@ template <class Scalar = float>
 class SineTasks {
  public:
   explicit SineTasks(SineOptions options = {}) : o_(options) {
-    detail::check_counts("metalearn::data::SineTasks", o_.shots, o_.queries);
+    detail::check_function_options("metalearn::data::SineTasks", o_);
     detail::check_range("metalearn::data::SineTasks", "amplitude", o_.amplitude);
     detail::check_range("metalearn::data::SineTasks", "phase", o_.phase);
-    detail::check_range("metalearn::data::SineTasks", "x", o_.x);
-    if (!(o_.noise >= 0)) throw InvalidArgument("metalearn::data::SineTasks: noise must be >= 0");
   }
 
   /// A random task (amplitude, phase).
@@ -79,12 +95,7 @@ class SineTasks {
   }
   /// An episode of a given task.
   Episode<Scalar> episode(const SineTask& task, Rng& rng) const {
-    Episode<Scalar> e;
-    detail::draw_points(rng, o_.shots, o_.x, o_.noise, task, e.support_inputs, e.support_targets);
-    detail::draw_points(rng, o_.queries, o_.x, o_.noise, task, e.query_inputs, e.query_targets);
-    e.shots = o_.shots;
-    e.queries = o_.queries;
-    return e;
+    return detail::function_episode<Scalar>(o_, task, rng);
   }
   /// An episode of a random task.
   Episode<Scalar> sample(Rng& rng) const { return episode(sample_task(rng), rng); }
@@ -115,23 +126,16 @@ template <class Scalar = float>
 class LineTasks {
  public:
   explicit LineTasks(LineOptions options = {}) : o_(options) {
-    detail::check_counts("metalearn::data::LineTasks", o_.shots, o_.queries);
+    detail::check_function_options("metalearn::data::LineTasks", o_);
     detail::check_range("metalearn::data::LineTasks", "slope", o_.slope);
     detail::check_range("metalearn::data::LineTasks", "intercept", o_.intercept);
-    detail::check_range("metalearn::data::LineTasks", "x", o_.x);
-    if (!(o_.noise >= 0)) throw InvalidArgument("metalearn::data::LineTasks: noise must be >= 0");
   }
   LineTask sample_task(Rng& rng) const {
     const double s = uniform(rng, o_.slope.lo, o_.slope.hi);
     return {s, uniform(rng, o_.intercept.lo, o_.intercept.hi)};
   }
   Episode<Scalar> episode(const LineTask& task, Rng& rng) const {
-    Episode<Scalar> e;
-    detail::draw_points(rng, o_.shots, o_.x, o_.noise, task, e.support_inputs, e.support_targets);
-    detail::draw_points(rng, o_.queries, o_.x, o_.noise, task, e.query_inputs, e.query_targets);
-    e.shots = o_.shots;
-    e.queries = o_.queries;
-    return e;
+    return detail::function_episode<Scalar>(o_, task, rng);
   }
   Episode<Scalar> sample(Rng& rng) const { return episode(sample_task(rng), rng); }
   const LineOptions& options() const { return o_; }

@@ -144,6 +144,13 @@ Scalar* column_buffer(const Var<Scalar>& like, const ConvDims& d, std::int64_t c
       like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.ckk() * columns)));
 }
 
+/// Scratch for an [F, ld] matrix of a batch of output maps, from the tape's arena.
+template <class Scalar>
+Scalar* output_buffer(const Var<Scalar>& like, const ConvDims& d, std::int64_t ld) {
+  return static_cast<Scalar*>(
+      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)));
+}
+
 /// Copy images [n0, n0 + g) of a [N, F, P] tensor into a [F, g P] matrix, or back (adding).
 template <class Scalar>
 void gather_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::int64_t g,
@@ -174,9 +181,7 @@ Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g 
                             &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
   Scalar* col = detail::column_buffer(x, d, ld);
-  Scalar* tmp = group > 1 ? static_cast<Scalar*>(x.tape().allocate(
-                                sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
-                          : nullptr;
+  Scalar* tmp = group > 1 ? detail::output_buffer(x, d, ld) : nullptr;
   const Scalar* px = x.value().data();
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
   for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
@@ -210,9 +215,7 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
   std::fill(out.data, out.data + input_shape.numel(), Scalar(0));
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
   Scalar* col = detail::column_buffer(g, d, ld);
-  Scalar* gbuf = group > 1 ? static_cast<Scalar*>(g.tape().allocate(
-                                 sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
-                           : nullptr;
+  Scalar* gbuf = group > 1 ? detail::output_buffer(g, d, ld) : nullptr;
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
   const Scalar* pg = g.value().data();
   for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
@@ -248,9 +251,7 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
   dW.setZero();
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
   Scalar* col = detail::column_buffer(x, d, ld);
-  Scalar* gbuf = group > 1 ? static_cast<Scalar*>(x.tape().allocate(
-                                 sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)))
-                           : nullptr;
+  Scalar* gbuf = group > 1 ? detail::output_buffer(x, d, ld) : nullptr;
   const Scalar* px = x.value().data();
   const Scalar* pg = g.value().data();
   for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
