@@ -191,3 +191,34 @@ TEST_CASE("Maml: a short sinusoid run improves post-adaptation MSE", "[learners]
   INFO("MSE after one inner step: before " << before << ", after " << after);
   CHECK(after < 0.6 * before);
 }
+
+TEST_CASE("Anil: adapts the head only; its meta-gradient matches finite differences",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(75);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 2;
+  meta::GradientLearner<meta::SecondOrder, double, meta::AdaptHead> anil(o);
+  CHECK(meta::AdaptHead::select(net.parameters()) == std::vector<std::size_t>{4, 5});
+  std::vector<Tensor<double>> exact;
+  anil.meta_gradient(net, {e}, exact);
+  CHECK(max_mismatch(exact, numeric_meta_gradient(anil, net, e, 2)) < 1.0);
+  // The body is not adapted: predictions after adaptation equal the body's features fed to
+  // a head adapted by hand.
+  ml::Tape<double> tape;
+  auto w = tape.leaves(net.parameters().views());
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<ml::Var<double>> head{w[4], w[5]};
+    const auto g = ml::grad(
+        ml::mse(net.forward(w, tape.constant(e.support_inputs)), tape.constant(e.support_targets)),
+        head);
+    w[4] = tape.leaf((w[4] - g[0] * 0.05).value());
+    w[5] = tape.leaf((w[5] - g[1] * 0.05).value());
+  }
+  const auto expected = net.forward(w, tape.constant(e.query_inputs)).to_tensor();
+  const auto got = anil.predict(net, e, 2);
+  for (std::int64_t i = 0; i < got.numel(); ++i)
+    CHECK_THAT(got.data()[i], WithinAbs(expected.data()[i], 1e-12));
+}

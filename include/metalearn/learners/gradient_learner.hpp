@@ -39,7 +39,9 @@ struct MamlOptions {
 /// @tparam DiffPolicy  SecondOrder (MAML: the inner gradients are recorded and
 ///                     differentiated) or FirstOrder (FOMAML: d theta'/d theta taken as I).
 /// @tparam Scalar      float for speed, double for gradient checks.
-template <class DiffPolicy = SecondOrder, class Scalar = float>
+/// @tparam AdaptPolicy AdaptAll (MAML) or AdaptHead (ANIL: the inner loop adapts the head
+///                     only; the body is meta-learned but fixed within a task).
+template <class DiffPolicy = SecondOrder, class Scalar = float, class AdaptPolicy = AdaptAll>
 class GradientLearner {
   static_assert(detail::has_create_graph_v<DiffPolicy>,
                 "DiffPolicy must declare `static constexpr bool create_graph` "
@@ -143,19 +145,32 @@ class GradientLearner {
   }
 
  private:
-  // Inner SGD steps on the support set (no second-order terms needed: each step's result
-  // becomes a fresh leaf), then the forward pass on the queries.
+  // Inner SGD steps on the support set (no second-order terms: each step's result becomes
+  // a fresh leaf), then the forward pass on the queries.
   Var<Scalar> adapted_outputs(Tape<Scalar>& tape, Model& net, const Episode& episode,
                               int steps) const {
     std::vector<Var<Scalar>> fast = tape.leaves(net.parameters().views());
     const auto xs = tape.constant(episode.support_inputs);
+    const auto adapted = AdaptPolicy::select(net.parameters());
     for (int k = 0; k < steps; ++k) {
-      const auto g = grad(task_loss(episode, net.forward(fast, xs), true), fast);
-      for (std::size_t i = 0; i < fast.size(); ++i)
-        fast[i] = tape.leaf((fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr)).value());
+      inner_step(task_loss(episode, net.forward(fast, xs), true), fast, adapted, false);
+      for (std::size_t i : adapted) fast[i] = tape.leaf(fast[i].value());  // a fresh leaf per step
     }
     NoGradGuard<Scalar> no_grad;
     return net.forward(fast, tape.constant(episode.query_inputs));
+  }
+
+  // theta' = theta - alpha grad L_support(theta) on the adapted parameters (Finn et al.
+  // 2017, Eq. 1, inner update); with create_graph the step is recorded for the meta-gradient.
+  void inner_step(const Var<Scalar>& loss, std::vector<Var<Scalar>>& fast,
+                  const std::vector<std::size_t>& adapted, bool create_graph) const {
+    std::vector<Var<Scalar>> sub;
+    for (std::size_t i : adapted) sub.push_back(fast[i]);
+    GradOptions o;
+    o.create_graph = create_graph;
+    const auto g = grad(loss, sub, o);
+    for (std::size_t j = 0; j < adapted.size(); ++j)
+      fast[adapted[j]] = sub[j] - g[j] * static_cast<Scalar>(options_.inner_lr);
   }
 
   struct TaskOutcome {
@@ -191,15 +206,11 @@ class GradientLearner {
       const std::vector<Var<Scalar>> theta = tape.leaves(views);
       std::vector<Var<Scalar>> fast = theta;
       const auto xs = tape.constant(e.support_inputs);
-      GradOptions inner;
-      inner.create_graph = DiffPolicy::create_graph;
+      const auto adapted = AdaptPolicy::select(net.parameters());
       for (int k = 0; k < options_.inner_steps; ++k) {
         const auto support = task_loss(e, net.forward(fast, xs), true);
         if (k == 0) o.support_loss = static_cast<double>(support.item());
-        // theta' = theta - alpha grad L_support(theta), Finn et al. 2017 Eq. 1 (inner update).
-        const auto g = grad(support, fast, inner);
-        for (std::size_t i = 0; i < fast.size(); ++i)
-          fast[i] = fast[i] - g[i] * static_cast<Scalar>(options_.inner_lr);
+        inner_step(support, fast, adapted, DiffPolicy::create_graph);
       }
       const auto out = net.forward(fast, tape.constant(e.query_inputs));
       const auto query = task_loss(e, out, false);
@@ -218,5 +229,6 @@ class GradientLearner {
 
 using Maml = GradientLearner<SecondOrder>;   ///< Finn et al. 2017
 using Fomaml = GradientLearner<FirstOrder>;  ///< first-order MAML (Finn et al. 2017, §5.2)
+using Anil = GradientLearner<SecondOrder, float, AdaptHead>;  ///< Raghu et al. 2020
 
 }  // namespace metalearn::meta

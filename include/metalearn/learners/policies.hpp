@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 namespace metalearn::meta {
 
@@ -17,6 +20,29 @@ struct SecondOrder {
 };
 struct FirstOrder {
   static constexpr bool create_graph = false;
+};
+
+/// Which parameters the inner loop adapts (the others are used as they are, and still
+/// meta-learned through the query loss).
+/// Requirements: `template <class L> static std::vector<std::size_t> select(L& params)`,
+/// given the model's ParameterList, returns the indices to adapt.
+struct AdaptAll {
+  template <class List>
+  static std::vector<std::size_t> select(const List& params) {
+    std::vector<std::size_t> all(params.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
+  }
+};
+/// ANIL (Raghu et al. 2020): adapt only the head, the parameters of the last layer that has
+/// any ("<layer>." prefix of the last parameter name).
+struct AdaptHead {
+  template <class List>
+  static std::vector<std::size_t> select(const List& params) {
+    if (params.size() == 0) return {};
+    const std::string& last = params.name(params.size() - 1);
+    return params.select(last.substr(0, last.find('.') + 1));
+  }
 };
 
 namespace detail {
