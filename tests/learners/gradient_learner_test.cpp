@@ -222,3 +222,32 @@ TEST_CASE("Anil: adapts the head only; its meta-gradient matches finite differen
   for (std::int64_t i = 0; i < got.numel(); ++i)
     CHECK_THAT(got.data()[i], WithinAbs(expected.data()[i], 1e-12));
 }
+
+TEST_CASE("Reptile: the update is epsilon (theta' - theta)", "[learners]") {
+  auto rng = ml::test::make_rng(76);
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.02;
+  o.inner_steps = 3;
+  const meta::GradientLearner<meta::ReptileUpdate, double> reptile(o);
+  const auto theta = net.parameters().values();
+  // theta' by hand: 3 SGD steps on the support set, then 3 on the query set.
+  ml::Tape<double> tape;
+  auto w = tape.leaves(net.parameters().views());
+  for (const auto* set : {&e.support_inputs, &e.query_inputs})
+    for (int k = 0; k < 3; ++k) {
+      const auto& y = set == &e.support_inputs ? e.support_targets : e.query_targets;
+      const auto g = ml::grad(ml::mse(net.forward(w, tape.constant(*set)), tape.constant(y)), w);
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = tape.leaf((w[i] - g[i] * 0.02).value());
+    }
+  const double epsilon = 0.25;
+  ml::optim::Sgd<double> outer(net.parameters(), {epsilon});
+  reptile.meta_step(net, outer, {e});
+  const auto updated = net.parameters().values();
+  for (std::size_t p = 0; p < theta.size(); ++p)
+    for (std::int64_t i = 0; i < theta[p].numel(); ++i)
+      CHECK_THAT(
+          updated[p].data()[i],
+          WithinAbs(theta[p].data()[i] + epsilon * (w[p].value()[i] - theta[p].data()[i]), 1e-12));
+}

@@ -217,7 +217,16 @@ class GradientLearner {
       o.query_loss = static_cast<double>(query.item());
       o.metric = e.is_classification() ? accuracy(out, e.query_labels) : o.query_loss;
       if (options_.inner_steps == 0) o.support_loss = o.query_loss;
-      for (const auto& g : grad(query, theta)) o.grads.push_back(g.to_tensor());
+      if constexpr (detail::is_reptile_v<DiffPolicy>) {
+        // Reptile trains on the query set too, then reports theta - theta' (pseudo-gradient).
+        for (int k = 0; k < options_.inner_steps; ++k)
+          inner_step(task_loss(e, net.forward(fast, tape.constant(e.query_inputs)), false), fast,
+                     adapted, false);
+        for (std::size_t i = 0; i < theta.size(); ++i)
+          o.grads.push_back((theta[i] - fast[i]).to_tensor());
+      } else {
+        for (const auto& g : grad(query, theta)) o.grads.push_back(g.to_tensor());
+      }
     } catch (...) {
       o.error = std::current_exception();  // rethrown on the calling thread
     }
@@ -230,5 +239,6 @@ class GradientLearner {
 using Maml = GradientLearner<SecondOrder>;   ///< Finn et al. 2017
 using Fomaml = GradientLearner<FirstOrder>;  ///< first-order MAML (Finn et al. 2017, §5.2)
 using Anil = GradientLearner<SecondOrder, float, AdaptHead>;  ///< Raghu et al. 2020
+using Reptile = GradientLearner<ReptileUpdate>;  ///< Nichol et al. 2018; outer: Sgd with lr epsilon
 
 }  // namespace metalearn::meta

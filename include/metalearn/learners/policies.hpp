@@ -21,6 +21,15 @@ struct SecondOrder {
 struct FirstOrder {
   static constexpr bool create_graph = false;
 };
+/// Reptile (Nichol et al. 2018): no gradient through the inner loop; the meta-update moves
+/// theta toward the adapted weights, theta <- theta + epsilon (theta' - theta). The inner
+/// loop trains on the whole task (support and query sets). The learner hands the outer
+/// optimizer the pseudo-gradient theta - mean(theta'), so plain SGD with learning rate
+/// epsilon is exactly Reptile's update (Algorithm 2, batched).
+struct ReptileUpdate {
+  static constexpr bool create_graph = false;
+  static constexpr bool reptile = true;
+};
 
 /// Which parameters the inner loop adapts (the others are used as they are, and still
 /// meta-learned through the query loss).
@@ -51,6 +60,11 @@ inline constexpr bool has_create_graph_v = false;
 template <class T>
 inline constexpr bool has_create_graph_v<T, std::void_t<decltype(T::create_graph)>> =
     std::is_same_v<std::remove_cv_t<decltype(T::create_graph)>, bool>;
+/// Optional policy member `static constexpr bool reptile` (false when absent).
+template <class T, class = void>
+inline constexpr bool is_reptile_v = false;
+template <class T>
+inline constexpr bool is_reptile_v<T, std::void_t<decltype(T::reptile)>> = T::reptile;
 }  // namespace detail
 
 /// What one meta-training step did (means over the tasks of the meta-batch).
