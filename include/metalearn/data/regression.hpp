@@ -82,7 +82,8 @@ struct SineTask {
 template <class Scalar = float>
 class SineTasks {
  public:
-  explicit SineTasks(SineOptions options = {}) : o_(options) {
+  SineTasks() : SineTasks(SineOptions{}) {}
+  explicit SineTasks(SineOptions options) : o_(options) {
     detail::check_function_options("metalearn::data::SineTasks", o_);
     detail::check_range("metalearn::data::SineTasks", "amplitude", o_.amplitude);
     detail::check_range("metalearn::data::SineTasks", "phase", o_.phase);
@@ -125,7 +126,8 @@ struct LineTask {
 template <class Scalar = float>
 class LineTasks {
  public:
-  explicit LineTasks(LineOptions options = {}) : o_(options) {
+  LineTasks() : LineTasks(LineOptions{}) {}
+  explicit LineTasks(LineOptions options) : o_(options) {
     detail::check_function_options("metalearn::data::LineTasks", o_);
     detail::check_range("metalearn::data::LineTasks", "slope", o_.slope);
     detail::check_range("metalearn::data::LineTasks", "intercept", o_.intercept);
