@@ -3,11 +3,10 @@
 // Meta-steps of MAML and first-order MAML on Finn et al.'s sinusoid setup (MLP 1-40-40-1,
 // K = 10 support and 10 query points, one inner step, meta-batch 25, Adam outside), on 1
 // and 2 threads, and the inner loop alone (adapt + predict). Counters: meta-steps/s, tasks/s.
-#include <vector>
-
 #include <benchmark/benchmark.h>
 
 #include <metalearn/metalearn.hpp>
+#include <vector>
 
 namespace ml = metalearn;
 namespace data = metalearn::data;
@@ -25,7 +24,8 @@ void meta_steps(benchmark::State& state) {
   const data::MetaBatchSampler<data::SineTasks<float>> tasks({}, 25);
   const auto batch = tasks.sample(rng);  // the same batch each time: measures the learner only
   for (auto _ : state) benchmark::DoNotOptimize(learner.meta_step(net, adam, batch).query_loss);
-  state.counters["meta-steps/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["meta-steps/s"] =
+      benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tasks/s"] = benchmark::Counter(25, benchmark::Counter::kIsIterationInvariantRate);
 }
 }  // namespace
