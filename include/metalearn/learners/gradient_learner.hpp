@@ -70,6 +70,7 @@ class GradientLearner {
     const std::size_t tasks = batch.size();
     std::vector<TaskOutcome> outcomes(tasks);
     const auto views = net.parameters().views();
+    const auto adapted = AdaptPolicy::select(net.parameters());  // once, shared by the tasks
     // Batch norm with running statistics writes its buffers in forward: one thread then.
     const bool shared_state = !net.buffers().empty();
     const std::size_t threads =
@@ -80,7 +81,7 @@ class GradientLearner {
                                                : std::max(1u, std::thread::hardware_concurrency()));
     const auto work = [&](std::size_t first) {
       for (std::size_t t = first; t < tasks; t += threads)
-        outcomes[t] = run_task(net, views, batch[t]);
+        outcomes[t] = run_task(net, views, adapted, batch[t]);
     };
     std::vector<std::thread> pool;
     for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work, k);
@@ -199,14 +200,13 @@ class GradientLearner {
 
   // One task on the calling thread's tape: inner loop, query loss, meta-gradient.
   TaskOutcome run_task(Model& net, const std::vector<TensorView<Scalar>>& views,
-                       const Episode& e) const {
+                       const std::vector<std::size_t>& adapted, const Episode& e) const {
     TaskOutcome o;
     try {
       Tape<Scalar> tape;
       const std::vector<Var<Scalar>> theta = tape.leaves(views);
       std::vector<Var<Scalar>> fast = theta;
       const auto xs = tape.constant(e.support_inputs);
-      const auto adapted = AdaptPolicy::select(net.parameters());
       for (int k = 0; k < options_.inner_steps; ++k) {
         const auto support = task_loss(e, net.forward(fast, xs), true);
         if (k == 0) o.support_loss = static_cast<double>(support.item());

@@ -8,6 +8,7 @@
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/layer.hpp>
 #include <string>
+#include <vector>
 
 namespace metalearn::nn {
 
@@ -95,22 +96,15 @@ class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
   // Running averages use the unbiased variance, as PyTorch does. Computed from the input's
   // values (statistics are not differentiated through the running averages).
   void update_running(const Var<Scalar>& x, std::int64_t count) {
-    const Shape s = x.shape();
-    const std::int64_t c = channels(), inner = s.rank() == 4 ? s[2] * s[3] : 1;
-    const Scalar* px = x.value().data();
+    const auto d = metalearn::detail::channel_dims(x.shape());
+    std::vector<Scalar> mean(static_cast<std::size_t>(d.c));
+    std::vector<double> var(static_cast<std::size_t>(d.c));
+    metalearn::detail::channel_statistics(x.value().data(), d, mean.data(), var.data());
     const double m = options_.momentum,
                  unbias = count > 1 ? double(count) / double(count - 1) : 1.0;
-    for (std::int64_t k = 0; k < c; ++k) {
-      double sum = 0, sq = 0;
-      for (std::int64_t n = 0; n < s[0]; ++n)
-        for (std::int64_t i = 0; i < inner; ++i) sum += px[(n * c + k) * inner + i];
-      const double mean = sum / double(count);
-      for (std::int64_t n = 0; n < s[0]; ++n)
-        for (std::int64_t i = 0; i < inner; ++i)
-          sq += std::pow(px[(n * c + k) * inner + i] - mean, 2);
-      running_mean_.data()[k] = Scalar((1 - m) * running_mean_.data()[k] + m * mean);
-      running_var_.data()[k] =
-          Scalar((1 - m) * running_var_.data()[k] + m * unbias * sq / double(count));
+    for (std::size_t k = 0; k < mean.size(); ++k) {
+      running_mean_.data()[k] = Scalar((1 - m) * running_mean_.data()[k] + m * mean[k]);
+      running_var_.data()[k] = Scalar((1 - m) * running_var_.data()[k] + m * unbias * var[k]);
     }
   }
 

@@ -160,6 +160,15 @@ void gather_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::i
       std::copy(src + ((n0 + k) * d.f + f) * d.p(), src + ((n0 + k) * d.f + f + 1) * d.p(),
                 dst + f * g * d.p() + k * d.p());
 }
+/// Images [n0, n0 + count) of a gradient [N, F, P] as one [F, count P] matrix: in place
+/// for a single image, gathered into `buffer` for several.
+template <class Scalar>
+const Scalar* gradient_block(const Scalar* g, const ConvDims& d, std::int64_t n0,
+                             std::int64_t count, Scalar* buffer) {
+  if (buffer == nullptr) return g + n0 * d.f * d.p();  // one image per GEMM: already contiguous
+  gather_images(g, d, n0, count, buffer);
+  return buffer;
+}
 template <class Scalar>
 void scatter_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::int64_t g,
                     Scalar* dst) {
@@ -220,11 +229,7 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
   const Scalar* pg = g.value().data();
   for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
     const std::int64_t k_count = std::min(group, d.n - n0);
-    const Scalar* gk = pg + n0 * d.f * d.p();
-    if (group > 1) {
-      detail::gather_images(pg, d, n0, k_count, gbuf);
-      gk = gbuf;
-    }
+    const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, gbuf);
     detail::MatMap<Scalar>(col, d.ckk(), k_count * d.p()).noalias() =
         W.transpose() * detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p());
     for (std::int64_t k = 0; k < k_count; ++k)
@@ -258,11 +263,7 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
     const std::int64_t k_count = std::min(group, d.n - n0);
     for (std::int64_t k = 0; k < k_count; ++k)
       detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), k_count * d.p());
-    const Scalar* gk = pg + n0 * d.f * d.p();
-    if (group > 1) {
-      detail::gather_images(pg, d, n0, k_count, gbuf);
-      gk = gbuf;
-    }
+    const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, gbuf);
     dW.noalias() += detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p()) *
                     detail::ConstMatMap<Scalar>(col, d.ckk(), k_count * d.p()).transpose();
   }

@@ -9,6 +9,7 @@
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
 #include <string>
+#include <vector>
 
 namespace metalearn {
 
@@ -41,12 +42,11 @@ void for_channel_blocks(const ChannelDims& d, std::int64_t c, F f) {
   for (std::int64_t n = 0; n < d.n; ++n) f((n * d.c + c) * d.inner);
 }
 
-/// Per-channel mean and 1/sqrt(var + eps) of x (biased variance), two passes: the mean,
-/// then squared deviations (no cancellation for large means); vectorised sums per block,
-/// accumulated across blocks in double.
+/// Per-channel mean and biased variance of x, two passes: the mean, then squared deviations
+/// (no cancellation for large means); vectorised sums per block, accumulated across blocks
+/// in double. Shared by the normalisation ops and batch norm's running averages.
 template <class Scalar>
-void channel_statistics(const Scalar* px, const ChannelDims& d, double eps, Scalar* mean,
-                        Scalar* inv_std) {
+void channel_statistics(const Scalar* px, const ChannelDims& d, Scalar* mean, double* var) {
   using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
   for (std::int64_t c = 0; c < d.c; ++c) {
     double sum = 0, sq = 0;
@@ -56,8 +56,18 @@ void channel_statistics(const Scalar* px, const ChannelDims& d, double eps, Scal
     for_channel_blocks<Scalar>(
         d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - m).square().sum(); });
     mean[c] = m;
-    inv_std[c] = static_cast<Scalar>(1.0 / std::sqrt(sq / static_cast<double>(d.count()) + eps));
+    var[c] = sq / static_cast<double>(d.count());
   }
+}
+
+/// Per-channel mean and 1/sqrt(var + eps) of x.
+template <class Scalar>
+void channel_statistics(const Scalar* px, const ChannelDims& d, double eps, Scalar* mean,
+                        Scalar* inv_std) {
+  std::vector<double> var(static_cast<std::size_t>(d.c));
+  channel_statistics(px, d, mean, var.data());
+  for (std::int64_t c = 0; c < d.c; ++c)
+    inv_std[c] = static_cast<Scalar>(1.0 / std::sqrt(var[static_cast<std::size_t>(c)] + eps));
 }
 
 /// 1/sqrt(var_c(x) + eps) as differentiable ops of x, shaped [1, C(, 1, 1)].
