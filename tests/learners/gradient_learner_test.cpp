@@ -23,12 +23,13 @@ data::Episode<double> sine_episode(ml::Rng& rng, std::int64_t k = 6) {
   return data::SineTasks<double>(o).sample(rng);
 }
 
-// Central differences of theta -> L_query(adapt(theta)) over every parameter element, using
-// evaluate() (which adapts a copy of the parameters) at perturbed parameters.
+// Central differences of theta -> L_query(adapt(theta)) over every element of the learner's
+// meta-parameters (the model's, and Meta-SGD's step sizes), using evaluate() (which adapts a
+// copy of the parameters) at perturbed values.
 template <class Learner>
 std::vector<Tensor<double>> numeric_meta_gradient(Learner& learner, nn::Sequential<double>& net,
                                                   const data::Episode<double>& e, int steps) {
-  auto params = net.parameters();
+  auto params = learner.meta_parameters(net);
   std::vector<Tensor<double>> out;
   for (std::size_t p = 0; p < params.size(); ++p) {
     Tensor<double> g(params[p].shape());
@@ -250,4 +251,63 @@ TEST_CASE("Reptile: the update is epsilon (theta' - theta)", "[learners]") {
       CHECK_THAT(
           updated[p].data()[i],
           WithinAbs(theta[p].data()[i] + epsilon * (w[p].value()[i] - theta[p].data()[i]), 1e-12));
+}
+
+TEST_CASE("MetaSgd: weight and step-size meta-gradients match finite differences",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(77);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  for (int steps : {1, 2}) {
+    INFO("inner steps: " << steps);
+    meta::MamlOptions o;
+    o.inner_lr = 0.05;
+    o.inner_steps = steps;
+    meta::GradientLearner<meta::LearnedStepSizes, double> metasgd(o);
+    ml::test::check_throws<ml::StateError>([&] { metasgd.evaluate(net, e, 1); },
+                                           {"Meta-SGD", "meta_parameters"});
+    auto params = metasgd.meta_parameters(net);
+    REQUIRE(params.size() == 12);  // 6 weights, then 6 step sizes
+    CHECK(params.name(6) == "step_size.0.weight");
+    CHECK(params[11].shape() == params[5].shape());
+    CHECK(params[7].data()[0] == 0.05);
+    // Distinct step sizes per element, so a mix-up between elements would show.
+    for (std::size_t p = 6; p < 12; ++p)
+      for (std::int64_t i = 0; i < params[p].numel(); ++i)
+        params[p].data()[i] =
+            0.02 + 0.01 * static_cast<double>((i + static_cast<std::int64_t>(p)) % 5);
+    std::vector<Tensor<double>> exact;
+    metasgd.meta_gradient(net, {e}, exact);
+    REQUIRE(exact.size() == 12);
+    CHECK(max_mismatch(exact, numeric_meta_gradient(metasgd, net, e, steps)) < 1.0);
+  }
+}
+
+TEST_CASE(
+    "MetaSgd: the outer optimizer trains the step sizes; with them all equal to alpha it "
+    "is MAML",
+    "[learners]") {
+  auto rng = ml::test::make_rng(78);
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.03;
+  meta::GradientLearner<meta::LearnedStepSizes, double> metasgd(o);
+  const meta::GradientLearner<meta::SecondOrder, double> maml(o);
+  const auto params = metasgd.meta_parameters(net);
+  std::vector<Tensor<double>> g_sgd, g_maml;
+  metasgd.meta_gradient(net, {e}, g_sgd);
+  maml.meta_gradient(net, {e}, g_maml);
+  for (std::size_t p = 0; p < g_maml.size(); ++p)
+    for (std::int64_t i = 0; i < g_maml[p].numel(); ++i)
+      CHECK_THAT(g_sgd[p].data()[i], WithinAbs(g_maml[p].data()[i], 1e-12));
+  const Tensor<double> alpha_before = params[4];
+  ml::optim::Sgd<double> outer(metasgd.meta_parameters(net), {0.1});
+  metasgd.meta_step(net, outer, {e});
+  double moved = 0;
+  for (std::int64_t i = 0; i < alpha_before.numel(); ++i)
+    moved += std::abs(params[4].data()[i] - alpha_before.data()[i]);
+  CHECK(moved > 0);
+  // The same model keeps its step sizes: a second call does not reset them.
+  CHECK(metasgd.meta_parameters(net)[4].data()[0] == params[4].data()[0]);
 }

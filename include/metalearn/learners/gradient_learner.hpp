@@ -7,14 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <exception>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/task_pool.hpp>
 #include <metalearn/nn/sequential.hpp>
 #include <metalearn/optim/clip.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace metalearn::meta {
@@ -60,35 +60,42 @@ class GradientLearner {
   }
   const MamlOptions& options() const { return options_; }
 
-  /// The meta-gradient of the mean query loss over `batch`, one tensor per parameter of
-  /// `net` (in parameters() order), into `grads`. Returns the step's statistics; when a
-  /// loss or gradient is not finite, `finite` is false.
+  /// The tensors the outer optimizer trains, in the order of meta_gradient's result: the
+  /// model's parameters, then (Meta-SGD) one step-size tensor per adapted parameter, named
+  /// "step_size.<parameter>", created at inner_lr on the first call. Build the optimizer and
+  /// the checkpoint over this list.
+  nn::ParameterList<Scalar> meta_parameters(Model& net) {
+    nn::ParameterList<Scalar> list = net.parameters();
+    if constexpr (detail::learns_step_sizes_v<DiffPolicy>) {
+      const auto adapted = AdaptPolicy::select(list);
+      if (!has_step_sizes_for(list, adapted)) {
+        step_sizes_.clear();
+        for (std::size_t i : adapted)
+          step_sizes_.push_back(Tensor<Scalar>(list[i].shape(), Scalar(options_.inner_lr)));
+      }
+      for (std::size_t j = 0; j < adapted.size(); ++j)
+        list.add("step_size." + list.name(adapted[j]), step_sizes_[j]);
+    }
+    return list;
+  }
+
+  /// The meta-gradient of the mean query loss over `batch`, one tensor per entry of
+  /// meta_parameters(net), into `grads`. Returns the step's statistics; when a loss or
+  /// gradient is not finite, `finite` is false.
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     if (batch.empty())
       throw InvalidArgument("metalearn::meta::GradientLearner::meta_gradient: empty meta-batch");
     const std::size_t tasks = batch.size();
-    std::vector<TaskOutcome> outcomes(tasks);
-    const auto views = net.parameters().views();
-    const auto adapted = AdaptPolicy::select(net.parameters());  // once, shared by the tasks
+    const auto params = net.parameters();
+    const auto adapted = AdaptPolicy::select(params);  // once, shared by the tasks
+    check_step_sizes("meta_gradient", params, adapted);
+    std::vector<TensorView<Scalar>> views = params.views();
+    for (auto& a : step_sizes_) views.push_back(a.view());
     // Batch norm with running statistics writes its buffers in forward: one thread then.
-    const bool shared_state = !net.buffers().empty();
-    const std::size_t threads =
-        shared_state
-            ? 1
-            : std::min<std::size_t>(tasks, options_.threads > 0
-                                               ? options_.threads
-                                               : std::max(1u, std::thread::hardware_concurrency()));
-    const auto work = [&](std::size_t first) {
-      for (std::size_t t = first; t < tasks; t += threads)
-        outcomes[t] = run_task(net, views, adapted, batch[t]);
-    };
-    std::vector<std::thread> pool;
-    for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work, k);
-    work(0);
-    for (auto& th : pool) th.join();
-    for (const auto& o : outcomes)
-      if (o.error) std::rethrow_exception(o.error);  // the first failing task, in task order
+    const std::size_t threads = net.buffers().empty() ? task_threads(options_.threads, tasks) : 1;
+    const auto outcomes = run_tasks<TaskOutcome>(
+        tasks, threads, [&](std::size_t t) { return run_task(net, views, adapted, batch[t]); });
 
     // Sum in task order: the same additions in the same order for any thread count.
     grads = outcomes[0].grads;
@@ -126,13 +133,14 @@ class GradientLearner {
   /// (default: eval_inner_steps) and score the query set. The model is not changed.
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = -1) const {
     if (steps < 0) steps = options_.eval_inner_steps;
+    check_step_sizes("evaluate", net.parameters(), AdaptPolicy::select(net.parameters()));
     Tape<Scalar> tape;
     const Var<Scalar> out = adapted_outputs(tape, net, episode, steps);
     EpisodeResult r;
     r.steps = steps;
     r.loss = static_cast<double>(task_loss(episode, out, false).item());
     if (episode.is_classification())
-      r.accuracy = accuracy(out, episode.query_labels);
+      r.accuracy = accuracy(out.value(), episode.query_labels);
     else
       r.mse = r.loss;
     return r;
@@ -141,6 +149,7 @@ class GradientLearner {
   /// The model's outputs on `episode.query_inputs` after adapting a copy of the parameters
   /// to the support set with `steps` inner steps.
   Tensor<Scalar> predict(Model& net, const Episode& episode, int steps) const {
+    check_step_sizes("predict", net.parameters(), AdaptPolicy::select(net.parameters()));
     Tape<Scalar> tape;
     return adapted_outputs(tape, net, episode, steps).to_tensor();
   }
@@ -153,8 +162,9 @@ class GradientLearner {
     std::vector<Var<Scalar>> fast = tape.leaves(net.parameters().views());
     const auto xs = tape.constant(episode.support_inputs);
     const auto adapted = AdaptPolicy::select(net.parameters());
+    const std::vector<Var<Scalar>> alpha = step_size_vars(tape, false);
     for (int k = 0; k < steps; ++k) {
-      inner_step(task_loss(episode, net.forward(fast, xs), true), fast, adapted, false);
+      inner_step(task_loss(episode, net.forward(fast, xs), true), fast, adapted, alpha, false);
       for (std::size_t i : adapted) fast[i] = tape.leaf(fast[i].value());  // a fresh leaf per step
     }
     NoGradGuard<Scalar> no_grad;
@@ -163,21 +173,48 @@ class GradientLearner {
 
   // theta' = theta - alpha grad L_support(theta) on the adapted parameters (Finn et al.
   // 2017, Eq. 1, inner update); with create_graph the step is recorded for the meta-gradient.
+  // Meta-SGD passes one step-size Var per adapted parameter (Li et al. 2017, Eq. 3).
   void inner_step(const Var<Scalar>& loss, std::vector<Var<Scalar>>& fast,
-                  const std::vector<std::size_t>& adapted, bool create_graph) const {
+                  const std::vector<std::size_t>& adapted, const std::vector<Var<Scalar>>& alpha,
+                  bool create_graph) const {
     std::vector<Var<Scalar>> sub;
     for (std::size_t i : adapted) sub.push_back(fast[i]);
     GradOptions o;
     o.create_graph = create_graph;
     const auto g = grad(loss, sub, o);
     for (std::size_t j = 0; j < adapted.size(); ++j)
-      fast[adapted[j]] = sub[j] - g[j] * static_cast<Scalar>(options_.inner_lr);
+      fast[adapted[j]] = alpha.empty() ? sub[j] - g[j] * static_cast<Scalar>(options_.inner_lr)
+                                       : sub[j] - alpha[j] * g[j];
+  }
+
+  // Meta-SGD's step sizes on `tape` (leaves when they are differentiated), else none.
+  std::vector<Var<Scalar>> step_size_vars(Tape<Scalar>& tape, bool differentiable) const {
+    std::vector<Var<Scalar>> out;
+    for (const auto& a : step_sizes_)
+      out.push_back(differentiable ? tape.leaf(a.view()) : tape.constant(a.view()));
+    return out;
+  }
+
+  bool has_step_sizes_for(const nn::ParameterList<Scalar>& params,
+                          const std::vector<std::size_t>& adapted) const {
+    if (step_sizes_.size() != adapted.size()) return false;
+    for (std::size_t j = 0; j < adapted.size(); ++j)
+      if (step_sizes_[j].shape() != params[adapted[j]].shape()) return false;
+    return true;
+  }
+
+  void check_step_sizes(const char* who, const nn::ParameterList<Scalar>& params,
+                        const std::vector<std::size_t>& adapted) const {
+    if constexpr (detail::learns_step_sizes_v<DiffPolicy>)
+      if (!has_step_sizes_for(params, adapted))
+        throw StateError(std::string("metalearn::meta::GradientLearner::") + who +
+                         ": Meta-SGD has no step sizes for this model; call meta_parameters(net) "
+                         "first and build the outer optimizer over its result");
   }
 
   struct TaskOutcome {
     std::vector<Tensor<Scalar>> grads;
     double support_loss = 0, query_loss = 0, metric = 0;
-    std::exception_ptr error;
   };
 
   /// Cross-entropy for classification, MSE for regression, on the support or query set.
@@ -187,58 +224,48 @@ class GradientLearner {
     return mse(out, constant(support ? e.support_targets : e.query_targets));
   }
 
-  static double accuracy(const Var<Scalar>& logits, const std::vector<std::int64_t>& labels) {
-    const auto m = logits.value().matrix();
-    std::int64_t correct = 0;
-    for (Eigen::Index r = 0; r < m.rows(); ++r) {
-      Eigen::Index best = 0;
-      m.row(r).maxCoeff(&best);
-      correct += (best == labels[static_cast<std::size_t>(r)]);
-    }
-    return static_cast<double>(correct) / static_cast<double>(labels.size());
-  }
-
-  // One task on the calling thread's tape: inner loop, query loss, meta-gradient.
+  // One task on the calling thread's tape: inner loop, query loss, meta-gradient with
+  // respect to `views` (the parameters, then Meta-SGD's step sizes).
   TaskOutcome run_task(Model& net, const std::vector<TensorView<Scalar>>& views,
                        const std::vector<std::size_t>& adapted, const Episode& e) const {
     TaskOutcome o;
-    try {
-      Tape<Scalar> tape;
-      const std::vector<Var<Scalar>> theta = tape.leaves(views);
-      std::vector<Var<Scalar>> fast = theta;
-      const auto xs = tape.constant(e.support_inputs);
-      for (int k = 0; k < options_.inner_steps; ++k) {
-        const auto support = task_loss(e, net.forward(fast, xs), true);
-        if (k == 0) o.support_loss = static_cast<double>(support.item());
-        inner_step(support, fast, adapted, DiffPolicy::create_graph);
-      }
-      const auto out = net.forward(fast, tape.constant(e.query_inputs));
-      const auto query = task_loss(e, out, false);
-      o.query_loss = static_cast<double>(query.item());
-      o.metric = e.is_classification() ? accuracy(out, e.query_labels) : o.query_loss;
-      if (options_.inner_steps == 0) o.support_loss = o.query_loss;
-      if constexpr (detail::is_reptile_v<DiffPolicy>) {
-        // Reptile trains on the query set too, then reports theta - theta' (pseudo-gradient).
-        for (int k = 0; k < options_.inner_steps; ++k)
-          inner_step(task_loss(e, net.forward(fast, tape.constant(e.query_inputs)), false), fast,
-                     adapted, false);
-        for (std::size_t i = 0; i < theta.size(); ++i)
-          o.grads.push_back((theta[i] - fast[i]).to_tensor());
-      } else {
-        for (const auto& g : grad(query, theta)) o.grads.push_back(g.to_tensor());
-      }
-    } catch (...) {
-      o.error = std::current_exception();  // rethrown on the calling thread
+    Tape<Scalar> tape;
+    const std::vector<Var<Scalar>> leaves = tape.leaves(views);
+    const std::size_t n = views.size() - step_sizes_.size();
+    std::vector<Var<Scalar>> fast(leaves.begin(), leaves.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<Var<Scalar>> alpha(leaves.begin() + static_cast<std::ptrdiff_t>(n),
+                                         leaves.end());
+    const auto xs = tape.constant(e.support_inputs);
+    for (int k = 0; k < options_.inner_steps; ++k) {
+      const auto support = task_loss(e, net.forward(fast, xs), true);
+      if (k == 0) o.support_loss = static_cast<double>(support.item());
+      inner_step(support, fast, adapted, alpha, DiffPolicy::create_graph);
+    }
+    const auto out = net.forward(fast, tape.constant(e.query_inputs));
+    const auto query = task_loss(e, out, false);
+    o.query_loss = static_cast<double>(query.item());
+    o.metric = e.is_classification() ? accuracy(out.value(), e.query_labels) : o.query_loss;
+    if (options_.inner_steps == 0) o.support_loss = o.query_loss;
+    if constexpr (detail::is_reptile_v<DiffPolicy>) {
+      // Reptile trains on the query set too, then reports theta - theta' (pseudo-gradient).
+      for (int k = 0; k < options_.inner_steps; ++k)
+        inner_step(task_loss(e, net.forward(fast, tape.constant(e.query_inputs)), false), fast,
+                   adapted, alpha, false);
+      for (std::size_t i = 0; i < n; ++i) o.grads.push_back((leaves[i] - fast[i]).to_tensor());
+    } else {
+      for (const auto& g : grad(query, leaves)) o.grads.push_back(g.to_tensor());
     }
     return o;
   }
 
   MamlOptions options_;
+  std::vector<Tensor<Scalar>> step_sizes_;  // Meta-SGD's alpha, one per adapted parameter
 };
 
 using Maml = GradientLearner<SecondOrder>;   ///< Finn et al. 2017
 using Fomaml = GradientLearner<FirstOrder>;  ///< first-order MAML (Finn et al. 2017, §5.2)
 using Anil = GradientLearner<SecondOrder, float, AdaptHead>;  ///< Raghu et al. 2020
 using Reptile = GradientLearner<ReptileUpdate>;  ///< Nichol et al. 2018; outer: Sgd with lr epsilon
+using MetaSgd = GradientLearner<LearnedStepSizes>;  ///< Li et al. 2017
 
 }  // namespace metalearn::meta

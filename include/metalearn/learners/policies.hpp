@@ -31,6 +31,14 @@ struct ReptileUpdate {
   static constexpr bool reptile = true;
 };
 
+/// Meta-SGD (Li et al. 2017): second-order MAML whose inner step size is a learned tensor
+/// alpha per adapted parameter, theta' = theta - alpha * grad L_support (elementwise; Eq. 3),
+/// meta-trained with theta. The step sizes start at MamlOptions::inner_lr.
+struct LearnedStepSizes {
+  static constexpr bool create_graph = true;
+  static constexpr bool learned_step_sizes = true;
+};
+
 /// Which parameters the inner loop adapts (the others are used as they are, and still
 /// meta-learned through the query loss).
 /// Requirements: `template <class L> static std::vector<std::size_t> select(L& params)`,
@@ -65,6 +73,12 @@ template <class T, class = void>
 inline constexpr bool is_reptile_v = false;
 template <class T>
 inline constexpr bool is_reptile_v<T, std::void_t<decltype(T::reptile)>> = T::reptile;
+/// Optional policy member `static constexpr bool learned_step_sizes` (false when absent).
+template <class T, class = void>
+inline constexpr bool learns_step_sizes_v = false;
+template <class T>
+inline constexpr bool learns_step_sizes_v<T, std::void_t<decltype(T::learned_step_sizes)>> =
+    T::learned_step_sizes;
 }  // namespace detail
 
 /// What one meta-training step did (means over the tasks of the meta-batch).

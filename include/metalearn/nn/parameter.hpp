@@ -23,6 +23,13 @@ class ParameterList {
     tensors_.push_back(&tensor);
   }
 
+  /// Append every entry of `other`, its names prefixed by `prefix` (a learner's own
+  /// meta-parameters after the model's: one list for the optimizer and the checkpoint).
+  void append(const ParameterList& other, const std::string& prefix = "") {
+    for (std::size_t i = 0; i < other.size(); ++i)
+      add(prefix + other.names_[i], *other.tensors_[i]);
+  }
+
   std::size_t size() const noexcept { return tensors_.size(); }
   bool empty() const noexcept { return tensors_.empty(); }
   const std::string& name(std::size_t i) const { return names_.at(i); }
