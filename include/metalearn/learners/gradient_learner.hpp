@@ -94,27 +94,10 @@ class GradientLearner {
     for (auto& a : step_sizes_) views.push_back(a.view());
     // Batch norm with running statistics writes its buffers in forward: one thread then.
     const std::size_t threads = net.buffers().empty() ? task_threads(options_.threads, tasks) : 1;
-    const auto outcomes = run_tasks<TaskOutcome>(
+    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(
         tasks, threads, [&](std::size_t t) { return run_task(net, views, adapted, batch[t]); });
 
-    // Sum in task order: the same additions in the same order for any thread count.
-    grads = outcomes[0].grads;
-    for (std::size_t t = 1; t < tasks; ++t)
-      for (std::size_t i = 0; i < grads.size(); ++i)
-        grads[i].array() += outcomes[t].grads[i].array();
-    StepStats s;
-    s.tasks = static_cast<std::int64_t>(tasks);
-    const Scalar inv = Scalar(1) / static_cast<Scalar>(tasks);
-    for (auto& g : grads) g.array() *= inv;
-    for (const auto& o : outcomes) {
-      s.support_loss += o.support_loss / static_cast<double>(tasks);
-      s.query_loss += o.query_loss / static_cast<double>(tasks);
-      s.query_metric += o.metric / static_cast<double>(tasks);
-    }
-    s.grad_norm = optim::global_norm(grads);
-    s.finite =
-        std::isfinite(s.query_loss) && std::isfinite(s.support_loss) && std::isfinite(s.grad_norm);
-    return s;
+    return reduce_outcomes(outcomes, grads);  // in task order: independent of the threads
   }
 
   /// One meta-training step: meta-gradient over `batch`, optional clipping, then
@@ -122,10 +105,8 @@ class GradientLearner {
   template <class Optimizer>
   StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
     std::vector<Tensor<Scalar>> grads;
-    StepStats s = meta_gradient(net, batch, grads);
-    if (!s.finite) return s;
-    if (options_.clip_norm > 0) optim::clip_by_global_norm(grads, options_.clip_norm);
-    outer.step(grads);
+    const StepStats s = meta_gradient(net, batch, grads);
+    apply_meta_gradient(s, grads, options_.clip_norm, outer);
     return s;
   }
 
@@ -212,11 +193,6 @@ class GradientLearner {
                          "first and build the outer optimizer over its result");
   }
 
-  struct TaskOutcome {
-    std::vector<Tensor<Scalar>> grads;
-    double support_loss = 0, query_loss = 0, metric = 0;
-  };
-
   /// Cross-entropy for classification, MSE for regression, on the support or query set.
   static Var<Scalar> task_loss(const Episode& e, const Var<Scalar>& out, bool support) {
     if (e.is_classification())
@@ -226,9 +202,9 @@ class GradientLearner {
 
   // One task on the calling thread's tape: inner loop, query loss, meta-gradient with
   // respect to `views` (the parameters, then Meta-SGD's step sizes).
-  TaskOutcome run_task(Model& net, const std::vector<TensorView<Scalar>>& views,
-                       const std::vector<std::size_t>& adapted, const Episode& e) const {
-    TaskOutcome o;
+  TaskOutcome<Scalar> run_task(Model& net, const std::vector<TensorView<Scalar>>& views,
+                               const std::vector<std::size_t>& adapted, const Episode& e) const {
+    TaskOutcome<Scalar> o;
     Tape<Scalar> tape;
     const std::vector<Var<Scalar>> leaves = tape.leaves(views);
     const std::size_t n = views.size() - step_sizes_.size();

@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/learners/learners.hpp
-/// The learners module: gradient-based meta-learners (MAML, first-order MAML, ANIL, Reptile, Meta-SGD) and metric-based learners.
+/// The learners module: gradient-based meta-learners (MAML, first-order MAML, ANIL,
+/// Reptile, Meta-SGD) and metric-based learners (Prototypical Networks, Siamese networks,
+/// triplet loss), all with the surface meta_step / evaluate / meta_parameters.
 #pragma once
 
+#include <metalearn/learners/distances.hpp>
+#include <metalearn/learners/embedding.hpp>
 #include <metalearn/learners/gradient_learner.hpp>
+#include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/protonet.hpp>
 #include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/siamese.hpp>
 #include <metalearn/learners/task_pool.hpp>
+#include <metalearn/learners/triplet.hpp>

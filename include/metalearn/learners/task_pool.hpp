@@ -6,8 +6,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/learners/policies.hpp>
+#include <metalearn/optim/clip.hpp>
 #include <thread>
 #include <vector>
 
@@ -44,6 +49,49 @@ std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) 
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
   return out;
+}
+
+/// What one task contributes to a meta-step: its gradient (one tensor per meta-parameter)
+/// and its losses.
+template <class Scalar>
+struct TaskOutcome {
+  std::vector<Tensor<Scalar>> grads;
+  double support_loss = 0, query_loss = 0;
+  double metric = 0;  ///< accuracy or MSE
+};
+
+/// The mean of the tasks' gradients into `grads` (summed in task order) and of their
+/// losses, the gradient norm and the finite flag.
+template <class Scalar>
+StepStats reduce_outcomes(const std::vector<TaskOutcome<Scalar>>& outcomes,
+                          std::vector<Tensor<Scalar>>& grads) {
+  const std::size_t tasks = outcomes.size();
+  grads = outcomes.at(0).grads;
+  for (std::size_t t = 1; t < tasks; ++t)
+    for (std::size_t i = 0; i < grads.size(); ++i) grads[i].array() += outcomes[t].grads[i].array();
+  const Scalar inv = Scalar(1) / static_cast<Scalar>(tasks);
+  for (auto& g : grads) g.array() *= inv;
+  StepStats s;
+  s.tasks = static_cast<std::int64_t>(tasks);
+  for (const auto& o : outcomes) {
+    s.support_loss += o.support_loss / static_cast<double>(tasks);
+    s.query_loss += o.query_loss / static_cast<double>(tasks);
+    s.query_metric += o.metric / static_cast<double>(tasks);
+  }
+  s.grad_norm = optim::global_norm(grads);
+  s.finite =
+      std::isfinite(s.query_loss) && std::isfinite(s.support_loss) && std::isfinite(s.grad_norm);
+  return s;
+}
+
+/// The outer step every learner shares: optional clipping to a global norm (0: off), then
+/// `outer.step`, skipped when the step was not finite.
+template <class Scalar, class Optimizer>
+void apply_meta_gradient(const StepStats& s, std::vector<Tensor<Scalar>>& grads, double clip_norm,
+                         Optimizer& outer) {
+  if (!s.finite) return;
+  if (clip_norm > 0) optim::clip_by_global_norm(grads, clip_norm);
+  outer.step(grads);
 }
 
 }  // namespace metalearn::meta

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/protonet.hpp
+/// Prototypical Networks (Snell et al. 2017): classify a query by its distance to the mean
+/// embedding of each class's support examples.
+#pragma once
+
+#include <cmath>
+#include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/learners/distances.hpp>
+#include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/task_pool.hpp>
+#include <metalearn/nn/sequential.hpp>
+#include <vector>
+
+namespace metalearn::meta {
+
+/// Options of ProtoNet.
+struct ProtoNetOptions {
+  /// Threads for the episodes of a meta-batch (0: the hardware's count); results are
+  /// bit-identical for any count. Usually one episode per step (Snell et al.).
+  int threads = 0;
+  /// Clip the gradient to this global norm before the optimizer step (0: off).
+  double clip_norm = 0.0;
+  /// The network mode in evaluate(): eval uses batch norm's running statistics when the
+  /// model keeps them (BatchNormOptions::running_stats), the usual choice for metric
+  /// learners; train normalises each episode with its own statistics.
+  nn::Mode eval_mode = nn::Mode::eval;
+};
+
+/// Prototypical Networks. Each class's prototype is the mean embedding of its support
+/// examples, c_k = mean f(x_i) (Eq. 1); a query x is classified by a softmax over minus its
+/// distances to the prototypes, p(y = k | x) ~ exp(-d(f(x), c_k)) (Eq. 2), and the network is
+/// trained on the query cross-entropy of N-way K-shot episodes (Algorithm 1).
+///
+/// @tparam Distance SquaredEuclidean (Snell's choice; see §2.4), Euclidean, Cosine or L1
+///                  (metalearn/learners/distances.hpp).
+/// @tparam Scalar   float for speed, double for gradient checks.
+template <class Distance = SquaredEuclidean, class Scalar = float>
+class ProtoNet {
+ public:
+  using Model = nn::Sequential<Scalar>;
+  using Episode = data::Episode<Scalar>;
+
+  explicit ProtoNet(ProtoNetOptions options = {}) : options_(options) {
+    if (options.threads < 0 || !(options.clip_norm >= 0))
+      throw InvalidArgument(
+          "metalearn::meta::ProtoNet: need threads >= 0 and clip_norm >= 0, got threads = " +
+          std::to_string(options.threads) + ", clip_norm = " + std::to_string(options.clip_norm));
+  }
+  const ProtoNetOptions& options() const { return options_; }
+
+  /// What the optimizer trains: the embedding network's parameters.
+  nn::ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+
+  /// [queries, ways] logits -d(f(x), c_k) of `episode`'s queries, recorded on the current
+  /// tape with the model's parameters `params` (differentiable to any order).
+  Var<Scalar> logits(Model& net, const std::vector<Var<Scalar>>& params, const Episode& episode,
+                     nn::Mode mode = nn::Mode::train) const {
+    detail::check_episode("ProtoNet", episode);
+    const auto [support, query] = detail::embed_episode(net, params, episode, mode);
+    return -Distance::pairwise(query,
+                               detail::class_means(support, episode.support_labels, episode.ways));
+  }
+
+  /// The gradient of the mean query cross-entropy over the episodes of `batch`, one
+  /// tensor per parameter, into `grads`. query_metric is the query accuracy.
+  StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
+                          std::vector<Tensor<Scalar>>& grads) const {
+    if (batch.empty())
+      throw InvalidArgument("metalearn::meta::ProtoNet::meta_gradient: empty meta-batch");
+    const auto views = net.parameters().views();
+    const std::size_t threads =
+        net.buffers().empty() ? task_threads(options_.threads, batch.size()) : 1;
+    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), threads, [&](std::size_t t) {
+      TaskOutcome<Scalar> o;
+      Tape<Scalar> tape;
+      const auto params = tape.leaves(views);
+      const Var<Scalar> z = logits(net, params, batch[t]);
+      const Var<Scalar> loss = cross_entropy(z, batch[t].query_labels);
+      o.query_loss = o.support_loss = static_cast<double>(loss.item());
+      o.metric = accuracy(z.value(), batch[t].query_labels);
+      for (const auto& g : grad(loss, params)) o.grads.push_back(g.to_tensor());
+      return o;
+    });
+    return reduce_outcomes(outcomes, grads);
+  }
+
+  /// One training step on `batch`; a non-finite loss or gradient skips the update.
+  template <class Optimizer>
+  StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
+    std::vector<Tensor<Scalar>> grads;
+    const StepStats s = meta_gradient(net, batch, grads);
+    apply_meta_gradient(s, grads, options_.clip_norm, outer);
+    return s;
+  }
+
+  /// Classify `episode`'s queries by their nearest prototype. `steps` is accepted for the
+  /// common learner surface and ignored: a ProtoNet does not adapt.
+  EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    (void)steps;
+    Tape<Scalar> tape;
+    NoGradGuard<Scalar> no_grad;
+    const Var<Scalar> z =
+        logits(net, tape.leaves(net.parameters().views()), episode, options_.eval_mode);
+    EpisodeResult r;
+    r.loss = static_cast<double>(cross_entropy(z, episode.query_labels).item());
+    r.accuracy = accuracy(z.value(), episode.query_labels);
+    return r;
+  }
+
+ private:
+  ProtoNetOptions options_;
+};
+
+}  // namespace metalearn::meta

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/siamese.hpp
+/// Siamese networks: one encoder applied to both members of a pair, trained so that the
+/// distance of the two embeddings tells same-class from different-class pairs.
+#pragma once
+
+#include <cmath>
+#include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/data/pairs.hpp>
+#include <metalearn/learners/distances.hpp>
+#include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/pair_losses.hpp>
+#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/task_pool.hpp>
+#include <metalearn/nn/sequential.hpp>
+#include <string>
+#include <vector>
+
+namespace metalearn::meta {
+
+/// Options of the Siamese learner.
+struct SiameseOptions {
+  double margin = 1.0;  ///< m of the contrastive loss
+  /// Verification: a pair whose distance is below this is called "same class". Negative:
+  /// margin / 2, the midpoint of the contrastive loss's targets (0 and m).
+  double threshold = -1.0;
+  SupportRule rule = SupportRule::nearest_example;  ///< how evaluate() classifies queries
+  double clip_norm = 0.0;                           ///< clip the gradient's global norm (0: off)
+  nn::Mode eval_mode = nn::Mode::eval;              ///< the network mode outside training
+};
+
+/// A Siamese network (Bromley et al. 1993; Hadsell et al. 2006; Koch et al. 2015): D =
+/// Distance(f(x1), f(x2)) for a pair, trained with PairLoss(D, y, margin), y = 1 for a pair
+/// of different classes. Used for verification (same or different?) and for N-way K-shot
+/// classification of an episode by the support examples (SiameseOptions::rule).
+///
+/// @tparam Distance Euclidean (default), SquaredEuclidean, Cosine or L1.
+/// @tparam PairLoss Contrastive (default) or SquaredContrastive (pair_losses.hpp).
+template <class Distance = Euclidean, class PairLoss = Contrastive, class Scalar = float>
+class Siamese {
+ public:
+  using Model = nn::Sequential<Scalar>;
+  using Episode = data::Episode<Scalar>;
+  using Batch = data::PairBatch<Scalar>;
+
+  explicit Siamese(SiameseOptions options = {}) : options_(options) {
+    if (!(options.margin > 0) || !std::isfinite(options.margin) || !(options.clip_norm >= 0) ||
+        !std::isfinite(options.threshold))
+      throw InvalidArgument(
+          "metalearn::meta::Siamese: need a finite margin > 0, a finite threshold and "
+          "clip_norm >= 0, got margin = " +
+          std::to_string(options.margin) + ", threshold = " + std::to_string(options.threshold));
+    if (options_.threshold < 0) options_.threshold = options_.margin / 2;
+  }
+  const SiameseOptions& options() const { return options_; }
+
+  nn::ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+
+  /// [B] distances of the pairs of `batch`, recorded on the current tape (one forward pass
+  /// over both members, so batch norm sees all 2B examples).
+  Var<Scalar> distances(Model& net, const std::vector<Var<Scalar>>& params, const Batch& batch,
+                        nn::Mode mode = nn::Mode::train) const {
+    const Shape a = batch.first.shape(), b = batch.second.shape();
+    if (a != b || a.rank() < 2 || batch.different.numel() != a[0])
+      throw InvalidArgument(
+          "metalearn::meta::Siamese: pairs need first and second of one shape "
+          "[B, ...] and B labels, got " +
+          a.to_string() + ", " + b.to_string() + " and " + std::to_string(batch.different.numel()) +
+          " labels");
+    const Var<Scalar> all =
+        detail::embed(net, params, constant(detail::stack_rows(batch.first, batch.second)), mode);
+    return Distance::rowwise(slice(all, 0, a[0]), slice(all, a[0], 2 * a[0]));
+  }
+
+  /// The gradient of the mean pair loss over `batch`, into `grads`. query_metric is the
+  /// verification accuracy at the threshold.
+  StepStats meta_gradient(Model& net, const Batch& batch,
+                          std::vector<Tensor<Scalar>>& grads) const {
+    Tape<Scalar> tape;
+    const auto params = tape.leaves(net.parameters().views());
+    const Var<Scalar> d = distances(net, params, batch);
+    const Var<Scalar> loss =
+        PairLoss::loss(d, constant(batch.different), static_cast<Scalar>(options_.margin));
+    std::vector<TaskOutcome<Scalar>> one(1);
+    one[0].query_loss = one[0].support_loss = static_cast<double>(loss.item());
+    one[0].metric = verification_accuracy(d.value(), batch.different);
+    for (const auto& g : grad(loss, params)) one[0].grads.push_back(g.to_tensor());
+    return reduce_outcomes(one, grads);
+  }
+
+  template <class Optimizer>
+  StepStats meta_step(Model& net, Optimizer& outer, const Batch& batch) const {
+    std::vector<Tensor<Scalar>> grads;
+    const StepStats s = meta_gradient(net, batch, grads);
+    apply_meta_gradient(s, grads, options_.clip_norm, outer);
+    return s;
+  }
+
+  /// The distance of each pair (in eval mode, no tape kept): the verifier's score.
+  std::vector<double> pair_distances(Model& net, const Batch& batch) const {
+    Tape<Scalar> tape;
+    NoGradGuard<Scalar> no_grad;
+    const auto d = distances(net, tape.leaves(net.parameters().views()), batch, options_.eval_mode)
+                       .to_tensor();
+    return std::vector<double>(d.data(), d.data() + d.numel());
+  }
+
+  /// Verification of `batch`: accuracy at the threshold and the ROC AUC of -distance.
+  struct Verification {
+    double accuracy = 0;
+    double auc = 0;
+  };
+  Verification verify(Model& net, const Batch& batch) const {
+    const std::vector<double> d = pair_distances(net, batch);
+    std::vector<double> score(d.size());
+    std::vector<int> same(d.size());
+    Tensor<Scalar> dt(Shape{static_cast<std::int64_t>(d.size())});
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      score[i] = -d[i];
+      same[i] = batch.different.data()[i] == Scalar(0);
+      dt.data()[i] = static_cast<Scalar>(d[i]);
+    }
+    return {verification_accuracy(dt.view(), batch.different), roc_auc(score, same)};
+  }
+
+  /// N-way K-shot classification of `episode`'s queries by SiameseOptions::rule. `steps` is
+  /// accepted for the common learner surface and ignored.
+  EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    (void)steps;
+    detail::check_episode("Siamese", episode);
+    const Tensor<Scalar> scores =
+        detail::classify_by_support<Distance>(net, episode, options_.rule, options_.eval_mode);
+    EpisodeResult r;
+    r.accuracy = accuracy(scores.view(), episode.query_labels);
+    r.loss = 1.0 - r.accuracy;  // no pair loss on an episode: the error rate
+    return r;
+  }
+
+ private:
+  double verification_accuracy(TensorView<Scalar> d, const Tensor<Scalar>& different) const {
+    std::int64_t right = 0;
+    for (std::int64_t i = 0; i < d.numel(); ++i)
+      right += (d.data()[i] < options_.threshold) == (different.data()[i] == Scalar(0));
+    return static_cast<double>(right) / static_cast<double>(std::max<std::int64_t>(1, d.numel()));
+  }
+
+  SiameseOptions options_;
+};
+
+}  // namespace metalearn::meta

@@ -1,0 +1,377 @@
+// Metric learners: distances, pair and triplet losses against hand-computed values and
+// finite differences (first and second order), ProtoNet's logits by hand, convergence on a
+// synthetic clustered dataset, thread independence and errors.
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/gradcheck.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+namespace meta = metalearn::meta;
+namespace data = metalearn::data;
+using ml::Shape;
+using ml::Tensor;
+using Vars = std::vector<ml::Var<double>>;
+using Catch::Matchers::WithinAbs;
+
+namespace {
+
+template <class F>
+void check_both(F f, const std::vector<Tensor<double>>& inputs) {
+  ml::test::check_gradients(f, inputs);
+  ml::test::check_second_order(f, inputs);
+}
+
+Tensor<double> rows(std::vector<double> v, std::int64_t n) {
+  const auto d = static_cast<std::int64_t>(v.size()) / n;
+  return Tensor<double>(Shape{n, d}, std::move(v));
+}
+
+// Clusters that an embedding must learn to see: the class lives in the first 4 of `dim`
+// coordinates (centres uniform in [-2, 2], noise 0.1); the other coordinates are noise of
+// standard deviation `nuisance`, the same for every class. Raw distances are dominated by
+// the nuisance coordinates, so high accuracy means the learner learned to ignore them.
+data::ClassDataset<float> clusters(ml::Rng& rng, std::int64_t classes, std::int64_t per_class,
+                                   std::int64_t dim, double nuisance) {
+  const std::int64_t informative = 4;
+  Tensor<float> x(Shape{classes * per_class, dim});
+  std::vector<std::int64_t> labels;
+  for (std::int64_t c = 0; c < classes; ++c) {
+    std::vector<double> centre(static_cast<std::size_t>(informative));
+    for (auto& v : centre) v = ml::uniform(rng, -2.0, 2.0);
+    for (std::int64_t i = 0; i < per_class; ++i) {
+      const std::int64_t r = c * per_class + i;
+      for (std::int64_t k = 0; k < dim; ++k)
+        x.data()[r * dim + k] = static_cast<float>(
+            k < informative ? centre[static_cast<std::size_t>(k)] + 0.1 * ml::normal(rng)
+                            : nuisance * ml::normal(rng));
+      labels.push_back(c);
+    }
+  }
+  return data::ClassDataset<float>(std::move(x), std::move(labels));
+}
+
+}  // namespace
+
+TEST_CASE("distances: hand values, pairwise agrees with rowwise", "[learners][metric]") {
+  const auto a = rows({0, 0, 3, 4}, 2), b = rows({3, 4, 3, 5}, 2);
+  ml::Tape<double> tape;
+  const auto va = tape.constant(a), vb = tape.constant(b);
+  CHECK_THAT(meta::SquaredEuclidean::rowwise(va, vb).value()[0], WithinAbs(25.0, 1e-12));
+  CHECK_THAT(meta::Euclidean::rowwise(va, vb).value()[0], WithinAbs(5.0, 1e-9));
+  CHECK_THAT(meta::Euclidean::rowwise(va, vb).value()[1], WithinAbs(1.0, 1e-9));
+  CHECK_THAT(meta::L1::rowwise(va, vb).value()[0], WithinAbs(7.0, 1e-12));
+  CHECK_THAT(meta::Cosine::rowwise(vb, vb).value()[0], WithinAbs(0.0, 1e-9));
+  CHECK_THAT(meta::Cosine::rowwise(tape.constant(rows({1, 0}, 1)), tape.constant(rows({0, 2}, 1)))
+                 .value()[0],
+             WithinAbs(1.0, 1e-9));
+  const auto check_pairwise = [&](auto distance) {
+    using D = decltype(distance);
+    const auto p = D::pairwise(va, vb).to_tensor();
+    REQUIRE(p.shape() == Shape{2, 2});
+    const auto r = D::rowwise(va, vb).to_tensor();
+    CHECK_THAT(p.data()[0], WithinAbs(r.data()[0], 1e-9));  // (0, 0)
+    CHECK_THAT(p.data()[3], WithinAbs(r.data()[1], 1e-9));  // (1, 1)
+  };
+  check_pairwise(meta::SquaredEuclidean{});
+  check_pairwise(meta::Euclidean{});
+  check_pairwise(meta::Cosine{});
+  check_pairwise(meta::L1{});
+}
+
+TEST_CASE("distances: first and second derivatives", "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(80);
+  const auto a = ml::test::uniform(rng, {3, 4}), b = ml::test::uniform(rng, {5, 4});
+  const auto c = ml::test::uniform(rng, {3, 4});
+  check_both([](const Vars& x) { return meta::SquaredEuclidean::pairwise(x[0], x[1]); }, {a, b});
+  check_both([](const Vars& x) { return meta::Euclidean::pairwise(x[0], x[1]); }, {a, b});
+  check_both([](const Vars& x) { return meta::Cosine::pairwise(x[0], x[1]); }, {a, b});
+  ml::test::check_gradients([](const Vars& x) { return meta::L1::pairwise(x[0], x[1]); }, {a, b});
+  check_both([](const Vars& x) { return meta::SquaredEuclidean::rowwise(x[0], x[1]); }, {a, c});
+  check_both([](const Vars& x) { return meta::Euclidean::rowwise(x[0], x[1]); }, {a, c});
+  check_both([](const Vars& x) { return meta::Cosine::rowwise(x[0], x[1]); }, {a, c});
+  ml::test::check_gradients([](const Vars& x) { return meta::L1::rowwise(x[0], x[1]); }, {a, c});
+}
+
+TEST_CASE("contrastive losses: hand values and the margin edge", "[learners][metric]") {
+  ml::Tape<double> tape;
+  // Same pair at distance 0.5; different pairs at 0.25, at exactly the margin, and beyond.
+  const auto d = tape.constant(Tensor<double>(Shape{4}, {0.5, 0.25, 1.0, 1.5}));
+  const auto y = tape.constant(Tensor<double>(Shape{4}, {0, 1, 1, 1}));
+  // (0.5 + (1 - 0.25) + 0 + 0) / 4
+  CHECK_THAT(meta::Contrastive::loss(d, y, 1.0).item(), WithinAbs(1.25 / 4, 1e-12));
+  // (0.5 * 0.25 + 0.5 * 0.75^2) / 4
+  CHECK_THAT(meta::SquaredContrastive::loss(d, y, 1.0).item(),
+             WithinAbs((0.125 + 0.28125) / 4, 1e-12));
+  // At the margin the different pair contributes nothing, and no gradient.
+  const auto at = tape.leaf(Tensor<double>(Shape{1}, {1.0}));
+  const auto g = ml::grad(
+      meta::Contrastive::loss(at, tape.constant(Tensor<double>(Shape{1}, {1})), 1.0), {at});
+  CHECK(g[0].value()[0] == 0.0);
+}
+
+TEST_CASE("contrastive losses: first and second derivatives through a Siamese encoder",
+          "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(81);
+  const auto a = ml::test::uniform(rng, {4, 3}), b = ml::test::uniform(rng, {4, 3});
+  const auto w = ml::test::uniform(rng, {3, 3});
+  const Tensor<double> y(Shape{4}, {0, 1, 0, 1});
+  const auto pair_loss = [&](auto loss) {
+    return [=](const Vars& x) {
+      using L = decltype(loss);
+      const auto d = meta::Euclidean::rowwise(ml::tanh(ml::matmul(x[0], x[2])),
+                                              ml::tanh(ml::matmul(x[1], x[2])));
+      return L::loss(d, ml::constant(y), 2.0);
+    };
+  };
+  check_both(pair_loss(meta::Contrastive{}), {a, b, w});
+  check_both(pair_loss(meta::SquaredContrastive{}), {a, b, w});
+}
+
+TEST_CASE("triplet loss: hand values for batch-hard and batch-all", "[learners][metric]") {
+  // Points on a line: labels 0, 0, 1 at x = 0, 1, 3. Euclidean distances:
+  // d(0,1) = 1, d(0,2) = 3, d(1,2) = 2.
+  ml::Tape<double> tape;
+  const auto x = tape.constant(rows({0, 1, 3}, 3));
+  const auto d = meta::Euclidean::pairwise(x, x);
+  const std::vector<std::int64_t> labels{0, 0, 1};
+  // Anchors 0 and 1 have a positive and a negative; anchor 2 has no positive.
+  // margin 2.5: anchor 0: max(0, 2.5 + 1 - 3) = 0.5; anchor 1: max(0, 2.5 + 1 - 2) = 1.5.
+  CHECK_THAT(meta::triplet_loss(d, labels, 2.5, meta::Mining::hard).item(), WithinAbs(1.0, 1e-6));
+  // One triplet per anchor here, so batch-all is the same.
+  CHECK_THAT(meta::triplet_loss(d, labels, 2.5, meta::Mining::all).item(), WithinAbs(1.0, 1e-6));
+  // Margin edge: at m = 1 anchor 1 sits exactly on it (1 + 1 - 2 = 0); anchor 0 is inside.
+  CHECK_THAT(meta::triplet_loss(d, labels, 1.0, meta::Mining::hard).item(), WithinAbs(0.0, 1e-6));
+  // Four points, two per class: batch-hard picks the extreme pair per anchor, batch-all
+  // averages all 8 valid triplets.
+  const auto x4 = tape.constant(rows({0, 2, 3, 4}, 4));
+  const auto d4 = meta::Euclidean::pairwise(x4, x4);
+  const std::vector<std::int64_t> l4{0, 0, 1, 1};
+  // hard, m = 1: a0: pos 2, neg min(3,4)=3 -> 0; a1: pos 2, neg 1 -> 2; a2: pos 1, neg 1 -> 1;
+  // a3: pos 1, neg 2 -> 0. Mean 3/4.
+  CHECK_THAT(meta::triplet_loss(d4, l4, 1.0, meta::Mining::hard).item(), WithinAbs(0.75, 1e-6));
+  // all, m = 1: a0: (2,3)->0, (2,4)->0; a1: (2,1)->2, (2,2)->1; a2: (1,3)->0, (1,1)->1;
+  // a3: (1,4)->0, (1,2)->0. Sum 4 over 8.
+  CHECK_THAT(meta::triplet_loss(d4, l4, 1.0, meta::Mining::all).item(), WithinAbs(0.5, 1e-6));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::triplet_loss(d, {0, 1, 2}, 1.0, meta::Mining::hard);
+      },
+      {"triplet_loss", "anchor"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::triplet_loss(d, {0, 1}, 1.0, meta::Mining::hard);
+      },
+      {"triplet_loss", "[3, 3]"});
+}
+
+TEST_CASE("triplet loss: first and second derivatives", "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(82);
+  const auto x = ml::test::uniform(rng, {6, 3});
+  const std::vector<std::int64_t> labels{0, 0, 1, 1, 2, 2};
+  for (auto mining : {meta::Mining::hard, meta::Mining::all})
+    check_both(
+        [&](const Vars& v) {
+          return meta::triplet_loss(meta::SquaredEuclidean::pairwise(v[0], v[0]), labels, 3.0,
+                                    mining);
+        },
+        {x});
+}
+
+TEST_CASE("ProtoNet: logits are minus squared distances to the class means", "[learners][metric]") {
+  auto rng = ml::test::make_rng(83);
+  auto net = nn::mlp<double>({2, 3}, rng);  // one linear layer: f(x) = x W^T + b
+  data::Episode<double> e;
+  e.ways = 2;
+  e.shots = 2;
+  e.queries = 1;
+  e.support_inputs = rows({0, 0, 2, 0, 0, 4, 0, 2}, 4);
+  e.support_labels = {0, 0, 1, 1};
+  e.query_inputs = rows({1, 1, 3, 3}, 2);
+  e.query_labels = {0, 1};
+  const meta::ProtoNet<meta::SquaredEuclidean, double> proto;
+  ml::Tape<double> tape;
+  const auto params = tape.leaves(net.parameters().views());
+  const auto z = proto.logits(net, params, e).to_tensor();
+  const auto f = [&](double x0, double x1) {
+    return net.forward(params, tape.constant(rows({x0, x1}, 1))).to_tensor();
+  };
+  const auto c0a = f(0, 0), c0b = f(2, 0), c1a = f(0, 4), c1b = f(0, 2);
+  for (int q = 0; q < 2; ++q) {
+    const auto fq = q == 0 ? f(1, 1) : f(3, 3);
+    for (int k = 0; k < 2; ++k) {
+      double d = 0;
+      for (int j = 0; j < 3; ++j) {
+        const double c =
+            k == 0 ? (c0a.data()[j] + c0b.data()[j]) / 2 : (c1a.data()[j] + c1b.data()[j]) / 2;
+        d += (fq.data()[j] - c) * (fq.data()[j] - c);
+      }
+      CHECK_THAT(z.data()[q * 2 + k], WithinAbs(-d, 1e-9));
+    }
+  }
+}
+
+TEST_CASE("ProtoNet: the episode loss is twice differentiable in the weights",
+          "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(84);
+  auto net = nn::mlp<double>({3, 4, 2}, rng, nn::Activation::tanh);
+  const auto data = [&] {
+    Tensor<double> x = ml::test::uniform(rng, {12, 3});
+    std::vector<std::int64_t> l;
+    for (int i = 0; i < 12; ++i) l.push_back(i / 4);
+    return data::ClassDataset<double>(x, l);
+  }();
+  const auto e = data::EpisodeSampler<double>(data, {3, 2, 2}).sample(rng);
+  const auto inputs = net.parameters().values();
+  for (bool cosine : {false, true})
+    check_both(
+        [&](const Vars& w) {
+          if (cosine)
+            return ml::cross_entropy(meta::ProtoNet<meta::Cosine, double>().logits(net, w, e),
+                                     e.query_labels);
+          return ml::cross_entropy(
+              meta::ProtoNet<meta::SquaredEuclidean, double>().logits(net, w, e), e.query_labels);
+        },
+        inputs);
+}
+
+TEST_CASE("ProtoNet: learns a clustered dataset; 1 and 2 threads agree bit for bit",
+          "[learners][metric][convergence]") {
+  auto rng = ml::test::make_rng(85);
+  const auto all = clusters(rng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, rng);
+  const auto& train_classes = split.train;
+  const auto& test_classes = split.test;
+  const data::EpisodeSampler<float> train(all, {5, 1, 5}, train_classes);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, test_classes);
+  auto net = nn::mlp<float>({16, 64, 32}, rng);
+  const meta::ProtoNet<> proto;
+  const auto score = [&](ml::Rng r) {
+    double acc = 0;
+    for (int i = 0; i < 100; ++i) acc += proto.evaluate(net, test.sample(r)).accuracy / 100;
+    return acc;
+  };
+  const double before = score(ml::Rng(7));
+  ml::optim::Adam<float> adam(proto.meta_parameters(net), {1e-3});
+  for (int step = 0; step < 300; ++step) proto.meta_step(net, adam, {train.sample(rng)});
+  const double after = score(ml::Rng(7));
+  INFO("5-way 1-shot accuracy on held-out classes: before " << before << ", after " << after);
+  CHECK(after > 0.9);
+  CHECK(after > before);
+
+  // Bit-identical meta-gradients for 1 and 2 threads over a meta-batch of 4 episodes.
+  std::vector<data::Episode<float>> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(train.sample(rng));
+  ml::optim::Sgd<float> outer(net.parameters(), {0.0});
+  (void)outer;
+  std::vector<Tensor<float>> g1, g2;
+  meta::ProtoNetOptions o1, o2;
+  o1.threads = 1;
+  o2.threads = 2;
+  meta::ProtoNet<>(o1).meta_gradient(net, batch, g1);
+  meta::ProtoNet<>(o2).meta_gradient(net, batch, g2);
+  for (std::size_t p = 0; p < g1.size(); ++p)
+    for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
+}
+
+TEST_CASE("Siamese: learns a clustered dataset; verification and one-shot classification",
+          "[learners][metric][convergence]") {
+  auto rng = ml::test::make_rng(86);
+  const auto all = clusters(rng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, rng);
+  const auto& train_classes = split.train;
+  const auto& test_classes = split.test;
+  const data::PairSampler<float> pairs(all, 64, train_classes);
+  const data::PairSampler<float> test_pairs(all, 400, test_classes);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, test_classes);
+  auto net = nn::mlp<float>({16, 64, 32}, rng);
+  meta::SiameseOptions o;
+  o.margin = 2.0;
+  const meta::Siamese<> siamese(o);
+  ml::optim::Adam<float> adam(siamese.meta_parameters(net), {1e-3});
+  for (int step = 0; step < 300; ++step) siamese.meta_step(net, adam, pairs.sample(rng));
+  ml::Rng eval_rng(9);
+  const auto v = siamese.verify(net, test_pairs.sample(eval_rng));
+  double acc = 0;
+  for (int i = 0; i < 100; ++i) acc += siamese.evaluate(net, test.sample(eval_rng)).accuracy / 100;
+  INFO("held-out verification accuracy " << v.accuracy << ", AUC " << v.auc
+                                         << ", 5-way 1-shot accuracy " << acc);
+  CHECK(v.auc > 0.95);
+  CHECK(v.accuracy > 0.85);
+  CHECK(acc > 0.85);
+}
+
+TEST_CASE("Triplet: learns a clustered dataset with batch-hard mining",
+          "[learners][metric][convergence]") {
+  auto rng = ml::test::make_rng(87);
+  const auto all = clusters(rng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, rng);
+  const auto& train_classes = split.train;
+  const auto& test_classes = split.test;
+  const data::EpisodeSampler<float> train(all, {8, 2, 4}, train_classes);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, test_classes);
+  auto net = nn::mlp<float>({16, 64, 32}, rng);
+  meta::TripletOptions o;
+  o.margin = 1.0;
+  const meta::Triplet<> triplet(o);
+  ml::optim::Adam<float> adam(triplet.meta_parameters(net), {1e-3});
+  for (int step = 0; step < 300; ++step) triplet.meta_step(net, adam, {train.sample(rng)});
+  ml::Rng eval_rng(9);
+  double acc = 0;
+  for (int i = 0; i < 100; ++i) acc += triplet.evaluate(net, test.sample(eval_rng)).accuracy / 100;
+  INFO("5-way 1-shot accuracy on held-out classes " << acc);
+  CHECK(acc > 0.85);
+}
+
+TEST_CASE("metric learners: bad input is reported", "[learners][metric][error]") {
+  auto rng = ml::test::make_rng(88);
+  auto net = nn::mlp<float>({2, 4}, rng);
+  const auto sine = data::SineTasks<float>().sample(rng);
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::ProtoNet<>().evaluate(net, sine); },
+                                              {"ProtoNet", "classification"});
+  data::Episode<float> e;
+  e.ways = 2;
+  e.support_inputs = Tensor<float>(Shape{2, 2}, 0.f);
+  e.support_labels = {0, 0};
+  e.query_inputs = Tensor<float>(Shape{1, 2}, 0.f);
+  e.query_labels = {1};
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::ProtoNet<>().evaluate(net, e); },
+                                              {"ProtoNet", "class 1 has no support"});
+  e.support_labels = {0, 3};
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::Triplet<>().evaluate(net, e); },
+                                              {"Triplet", "label 3"});
+  meta::SiameseOptions so;
+  so.margin = 0;
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::Siamese<> s(so); },
+                                              {"Siamese", "margin"});
+  data::PairBatch<float> p;
+  p.first = Tensor<float>(Shape{3, 2}, 0.f);
+  p.second = Tensor<float>(Shape{2, 2}, 0.f);
+  p.different = Tensor<float>(Shape{3}, 0.f);
+  std::vector<Tensor<float>> g;
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::Siamese<>().meta_gradient(net, p, g); },
+                                              {"Siamese", "[3, 2]", "[2, 2]"});
+  meta::ProtoNetOptions po;
+  po.threads = -1;
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::ProtoNet<> bad(po); }, {"threads"});
+}
+
+TEST_CASE("scoring: ROC AUC and confidence intervals by hand", "[learners][metric]") {
+  CHECK(meta::roc_auc({0.9, 0.8, 0.3, 0.1}, {1, 1, 0, 0}) == 1.0);
+  CHECK(meta::roc_auc({0.1, 0.3, 0.8, 0.9}, {1, 1, 0, 0}) == 0.0);
+  // One tie between a positive and a negative counts half: (1 + 0.5 + 1 + 1) / 4.
+  CHECK(meta::roc_auc({0.9, 0.5, 0.5, 0.1}, {1, 1, 0, 0}) == 0.875);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        meta::roc_auc({0.1, 0.2}, {1, 1});
+      },
+      {"roc_auc", "negative"});
+  const auto m = meta::mean_ci({1, 2, 3, 4});
+  CHECK(m.mean == 2.5);
+  CHECK_THAT(m.ci95, WithinAbs(1.96 * std::sqrt(5.0 / 3.0) / 2.0, 1e-12));
+}
