@@ -46,6 +46,10 @@ inline std::uint64_t fnv1a(const char* data, std::size_t n) {
   return h;
 }
 
+/// Called in the middle of every checkpoint write with the temporary file's path (tests
+/// only: null in normal use).
+inline void (*checkpoint_write_hook)(const std::string& tmp_path) = nullptr;
+
 class Writer {
  public:
   template <class T>
@@ -173,8 +177,10 @@ class Checkpoint {
   }
 
   /// Restore everything registered from `path`; on any error throws IoError naming the file
-  /// and the problem, and leaves every registered object unchanged.
-  void load(const std::string& path) {
+  /// and the problem, and leaves every registered object unchanged. Entries of the file that
+  /// are not registered are an error (a different model?) unless `ignore_unregistered` (to
+  /// take only the model out of a training checkpoint).
+  void load(const std::string& path, bool ignore_unregistered = false) {
     const std::string who = "metalearn::io::Checkpoint::load: '" + path + "'";
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(who + " cannot be opened");
@@ -253,7 +259,7 @@ class Checkpoint {
       s >> restored;
       if (!s) throw IoError(who + ": the random generator state does not parse");
     }
-    if (matched != tensors.size() || counters.size() != counters_.size())
+    if (!ignore_unregistered && (matched != tensors.size() || counters.size() != counters_.size()))
       throw IoError(who + " holds " + std::to_string(tensors.size()) + " tensors and " +
                     std::to_string(counters.size()) + " counters, " + std::to_string(matched) +
                     " and " + std::to_string(counters_.size()) + " expected (a different model?)");
@@ -287,7 +293,13 @@ class Checkpoint {
     const std::string tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (f == nullptr) throw IoError(who + ": cannot create '" + tmp + "'");
-    bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size() && std::fflush(f) == 0;
+    // Written in two halves with the test hook between them: a test can stop the process
+    // there (tests/io: SIGKILL during a save) and check that `path` is untouched.
+    const std::size_t half = buf.size() / 2;
+    bool ok = std::fwrite(buf.data(), 1, half, f) == half && std::fflush(f) == 0;
+    if (detail::checkpoint_write_hook != nullptr) detail::checkpoint_write_hook(tmp);
+    ok = ok && std::fwrite(buf.data() + half, 1, buf.size() - half, f) == buf.size() - half &&
+         std::fflush(f) == 0;
 #if defined(__unix__) || defined(__APPLE__)
     ok = ok && ::fsync(fileno(f)) == 0;  // the data is on disk before the rename makes it live
 #endif

@@ -14,4 +14,5 @@
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/siamese.hpp>
 #include <metalearn/learners/task_pool.hpp>
+#include <metalearn/learners/trainer.hpp>
 #include <metalearn/learners/triplet.hpp>

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/trainer.hpp
+/// The meta-training loop shared by every learner: progress line, periodic validation with
+/// a 95% confidence interval, best and latest checkpoints, resuming, a CSV learning curve,
+/// a wall-time limit, and a clean stop on a non-finite loss or gradient.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/error.hpp>
+#include <metalearn/io/checkpoint.hpp>
+#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/task_pool.hpp>
+#include <metalearn/nn/sequential.hpp>
+#include <metalearn/random.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace metalearn::meta {
+
+/// What the trainer does when a step's loss or gradient is NaN or infinite.
+enum class OnNonFinite {
+  stop,  ///< stop training, report the step and the parameter (the default)
+  skip,  ///< skip that step's update and go on (counted in TrainResult::skipped)
+};
+
+/// Options of train().
+struct TrainerOptions {
+  std::int64_t steps = 1000;          ///< the step count to reach (a resumed run counts on)
+  double minutes = 0;                 ///< stop after this much wall time (0: no limit)
+  std::int64_t log_every = 100;       ///< progress line period in steps (0: never)
+  std::int64_t validate_every = 500;  ///< validation period in steps (0: only at the end)
+  /// The best model so far (by validation) is saved here; the latest state goes to
+  /// `checkpoint + ".last"`, which a new run resumes from. Empty: no checkpoints.
+  std::string checkpoint;
+  bool resume = true;  ///< continue from `checkpoint + ".last"` when it exists
+  std::string csv;     ///< learning curve, one row per step (appended to when resuming)
+  OnNonFinite on_non_finite = OnNonFinite::stop;
+  std::ostream* log = nullptr;  ///< progress lines go here (null: silent)
+};
+
+/// The outcome of train().
+struct TrainResult {
+  std::int64_t first_step = 1;  ///< 1, or the step after the one resumed from
+  std::int64_t steps = 0;       ///< the last step taken
+  double seconds = 0;           ///< wall time of this call
+  bool non_finite = false;      ///< stopped on a non-finite loss or gradient
+  std::int64_t skipped = 0;     ///< steps skipped as non-finite (OnNonFinite::skip)
+  bool out_of_time = false;     ///< stopped by TrainerOptions::minutes
+  std::string message;          ///< why training stopped early (empty otherwise)
+  MeanCi validation;            ///< the last validation (accuracy, or MSE for regression)
+  MeanCi best;                  ///< the best validation
+  std::int64_t best_step = 0;
+};
+
+/// Mean accuracy (classification) or MSE (regression) of `learner.evaluate` over `episodes`,
+/// with its 95% confidence interval.
+template <class Learner, class Model, class Episode>
+MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes) {
+  if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
+  std::vector<double> v;
+  for (const auto& e : episodes) {
+    const EpisodeResult r = learner.evaluate(net, e);
+    v.push_back(std::isnan(r.accuracy) ? r.mse : r.accuracy);
+  }
+  return mean_ci(v);
+}
+
+/// Load the model (learner.meta_parameters(net) and the buffers) from a checkpoint written
+/// by train(), ignoring the optimizer and the counters: to evaluate or deploy it.
+template <class Learner, class Scalar>
+void load_model(Learner& learner, nn::Sequential<Scalar>& net, const std::string& path) {
+  io::Checkpoint<Scalar> ckpt;
+  ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
+  ckpt.load(path, true);
+}
+
+namespace detail {
+inline std::string clock_text(double seconds) {
+  const auto s = static_cast<long>(seconds < 0 ? 0 : seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+// A double kept in a checkpoint counter, bit for bit.
+inline std::int64_t double_bits(double x) {
+  std::int64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+inline double bits_double(std::int64_t b) {
+  double x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+}  // namespace detail
+
+/// Meta-train `net` with `learner` and `outer` on batches from `batches` (anything with
+/// `sample(Rng&)` returning the learner's batch: a MetaBatchSampler of episodes, a
+/// PairSampler for Siamese nets), validating on `validation` (fixed held-out episodes).
+/// Better validation means higher accuracy, or lower MSE for regression.
+///
+/// Checkpoints hold learner.meta_parameters(net), the model's buffers, the optimizer's
+/// state, the step, the best validation and `rng`, so a resumed run draws the same batches
+/// and ends with the same parameters as an uninterrupted one. A checkpoint is written only
+/// after a finite step: a NaN never overwrites a good file.
+template <class Learner, class Scalar, class Optimizer, class Sampler, class Episode>
+TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& outer,
+                  const Sampler& batches, const std::vector<Episode>& validation, Rng& rng,
+                  const TrainerOptions& o) {
+  if (o.steps < 0 || o.log_every < 0 || o.validate_every < 0 || !(o.minutes >= 0))
+    throw InvalidArgument(
+        "metalearn::meta::train: steps, log_every, validate_every and minutes "
+        "must be >= 0");
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  auto params = learner.meta_parameters(net);
+  const bool classification = !validation.empty() && validation[0].is_classification();
+  const auto better = [&](double a, double b) { return classification ? a > b : a < b; };
+
+  TrainResult result;
+  std::int64_t step = 0;
+  std::int64_t best_bits = detail::double_bits(std::numeric_limits<double>::quiet_NaN());
+  std::int64_t best_step = 0;
+  io::Checkpoint<Scalar> ckpt;
+  ckpt.tensors("model", params)
+      .tensors("buffers", net.buffers())
+      .tensors("optimizer", outer.state());
+  ckpt.counter("step", step)
+      .counter("optimizer_steps", outer.step_counter())
+      .counter("best_validation_bits", best_bits)
+      .counter("best_step", best_step);
+  ckpt.rng(rng);
+  const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";
+  bool resumed = false;
+  if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
+    ckpt.load(last_path);
+    resumed = true;
+    if (o.log != nullptr) *o.log << "resumed from " << last_path << " at step " << step << "\n";
+  }
+  result.first_step = step + 1;
+  result.best.mean = detail::bits_double(best_bits);
+  result.best_step = best_step;
+
+  std::ofstream csv;
+  if (!o.csv.empty()) {
+    csv.open(o.csv, resumed ? std::ios::app : std::ios::trunc);
+    if (!csv) throw IoError("metalearn::meta::train: cannot write '" + o.csv + "'");
+    if (!resumed)
+      csv << "step,seconds,loss,support_loss,metric,grad_norm,validation,validation_ci\n";
+  }
+
+  const auto run_validation = [&] {
+    if (validation.empty()) return;
+    result.validation = validate(learner, net, validation);
+    if (std::isnan(result.best.mean) || better(result.validation.mean, result.best.mean)) {
+      result.best = result.validation;
+      result.best_step = best_step = step;
+      best_bits = detail::double_bits(result.best.mean);
+      if (!o.checkpoint.empty()) ckpt.save(o.checkpoint);
+    }
+  };
+  const auto save_last = [&] {
+    if (!last_path.empty()) ckpt.save(last_path);
+  };
+
+  std::vector<Tensor<Scalar>> grads;
+  StepStats s;
+  while (step < o.steps) {
+    if (o.minutes > 0 && elapsed() > o.minutes * 60) {
+      result.out_of_time = true;
+      result.message = "stopped after " + detail::clock_text(elapsed()) + " (time limit)";
+      break;
+    }
+    const auto batch = batches.sample(rng);
+    s = learner.meta_gradient(net, batch, grads);
+    if (!s.finite) {
+      std::string where = "the loss";
+      for (std::size_t i = 0; i < grads.size() && i < params.size(); ++i)
+        if (!grads[i].array().isFinite().all()) {
+          where = "the gradient of '" + params.name(i) + "'";
+          break;
+        }
+      if (o.on_non_finite == OnNonFinite::skip) {
+        ++result.skipped;
+        ++step;  // the batch is consumed; the parameters stay as they were
+        continue;
+      }
+      result.non_finite = true;
+      result.message = "non-finite value at step " + std::to_string(step + 1) + " in " + where +
+                       " (loss " + std::to_string(s.query_loss) + ", gradient norm " +
+                       std::to_string(s.grad_norm) + "); stopped, checkpoints left as they were";
+      break;
+    }
+    apply_meta_gradient(s, grads, learner.options().clip_norm, outer);
+    ++step;
+    const bool validate_now = o.validate_every > 0 && step % o.validate_every == 0;
+    if (validate_now) {
+      run_validation();
+      save_last();
+    }
+    if (csv) {
+      csv << step << ',' << elapsed() << ',' << s.query_loss << ',' << s.support_loss << ','
+          << s.query_metric << ',' << s.grad_norm << ',';
+      if (validate_now && !validation.empty())
+        csv << result.validation.mean << ',' << result.validation.ci95;
+      else
+        csv << ',';
+      csv << '\n';
+    }
+    if (o.log != nullptr && o.log_every > 0 && (step % o.log_every == 0 || step == o.steps)) {
+      const double secs = elapsed();
+      const double rate = static_cast<double>(step - result.first_step + 1) / secs;
+      char line[256];
+      std::snprintf(
+          line, sizeof line, "step %7lld/%lld  loss %8.4f  %s %7.4f  %7.1f tasks/s  ETA %s",
+          static_cast<long long>(step), static_cast<long long>(o.steps), s.query_loss,
+          classification ? "acc" : "mse", s.query_metric, rate * static_cast<double>(s.tasks),
+          detail::clock_text(static_cast<double>(o.steps - step) / rate).c_str());
+      *o.log << line;
+      if (validate_now && !validation.empty())
+        *o.log << "  val " << result.validation.mean << " +- " << result.validation.ci95;
+      *o.log << "\n";
+    }
+  }
+  result.steps = step;
+  if (!result.non_finite) {
+    const bool validated_here = o.validate_every > 0 && step > 0 && step % o.validate_every == 0;
+    if (!validated_here) run_validation();
+    save_last();
+  }
+  result.seconds = elapsed();
+  if (o.log != nullptr && !result.message.empty()) *o.log << result.message << "\n";
+  return result;
+}
+
+}  // namespace metalearn::meta
