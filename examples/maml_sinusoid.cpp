@@ -2,10 +2,14 @@
 //
 // Second-order MAML on sine-wave regression (Finn et al. 2017, §5.1): an MLP 1-40-40-1 with
 // ReLU, K = 10 support and 10 query points, meta-batch 25, one inner SGD step with
-// alpha = 0.01, Adam 1e-3 outside. Shows: episode sampling, meta-training with Maml,
-// evaluation after adaptation, a plot and a learning curve.
+// alpha = 0.01, Adam 1e-3 outside. Shows: episode sampling, meta-training with any gradient
+// learner (--algorithm maml|fomaml|reptile|metasgd|anil; Reptile's outer step is SGD with
+// --outer-lr as epsilon) through the shared trainer, evaluation after adaptation, a plot
+// and a learning curve.
 //
 //   ./maml_sinusoid --steps 20000 --seed 1 --threads 2
+//   ./maml_sinusoid --minutes 5 --checkpoint sine.ckpt      # stop after 5 minutes; resumable
+//   ./maml_sinusoid --evaluate --checkpoint sine.ckpt       # score the best model only
 //
 // Prints a progress line every --log-every steps, then the MSE on --test-tasks fresh tasks
 // before adaptation and after 1 and 10 inner steps, each with a 95% confidence interval,
@@ -13,7 +17,9 @@
 //   final: mse_pre=<x> mse_pre_ci=<x> mse_1=<x> mse_1_ci=<x> mse_10=<x> mse_10_ci=<x> steps=<n>
 //   seconds=<t>
 // Writes --svg (true curve, support points, prediction before and after 10 steps, for 3
-// tasks) and --csv (step, meta_loss, support_loss) unless given empty paths.
+// tasks) and --csv (the trainer's learning curve: step, seconds, loss, support_loss,
+// metric, grad_norm, validation, validation_ci) unless given empty paths. Exit codes: 0 ok,
+// 1 error, 2 bad flags, 3 non-finite result.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,24 +30,13 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/training.hpp"
 
 namespace ml = metalearn;
 namespace data = metalearn::data;
 namespace meta = metalearn::meta;
 
 namespace {
-
-struct MeanCi {
-  double mean, ci95;
-};
-
-MeanCi mean_ci(const std::vector<double>& v) {
-  double m = 0, s = 0;
-  for (double x : v) m += x / static_cast<double>(v.size());
-  for (double x : v) s += (x - m) * (x - m);
-  const double sd = v.size() > 1 ? std::sqrt(s / static_cast<double>(v.size() - 1)) : 0.0;
-  return {m, 1.96 * sd / std::sqrt(static_cast<double>(v.size()))};
-}
 
 // Predictions of the model adapted to `e` with `steps` inner steps, on a grid of x values.
 template <class Learner>
@@ -96,73 +91,15 @@ void write_svg(const std::string& path, const std::vector<data::SineTask>& tasks
          "red: after 10 inner steps</text>\n</svg>\n";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  const examples::Args args{
-      argc,
-      argv,
-      "usage: maml_sinusoid [--steps N] [--meta-batch N] [--inner-lr X] [--inner-steps N]\n"
-      "                     [--outer-lr X] [--threads N] [--seed N] [--test-tasks N]\n"
-      "                     [--algorithm maml|fomaml] [--svg FILE] [--csv FILE]\n"
-      "                     [--log-every N] [--quiet]\n",
-      {"steps", "meta-batch", "inner-lr", "inner-steps", "outer-lr", "threads", "seed",
-       "test-tasks", "algorithm", "svg", "csv", "log-every"},
-      {"quiet"}};
-  const long steps = args.get_int("steps", 20000, 1, 100000000);
-  const long batch = args.get_int("meta-batch", 25, 1, 100000);
-  const long test_tasks = args.get_int("test-tasks", 1000, 2, 10000000);
-  const long log_every = args.get_int("log-every", 1000, 1, 100000000);
-  const long seed = args.get_int("seed", 1, 0, 1L << 62);
-  const std::string algorithm = args.get_string("algorithm", "maml");
-  if (algorithm != "maml" && algorithm != "fomaml") {
-    std::cerr << "error in flags: --algorithm must be maml or fomaml, got '" << algorithm << "'\n";
-    return 2;
-  }
-  meta::MamlOptions o;
-  o.inner_lr = args.get_double("inner-lr", 0.01, 0.0, 10.0);
-  o.inner_steps = static_cast<int>(args.get_int("inner-steps", 1, 0, 1000));
-  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
-  ml::optim::AdamOptions adam_options;
-  adam_options.lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
-  const std::string svg_path = args.get_string("svg", "maml_sinusoid.svg");
-  const std::string csv_path = args.get_string("csv", "maml_sinusoid.csv");
-  const bool quiet = args.has("quiet");
-
-  const auto start = std::chrono::steady_clock::now();
-  ml::Rng rng(static_cast<std::uint64_t>(seed));
-  auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
-  ml::optim::Adam<float> adam(net.parameters(), adam_options);
-  const data::SineTasks<float> tasks;
-  const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
-  const meta::Maml maml(o);
-  const meta::Fomaml fomaml(o);
-  std::ofstream csv;
-  if (!csv_path.empty()) {
-    csv.open(csv_path);
-    csv << "step,meta_loss,support_loss\n";
-  }
-
-  for (long step = 1; step <= steps; ++step) {
-    const auto episodes = batches.sample(rng);
-    const meta::StepStats s = algorithm == "maml" ? maml.meta_step(net, adam, episodes)
-                                                  : fomaml.meta_step(net, adam, episodes);
-    if (!s.finite) {
-      std::cerr << "error: non-finite meta-loss at step " << step << " (query loss " << s.query_loss
-                << ", gradient norm " << s.grad_norm << "); stopping\n";
-      return 3;
-    }
-    if (csv) csv << step << ',' << s.query_loss << ',' << s.support_loss << '\n';
-    if (!quiet && (step % log_every == 0 || step == steps)) {
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("step %6ld/%ld  meta_loss %8.4f  support_loss %8.4f  %8.0f tasks/s\n", step,
-                  steps, s.query_loss, s.support_loss, static_cast<double>(step * batch) / secs);
-    }
-  }
-
+// Meta-test on fresh tasks from a separate stream: MSE before adaptation and after 1 and 10
+// inner steps, the SVG, and the final line. Returns the exit code.
+template <class Learner>
+int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
+              const data::SineTasks<float>& tasks, long test_tasks, std::uint64_t seed,
+              const std::string& svg_path, std::int64_t steps,
+              std::chrono::steady_clock::time_point start, bool quiet) {
   // Meta-test on fresh tasks from a separate stream.
-  ml::Rng test_rng(static_cast<std::uint64_t>(seed) + 1000003);
+  ml::Rng test_rng(seed + 1000003);
   std::vector<double> pre, one, ten;
   for (long t = 0; t < test_tasks; ++t) {
     const auto e = tasks.sample(test_rng);
@@ -170,12 +107,11 @@ int main(int argc, char** argv) try {
     one.push_back(maml.evaluate(net, e, 1).mse);
     ten.push_back(maml.evaluate(net, e, 10).mse);
   }
-  const MeanCi a = mean_ci(pre), b = mean_ci(one), c = mean_ci(ten);
+  const meta::MeanCi a = meta::mean_ci(pre), b = meta::mean_ci(one), c = meta::mean_ci(ten);
   if (!quiet)
     std::printf(
         "meta-test on %ld tasks: MSE before adaptation %.4f +- %.4f, after 1 step %.4f +- %.4f, "
-        "after 10 "
-        "steps %.4f +- %.4f (95%% CI)\n",
+        "after 10 steps %.4f +- %.4f (95%% CI)\n",
         test_tasks, a.mean, a.ci95, b.mean, b.ci95, c.mean, c.ci95);
 
   if (!svg_path.empty()) {
@@ -197,10 +133,78 @@ int main(int argc, char** argv) try {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "final: mse_pre=%.6g mse_pre_ci=%.3g mse_1=%.6g mse_1_ci=%.3g mse_10=%.6g mse_10_ci=%.3g "
-      "steps=%ld "
+      "steps=%lld "
       "seconds=%.2f\n",
-      a.mean, a.ci95, b.mean, b.ci95, c.mean, c.ci95, steps, seconds);
+      a.mean, a.ci95, b.mean, b.ci95, c.mean, c.ci95, static_cast<long long>(steps), seconds);
   return std::isfinite(b.mean) && std::isfinite(c.mean) ? 0 : 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const examples::Args args{
+      argc,
+      argv,
+      "usage: maml_sinusoid [--algorithm maml|fomaml|reptile|metasgd|anil] [--steps N]\n"
+      "                     [--minutes M] [--meta-batch N] [--shots N] [--queries N]\n"
+      "                     [--inner-lr X] [--inner-steps N] [--outer-lr X] [--threads N]\n"
+      "                     [--seed N] [--test-tasks N] [--checkpoint FILE] [--evaluate]\n"
+      "                     [--svg FILE] [--csv FILE] [--log-every N] [--validate-every N]\n"
+      "                     [--quiet]\n",
+      {"algorithm", "steps", "minutes", "meta-batch", "shots", "queries", "inner-lr", "inner-steps",
+       "outer-lr", "threads", "seed", "test-tasks", "checkpoint", "svg", "csv", "log-every",
+       "validate-every"},
+      {"quiet", "evaluate"}};
+  const std::string algorithm = args.get_choice("algorithm", "maml", examples::gradient_algorithms);
+  const long batch = args.get_int("meta-batch", 25, 1, 100000);
+  const long test_tasks = args.get_int("test-tasks", 1000, 2, 10000000);
+  const long seed = args.get_int("seed", 1, 0, 1L << 62);
+  data::SineOptions sine;
+  sine.shots = args.get_int("shots", 10, 1, 100000);
+  sine.queries = args.get_int("queries", 10, 1, 100000);
+  meta::MamlOptions o;
+  o.inner_lr = args.get_double("inner-lr", 0.01, 0.0, 10.0);
+  // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
+  const bool reptile = algorithm == "reptile";
+  o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
+  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
+  meta::TrainerOptions trainer = examples::trainer_options(args, 20000, 1000);
+  trainer.csv = args.get_string("csv", "maml_sinusoid.csv");
+  const std::string svg_path = args.get_string("svg", "maml_sinusoid.svg");
+  const bool quiet = args.has("quiet");
+
+  const auto start = std::chrono::steady_clock::now();
+  ml::Rng rng(static_cast<std::uint64_t>(seed));
+  auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
+  const data::SineTasks<float> tasks(sine);
+  const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
+  // Validation (MSE after 10 inner steps) on 100 tasks of a stream of their own.
+  const auto validation =
+      examples::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
+  int code = 0;
+  examples::with_gradient_learner(algorithm, o, [&](auto& learner) {
+    std::int64_t steps_done = 0;
+    if (args.has("evaluate")) {
+      if (trainer.checkpoint.empty())
+        throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
+      meta::load_model(learner, net, trainer.checkpoint);
+    } else {
+      examples::with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
+        const meta::TrainResult r =
+            meta::train(learner, net, outer, batches, validation, rng, trainer);
+        steps_done = r.steps;
+        if (r.non_finite) {
+          std::cerr << "error: " << r.message << '\n';
+          code = 3;
+        }
+      });
+      if (code != 0) return;
+    }
+    code = meta_test(learner, net, tasks, test_tasks, static_cast<std::uint64_t>(seed), svg_path,
+                     steps_done, start, quiet);
+  });
+  return code;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << '\n';
   return 1;

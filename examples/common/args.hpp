@@ -71,6 +71,16 @@ class Args {
     return has(name) ? values_.at(name) : fallback;
   }
 
+  /// A value out of `choices` (exits 2 naming them otherwise).
+  std::string get_choice(const std::string& name, const std::string& fallback,
+                         const std::vector<std::string>& choices) const {
+    const std::string v = get_string(name, fallback);
+    if (contains(choices, v)) return v;
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
+    bad("--" + name + " must be " + list + ", got '" + v + "'");
+  }
+
  private:
   static bool contains(const std::vector<std::string>& v, const std::string& s) {
     for (const auto& x : v)

@@ -231,8 +231,11 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
           classification ? "acc" : "mse", s.query_metric, rate * static_cast<double>(s.tasks),
           detail::clock_text(static_cast<double>(o.steps - step) / rate).c_str());
       *o.log << line;
-      if (validate_now && !validation.empty())
-        *o.log << "  val " << result.validation.mean << " +- " << result.validation.ci95;
+      if (validate_now && !validation.empty()) {
+        std::snprintf(line, sizeof line, "  val %.4f +- %.4f", result.validation.mean,
+                      result.validation.ci95);
+        *o.log << line;
+      }
       *o.log << "\n";
     }
   }

@@ -1,0 +1,291 @@
+// What the training examples share: choosing a gradient learner by name, the outer
+// optimizer each one uses, the flags of STYLE.md §9 mapped onto the trainer, and the
+// Omniglot set-up (alphabet split, rotations as classes, fixed evaluation episodes).
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <metalearn/metalearn.hpp>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "common/args.hpp"
+
+namespace examples {
+
+namespace ml = metalearn;
+namespace meta = metalearn::meta;
+namespace data = metalearn::data;
+
+inline const std::vector<std::string> gradient_algorithms{"maml", "fomaml", "reptile", "metasgd",
+                                                          "anil"};
+
+/// Call f(learner) with the gradient learner named by `algorithm`.
+template <class F>
+void with_gradient_learner(const std::string& algorithm, const meta::MamlOptions& o, F&& f) {
+  if (algorithm == "maml") {
+    meta::Maml l(o);
+    f(l);
+  } else if (algorithm == "fomaml") {
+    meta::Fomaml l(o);
+    f(l);
+  } else if (algorithm == "reptile") {
+    meta::Reptile l(o);
+    f(l);
+  } else if (algorithm == "metasgd") {
+    meta::MetaSgd l(o);
+    f(l);
+  } else if (algorithm == "anil") {
+    meta::Anil l(o);
+    f(l);
+  } else {
+    throw ml::InvalidArgument("unknown algorithm '" + algorithm + "'");
+  }
+}
+
+/// Call f(optimizer) with the outer optimizer of `learner`: plain SGD with learning rate
+/// epsilon for Reptile (which makes the update theta + epsilon (theta' - theta) exactly),
+/// Adam for everything else (Finn et al. 2017; Snell et al. 2017).
+template <class Learner, class F>
+void with_outer_optimizer(Learner& learner, ml::nn::Sequential<float>& net, double lr, F&& f) {
+  if constexpr (std::is_same_v<Learner, meta::Reptile>) {
+    ml::optim::Sgd<float> sgd(learner.meta_parameters(net), {lr});
+    f(sgd);
+  } else {
+    ml::optim::AdamOptions o;
+    o.lr = lr;
+    ml::optim::Adam<float> adam(learner.meta_parameters(net), o);
+    f(adam);
+  }
+}
+
+/// The trainer's options from the common flags (--steps --minutes --log-every
+/// --validate-every --checkpoint --csv --quiet).
+inline meta::TrainerOptions trainer_options(const Args& args, long default_steps,
+                                            long default_log_every) {
+  meta::TrainerOptions o;
+  o.steps = args.get_int("steps", default_steps, 0, 100000000);
+  o.minutes = args.get_double("minutes", 0.0, 0.0, 1e7);
+  o.log_every = args.get_int("log-every", default_log_every, 1, 100000000);
+  o.validate_every = args.get_int("validate-every", 10 * o.log_every, 0, 100000000);
+  o.checkpoint = args.get_string("checkpoint", "");
+  o.csv = args.get_string("csv", "");
+  o.log = args.has("quiet") ? nullptr : &std::cout;
+  return o;
+}
+
+/// `count` episodes drawn from `sampler` with their own generator: the same every run.
+template <class Sampler>
+auto fixed_episodes(const Sampler& sampler, long count, std::uint64_t seed) {
+  ml::Rng rng(seed);
+  std::vector<decltype(sampler.sample(rng))> out;
+  for (long i = 0; i < count; ++i) out.push_back(sampler.sample(rng));
+  return out;
+}
+
+/// Omniglot as the few-shot literature uses it: 28x28, inverted, every rotation by 90
+/// degrees a class of its own, split by alphabet so that validation and test characters
+/// come from alphabets never seen in training.
+struct Omniglot {
+  data::ClassDataset<float> data;
+  std::vector<std::int64_t> train, validation, test;  // class ordinals of `data`
+  std::size_t alphabets = 0;
+};
+
+/// A stand-in for Omniglot generated in-process (`--data synthetic`, for smoke tests and
+/// trying the examples without the data): `alphabets` x `characters` classes of 28x28
+/// images, each class a few random strokes, each drawing shifted by up to a pixel and
+/// noisy.
+inline data::ImageFolder synthetic_characters(int alphabets, int characters, int drawings,
+                                              std::uint64_t seed) {
+  ml::Rng rng(seed);
+  const int n = 28, classes = alphabets * characters;
+  ml::Tensor<float> images(ml::Shape{classes * drawings, 1, n, n}, 0.f);
+  std::vector<std::int64_t> labels;
+  data::ImageFolder f{
+      data::ClassDataset<float>(ml::Tensor<float>(ml::Shape{1, 1}), {0}), {}, {}, {}};
+  for (int a = 0; a < alphabets; ++a) f.group_names.push_back("alphabet" + std::to_string(a));
+  for (int c = 0; c < classes; ++c) {
+    std::vector<float> glyph(static_cast<std::size_t>(n * n), 0.f);
+    for (int stroke = 0; stroke < 3; ++stroke) {  // a random walk of 12 steps
+      double y = ml::uniform(rng, 6, 22), x = ml::uniform(rng, 6, 22);
+      const double dy = ml::uniform(rng, -1.5, 1.5), dx = ml::uniform(rng, -1.5, 1.5);
+      for (int t = 0; t < 12; ++t, y += dy, x += dx) {
+        const int yi = static_cast<int>(y), xi = static_cast<int>(x);
+        if (yi >= 1 && yi < n - 1 && xi >= 1 && xi < n - 1)
+          glyph[static_cast<std::size_t>(yi * n + xi)] = 1.f;
+      }
+    }
+    for (int d = 0; d < drawings; ++d) {
+      const auto sy = static_cast<int>(ml::uniform_index(rng, 3)) - 1,
+                 sx = static_cast<int>(ml::uniform_index(rng, 3)) - 1;
+      float* img = images.data() + static_cast<std::int64_t>(c * drawings + d) * n * n;
+      for (int y = 0; y < n; ++y)
+        for (int x = 0; x < n; ++x) {
+          const int yy = y - sy, xx = x - sx;
+          const float v = yy >= 0 && yy < n && xx >= 0 && xx < n
+                              ? glyph[static_cast<std::size_t>(yy * n + xx)]
+                              : 0.f;
+          img[y * n + x] = v + static_cast<float>(0.1 * ml::uniform(rng, 0.0, 1.0));
+        }
+      labels.push_back(c);
+    }
+    f.class_names.push_back("alphabet" + std::to_string(c / characters) + "/character" +
+                            std::to_string(c % characters));
+    f.group_of.push_back(c / characters);
+  }
+  f.data = data::ClassDataset<float>(std::move(images), std::move(labels));
+  return f;
+}
+
+inline Omniglot load_omniglot(const std::string& dir, long validation_alphabets,
+                              long test_alphabets, std::uint64_t seed, bool quiet) {
+  data::ImageFolder folder = [&] {
+    if (dir == "synthetic") return synthetic_characters(6, 8, 20, seed);
+    data::ImageFolderOptions o;
+    o.size = 28;
+    // A cache of the decoded images beside the working directory (the data folder may be
+    // read-only); it is checked against the folder and rebuilt when stale.
+    o.cache = "omniglot-28.metalearn-cache";
+    return data::load_image_folder(dir, o);
+  }();
+  const auto groups = static_cast<long>(folder.group_names.size());
+  if (groups < validation_alphabets + test_alphabets + 1)
+    throw ml::InvalidArgument("'" + dir + "' has " + std::to_string(groups) +
+                              " alphabets; need at least " +
+                              std::to_string(validation_alphabets + test_alphabets + 1));
+  ml::Rng rng(seed);
+  const data::ClassSplit split = data::split_by_group(
+      folder.group_of, groups - validation_alphabets - test_alphabets, validation_alphabets, rng);
+  Omniglot out{data::with_rotations(folder.data), {}, {}, {}, folder.group_names.size()};
+  // with_rotations: class k becomes ids 4k .. 4k + 3, which are ordinals 4k .. 4k + 3.
+  const auto rotate = [](const std::vector<std::int64_t>& classes) {
+    std::vector<std::int64_t> r;
+    for (std::int64_t c : classes)
+      for (std::int64_t k = 0; k < 4; ++k) r.push_back(4 * c + k);
+    return r;
+  };
+  out.train = rotate(split.train);
+  out.validation = rotate(split.validation);
+  out.test = rotate(split.test);
+  if (!quiet)
+    std::cout << "omniglot: " << folder.data.examples().shape()[0] << " images, " << out.alphabets
+              << " alphabets; classes (with rotations): " << out.train.size() << " train, "
+              << out.validation.size() << " validation, " << out.test.size() << " test\n";
+  return out;
+}
+
+/// The default --data: the shared Omniglot background set beside the source tree.
+inline std::string default_omniglot_dir() {
+#ifdef EXAMPLES_DEFAULT_DATA
+  return EXAMPLES_DEFAULT_DATA;
+#else
+  return "../shared/data/omniglot/images_background";
+#endif
+}
+
+/// Mean accuracy and 95% CI of `learner` on `episodes`.
+template <class Learner>
+meta::MeanCi score(const Learner& learner, ml::nn::Sequential<float>& net,
+                   const std::vector<data::Episode<float>>& episodes, int steps = -1) {
+  std::vector<double> acc;
+  for (const auto& e : episodes)
+    acc.push_back(steps < 0 ? learner.evaluate(net, e).accuracy
+                            : learner.evaluate(net, e, steps).accuracy);
+  return meta::mean_ci(acc);
+}
+
+/// The Omniglot examples' common part: train `net` with `learner` (unless --evaluate),
+/// keep the best checkpoint by validation accuracy, then score the test alphabets on
+/// --eval-episodes episodes of the trained shape and of 5-way and 20-way 1-shot (when the
+/// model can: a gradient learner's head has a fixed number of classes, `fixed_ways`, 0 for
+/// none) and Lake-format runs from --runs, and print the `final:` line. Returns the exit code.
+template <class Learner, class Sampler>
+int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
+                 ml::nn::Sequential<float>& net, const Sampler& batches,
+                 const data::EpisodeOptions& shape, long fixed_ways, double outer_lr,
+                 long default_steps, std::uint64_t seed) {
+  const auto start = std::chrono::steady_clock::now();
+  const bool quiet = args.has("quiet");
+  const long eval_episodes = args.get_int("eval-episodes", 600, 2, 1000000);
+  const long val_episodes = args.get_int("val-episodes", 100, 2, 1000000);
+  const std::string checkpoint = args.get_string("checkpoint", "");
+  ml::Rng rng(seed);
+  meta::TrainResult trained;
+  if (args.has("evaluate")) {
+    if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
+    meta::load_model(learner, net, checkpoint);
+  } else {
+    const auto validation = fixed_episodes(
+        data::EpisodeSampler<float>(og.data, shape, og.validation), val_episodes, seed + 17);
+    const meta::TrainerOptions o = trainer_options(args, default_steps, 100);
+    with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
+      trained = meta::train(learner, net, outer, batches, validation, rng, o);
+    });
+    if (trained.non_finite) {
+      std::cerr << "error: " << trained.message << '\n';
+      return 3;
+    }
+    if (!quiet)
+      std::cout << "validation: best " << trained.best.mean << " +- " << trained.best.ci95
+                << " at step " << trained.best_step << "\n";
+    if (!checkpoint.empty()) meta::load_model(learner, net, checkpoint);  // the best model
+  }
+
+  std::string line = "final:";
+  const auto add = [&](const std::string& key, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %s=%.4f", key.c_str(), v);
+    line += buf;
+  };
+  const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
+    return score(learner, net,
+                 fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test), eval_episodes,
+                                seed + stream));
+  };
+  const meta::MeanCi main_score = test_score(shape, 101);
+  add("acc", main_score.mean);
+  add("ci", main_score.ci95);
+  if (!quiet)
+    std::cout << "test alphabets, " << shape.ways << "-way " << shape.shots
+              << "-shot: " << main_score.mean << " +- " << main_score.ci95 << " (95% CI, "
+              << eval_episodes << " episodes)\n";
+  for (const long ways : {5L, 20L}) {
+    if ((fixed_ways != 0 && fixed_ways != ways) || (ways == shape.ways && shape.shots == 1))
+      continue;
+    if (ways > static_cast<long>(og.test.size())) continue;
+    const meta::MeanCi m =
+        test_score({ways, 1, shape.queries}, 200 + static_cast<std::uint64_t>(ways));
+    add("acc_" + std::to_string(ways) + "w1s", m.mean);
+    add("ci_" + std::to_string(ways) + "w1s", m.ci95);
+    if (!quiet)
+      std::cout << "test alphabets, " << ways << "-way 1-shot: " << m.mean << " +- " << m.ci95
+                << "\n";
+  }
+  if (args.has("runs")) {
+    const auto runs = data::load_lake_runs(args.get_string("runs", ""));
+    std::vector<data::Episode<float>> episodes;
+    for (const auto& r : runs)
+      if (fixed_ways == 0 || r.episode.ways == fixed_ways) episodes.push_back(r.episode);
+    if (episodes.empty())
+      throw ml::InvalidArgument("no Lake run in --runs has the model's " +
+                                std::to_string(fixed_ways) + " classes");
+    const meta::MeanCi lake = score(learner, net, episodes);
+    add("lake_acc", lake.mean);
+    add("lake_ci", lake.ci95);
+    if (!quiet)
+      std::cout << "Lake runs (" << episodes.size() << "): " << lake.mean << " +- " << lake.ci95
+                << "\n";
+  }
+  line += " steps=" + std::to_string(trained.steps);
+  add("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  std::cout << line << '\n';
+  return std::isfinite(main_score.mean) ? 0 : 3;
+}
+
+}  // namespace examples
