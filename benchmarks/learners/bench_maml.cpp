@@ -1,6 +1,6 @@
 // benchmarks/learners/bench_maml.cpp
 //
-// Meta-steps of MAML and first-order MAML on Finn et al.'s sinusoid setup (MLP 1-40-40-1,
+// Meta-steps of every gradient learner on Finn et al.'s sinusoid setup (MLP 1-40-40-1,
 // K = 10 support and 10 query points, one inner step, meta-batch 25, Adam outside), on 1
 // and 2 threads, and the inner loop alone (adapt + predict). Counters: meta-steps/s, tasks/s.
 #include <benchmark/benchmark.h>
@@ -20,10 +20,12 @@ void meta_steps(benchmark::State& state) {
   ml::optim::Adam<float> adam(net.parameters());
   meta::MamlOptions o;
   o.threads = static_cast<int>(state.range(0));
-  const Learner learner(o);
+  Learner learner(o);
+  ml::optim::Adam<float> outer(learner.meta_parameters(net));  // Meta-SGD adds step sizes
   const data::MetaBatchSampler<data::SineTasks<float>> tasks({}, 25);
   const auto batch = tasks.sample(rng);  // the same batch each time: measures the learner only
-  for (auto _ : state) benchmark::DoNotOptimize(learner.meta_step(net, adam, batch).query_loss);
+  (void)adam;
+  for (auto _ : state) benchmark::DoNotOptimize(learner.meta_step(net, outer, batch).query_loss);
   state.counters["meta-steps/s"] =
       benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tasks/s"] = benchmark::Counter(25, benchmark::Counter::kIsIterationInvariantRate);
@@ -34,6 +36,12 @@ static void BM_Maml_Sinusoid(benchmark::State& state) { meta_steps<meta::Maml>(s
 BENCHMARK(BM_Maml_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
 static void BM_Fomaml_Sinusoid(benchmark::State& state) { meta_steps<meta::Fomaml>(state); }
 BENCHMARK(BM_Fomaml_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
+static void BM_Anil_Sinusoid(benchmark::State& state) { meta_steps<meta::Anil>(state); }
+BENCHMARK(BM_Anil_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
+static void BM_Reptile_Sinusoid(benchmark::State& state) { meta_steps<meta::Reptile>(state); }
+BENCHMARK(BM_Reptile_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
+static void BM_MetaSgd_Sinusoid(benchmark::State& state) { meta_steps<meta::MetaSgd>(state); }
+BENCHMARK(BM_MetaSgd_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
 
 // Adaptation only: one inner step on the support set, then predictions on the queries.
 static void BM_Maml_Sinusoid_AdaptOnly(benchmark::State& state) {
@@ -45,3 +53,83 @@ static void BM_Maml_Sinusoid_AdaptOnly(benchmark::State& state) {
   state.counters["tasks/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Maml_Sinusoid_AdaptOnly);
+
+namespace {
+data::Episode<float> omniglot_like_episode(ml::Rng& rng) {
+  data::Episode<float> e;  // 5-way 1-shot, 15 queries per class, random 28x28 images
+  e.ways = 5;
+  e.shots = 1;
+  e.queries = 15;
+  e.support_inputs = ml::Tensor<float>(ml::Shape{5, 1, 28, 28});
+  e.query_inputs = ml::Tensor<float>(ml::Shape{75, 1, 28, 28});
+  for (auto* t : {&e.support_inputs, &e.query_inputs})
+    for (std::int64_t i = 0; i < t->numel(); ++i)
+      t->data()[i] = static_cast<float>(ml::uniform01(rng));
+  for (std::int64_t c = 0; c < 5; ++c) {
+    e.support_labels.push_back(c);
+    for (int k = 0; k < 15; ++k) e.query_labels.push_back(c);
+  }
+  return e;
+}
+}  // namespace
+
+// Second-order MAML on Omniglot-shaped tasks with conv4 (Finn et al.: alpha 0.4, one inner
+// step, meta-batch 32), 1 and 2 threads. About 167 GFLOP a meta-step (issue #5).
+static void BM_Maml_Omniglot(benchmark::State& state) {
+  ml::Rng rng{7};
+  auto net = ml::nn::conv4<float>({}, rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.4;
+  o.threads = static_cast<int>(state.range(0));
+  meta::Maml maml(o);
+  ml::optim::Adam<float> adam(maml.meta_parameters(net));
+  std::vector<data::Episode<float>> batch;
+  for (int t = 0; t < 32; ++t) batch.push_back(omniglot_like_episode(rng));
+  for (auto _ : state) benchmark::DoNotOptimize(maml.meta_step(net, adam, batch).query_loss);
+  state.counters["meta-steps/s"] =
+      benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tasks/s"] = benchmark::Counter(32, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Maml_Omniglot)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
+// Adaptation only on one Omniglot-shaped task: 3 inner steps (Finn's test setting), then
+// predictions on the 75 queries.
+static void BM_Maml_Omniglot_AdaptOnly(benchmark::State& state) {
+  ml::Rng rng{8};
+  auto net = ml::nn::conv4<float>({}, rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.4;
+  const meta::Maml maml(o);
+  const auto e = omniglot_like_episode(rng);
+  for (auto _ : state) benchmark::DoNotOptimize(maml.predict(net, e, 3).data());
+  state.counters["tasks/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Maml_Omniglot_AdaptOnly)->Unit(benchmark::kMillisecond);
+
+// Memory of second-order MAML: the tape's reserved bytes after the meta-gradient of one
+// Omniglot-shaped conv4 task with 1, 5 and 10 inner steps (the whole graph of every inner
+// step is kept for the meta-gradient, so memory grows linearly with the steps).
+static void BM_Maml_Omniglot_TapeMemory(benchmark::State& state) {
+  ml::Rng rng{9};
+  auto net = ml::nn::conv4<float>({}, rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.4;
+  o.inner_steps = static_cast<int>(state.range(0));
+  o.threads = 1;
+  meta::Maml maml(o);
+  const std::vector<data::Episode<float>> batch{omniglot_like_episode(rng)};
+  std::vector<ml::Tensor<float>> grads;
+  double bytes = 0;
+  for (auto _ : state) {
+    maml.meta_gradient(net, batch, grads);
+    const ml::Tape<float> probe;  // the calling thread's storage, high-water mark kept
+    bytes = static_cast<double>(probe.bytes_reserved());
+  }
+  state.counters["tape_MiB"] = bytes / (1024.0 * 1024.0);
+}
+BENCHMARK(BM_Maml_Omniglot_TapeMemory)
+    ->Arg(1)
+    ->Arg(5)
+    ->Arg(10)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);

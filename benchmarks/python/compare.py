@@ -2,7 +2,7 @@
 """Runs a metalearn benchmark binary and its PyTorch peer in one go; prints a table.
 
     cmake --preset bench && cmake --build --preset bench -j2
-    /usr/bin/python3 benchmarks/python/compare.py --suite autodiff   # or: --suite conv4
+    /usr/bin/python3 benchmarks/python/compare.py --suite autodiff   # conv4, maml, metric
 
 Both sides run on one thread, float32, same shapes. The ratio is PyTorch time divided by
 metalearn time (above 1: metalearn is faster). Each side reports the fastest of --repeats
@@ -25,7 +25,7 @@ def metalearn_best(binary, repeats):
     for b in json.loads(out)["benchmarks"]:
         if b.get("run_type") == "iteration":
             name = b["run_name"].removeprefix("BM_")
-            scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3}[b["time_unit"]]
+            scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b["time_unit"]]
             best[name] = min(best.get(name, float("inf")), b["real_time"] * scale)
     return best
 
@@ -35,16 +35,17 @@ SUITES = {
     "autodiff": ("bench_autodiff", "bench_autodiff_torch", 1.0),
     "conv4": ("bench_conv4", "bench_conv4_torch", 1000.0),
     "maml": ("bench_maml", "bench_maml_torch", 1.0),
+    "metric": ("bench_metric", "bench_metric_torch", 1000.0),
 }
 
 
-def our_name(peer_name, ours):
+def our_name(peer_name, ours, threads):
     """The metalearn case a PyTorch case is compared with: the same name, or for the MAML
-    suite ("Maml_Sinusoid/loop", ".../batched") our run at the same thread count (1)."""
+    suite ("Maml_Sinusoid/loop", ".../batched") our run at the same thread count."""
     if peer_name in ours:
         return peer_name
     algo = peer_name.split("/")[0]
-    candidate = f"{algo}/1/real_time"
+    candidate = f"{algo}/{threads}/real_time"
     return candidate if candidate in ours else None
 
 
@@ -54,6 +55,9 @@ def main():
     ap.add_argument("--suite", choices=sorted(SUITES), default="autodiff")
     ap.add_argument("--build-dir", default=os.path.join(here, "../../build/bench/benchmarks"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="PyTorch's intra-op threads; MAML cases compare with our run on as many "
+                         "threads (the other suites' cases run one thread on our side)")
     ap.add_argument("--openblas-coretype", default=None,
                     help="force OpenBLAS's kernel choice (e.g. SkylakeX). OpenBLAS 0.3.21 "
                          "detects some recent Xeons as 'Prescott' (SSE3 kernels); forcing the "
@@ -73,12 +77,12 @@ def main():
     except (OSError, AttributeError):
         print("PyTorch BLAS: not OpenBLAS (install libopenblas0)")
     ours = metalearn_best(os.path.join(args.build_dir, binary), args.repeats)
-    theirs = {k: v * peer_unit for k, v in peer.run_cases(threads=1, repeats=args.repeats).items()}
-    print(f"best of {args.repeats}, one thread each")
+    theirs = {k: v * peer_unit for k, v in peer.run_cases(threads=args.threads, repeats=args.repeats).items()}
+    print(f"best of {args.repeats}, PyTorch on {args.threads} thread(s)")
     print(f"{'case':40s} {'metalearn us':>13s} {'PyTorch us':>11s} {'ratio':>7s}")
     compared = set()
     for name, t in theirs.items():
-        mine = our_name(name, ours)
+        mine = our_name(name, ours, args.threads)
         if mine is not None:
             compared.add(mine)
             print(f"{name:40s} {ours[mine]:13.2f} {t:11.2f} {t / ours[mine]:6.1f}x")
