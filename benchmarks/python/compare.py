@@ -45,8 +45,10 @@ def our_name(peer_name, ours, threads):
     if peer_name in ours:
         return peer_name
     algo = peer_name.split("/")[0]
-    candidate = f"{algo}/{threads}/real_time"
-    return candidate if candidate in ours else None
+    for name in ours:  # e.g. "Maml_Omniglot/2/iterations:1/real_time"
+        if name.startswith(f"{algo}/{threads}/") and name.endswith("real_time"):
+            return name
+    return None
 
 
 def main():

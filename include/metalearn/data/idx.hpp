@@ -76,11 +76,21 @@ inline std::vector<std::int64_t> idx_dims(const std::vector<unsigned char>& b, s
   if (b.size() < 4 + 4 * rank)
     throw IoError(std::string(who) + ": '" + path + "' is truncated (" + std::to_string(b.size()) +
                   " bytes)");
+  // The product of the dims, stopping as soon as it exceeds the file (no overflow: each
+  // dim is < 2^32 and the running product stays <= the file size before a multiply).
   std::vector<std::int64_t> dims;
-  std::int64_t total = 1;
+  std::uint64_t total = 1;
   for (std::uint32_t k = 0; k < rank; ++k) {
-    dims.push_back(big_endian_u32(b, 4 + 4 * k));
-    total *= dims.back();
+    const std::uint32_t d = big_endian_u32(b, 4 + 4 * k);
+    dims.push_back(d);
+    if (d != 0 && total > b.size() / d) {
+      std::string shape;
+      for (std::uint32_t j = 0; j < rank; ++j)
+        shape += (j ? " x " : "") + std::to_string(big_endian_u32(b, 4 + 4 * j));
+      throw IoError(std::string(who) + ": '" + path + "' has " + std::to_string(b.size()) +
+                    " bytes, its header says " + shape + " (truncated or corrupt)");
+    }
+    total *= d;
   }
   const std::size_t need = 4 + 4 * rank + static_cast<std::size_t>(total);
   if (b.size() != need)

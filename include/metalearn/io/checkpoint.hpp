@@ -90,6 +90,7 @@ class Reader {
     pos_ += n;
     return p;
   }
+  std::size_t remaining() const { return end_ - pos_; }
   std::string string() {
     const auto n = pod<std::uint32_t>();
     const char* p = take(n);
@@ -224,7 +225,15 @@ class Checkpoint {
         if (rank > 4)
           throw IoError(who + ": entry '" + name + "' has rank " + std::to_string(rank));
         std::array<std::int64_t, 4> dims{};
-        for (std::uint32_t a = 0; a < rank; ++a) dims[a] = r.pod<std::int64_t>();
+        std::uint64_t values = 1;  // checked against the bytes left before allocating
+        for (std::uint32_t a = 0; a < rank; ++a) {
+          dims[a] = r.pod<std::int64_t>();
+          const auto d = static_cast<std::uint64_t>(dims[a]);
+          if (dims[a] < 0 || (d != 0 && values > r.remaining() / sizeof(Scalar) / d))
+            throw IoError(who + ": entry '" + name + "' has dimension " +
+                          std::to_string(dims[a]) + ", more than the file holds (corrupt?)");
+          values *= d;
+        }
         Tensor<Scalar> t(Shape::from_array(dims, static_cast<int>(rank)));
         const std::size_t bytes = sizeof(Scalar) * static_cast<std::size_t>(t.numel());
         std::memcpy(t.data(), r.take(bytes), bytes);
