@@ -116,7 +116,7 @@ TEST_CASE("EpisodeSampler: bad configurations name the problem", "[data][error]"
       {"metalearn::data::ClassDataset", "2 labels", "[3, 2]"});
 }
 
-TEST_CASE("MetaBatchSampler: same episodes for 1 and 2 threads", "[data]") {
+TEST_CASE("MetaBatchSampler: same episodes for 1 and 2 threads", "[data][threads]") {
   const auto ds = labelled(30, 6);
   data::EpisodeSampler<float> episodes(ds, {5, 1, 2});
   data::MetaBatchSampler<data::EpisodeSampler<float>> one(episodes, 16, 1), two(episodes, 16, 2);
@@ -206,7 +206,7 @@ TEST_CASE("PairSampler and TripletSampler: balanced, labelled as the contrastive
                                               {"metalearn::data::PairSampler", "fewer than 2"});
 }
 
-TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling", "[data]") {
+TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling", "[data][threads]") {
   const auto ds = labelled(12, 5);
   data::EpisodeSampler<float> sampler(ds, {3, 1, 2});
   data::Prefetcher<data::EpisodeSampler<float>> ahead(sampler, 42);

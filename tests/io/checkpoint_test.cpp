@@ -179,3 +179,21 @@ TEST_CASE("Checkpoint: a failed save keeps the previous file", "[io][error]") {
   ml::test::check_throws<ml::InvalidArgument>([&] { twice.counter("step", step); },
                                               {"entry 'step' registered twice"});
 }
+
+// Found by tests/fuzz/fuzz_checkpoint: loading an empty tensor passed a null pointer to
+// memcpy (undefined behaviour, reported by UBSan).
+TEST_CASE("Checkpoint: empty tensors round-trip", "[io][fuzz-regression]") {
+  Tensor<float> empty(Shape{0, 3}), scalar(Shape{}, 2.5f);
+  nn::ParameterList<float> list;
+  list.add("empty", empty);
+  list.add("scalar", scalar);
+  const auto path = temp_file("empty.ckpt").string();
+  ml::io::Checkpoint<float>().tensors("model", list).save(path);
+  Tensor<float> empty2(Shape{0, 3}), scalar2(Shape{}, 0.f);
+  nn::ParameterList<float> back;
+  back.add("empty", empty2);
+  back.add("scalar", scalar2);
+  ml::io::Checkpoint<float>().tensors("model", back).load(path);
+  CHECK(empty2.numel() == 0);
+  CHECK(scalar2.data()[0] == 2.5f);
+}

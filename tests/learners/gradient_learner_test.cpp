@@ -108,7 +108,7 @@ TEST_CASE("Fomaml: equals the query gradient at the adapted weights", "[learners
       CHECK_THAT(grads[p].data()[i], WithinAbs(expected[p].value()[i], 1e-12));
 }
 
-TEST_CASE("Maml: meta-steps are bit-identical for 1 and 2 threads", "[learners]") {
+TEST_CASE("Maml: meta-steps are bit-identical for 1 and 2 threads", "[learners][threads]") {
   auto rng = ml::test::make_rng(72);
   const auto net0 = nn::mlp<float>({1, 16, 16, 1}, rng);
   std::vector<data::Episode<float>> batch;

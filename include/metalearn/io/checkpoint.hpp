@@ -236,7 +236,8 @@ class Checkpoint {
         }
         Tensor<Scalar> t(Shape::from_array(dims, static_cast<int>(rank)));
         const std::size_t bytes = sizeof(Scalar) * static_cast<std::size_t>(t.numel());
-        std::memcpy(t.data(), r.take(bytes), bytes);
+        const char* src = r.take(bytes);
+        if (bytes > 0) std::memcpy(t.data(), src, bytes);  // an empty tensor has no storage
         tensors.emplace(name, std::move(t));
       } else if (kind == detail::EntryKind::counter) {
         counters[name] = r.pod<std::int64_t>();
