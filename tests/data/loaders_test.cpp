@@ -239,3 +239,18 @@ TEST_CASE("Omniglot background set (skipped when ../shared is absent)", "[data][
   ml::Rng rng{1};
   CHECK(sampler.sample(rng).support_inputs.shape() == Shape{20, 1, 28, 28});
 }
+
+// Found by tests/fuzz/fuzz_image: a 59-byte BMP declaring 4 x 16,580,356 pixels, which stb
+// would allocate and decode (a 15 s hang under the fuzzer). Rejected from the header.
+TEST_CASE("read_grey_image: a header declaring more pixels than the file holds",
+          "[data][io][fuzz-regression]") {
+  const std::vector<unsigned char> bmp{
+      0x42, 0x4d, 0x66, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x36, 0x00, 0x00, 0x00, 0x28,
+      0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0xff, 0xfc, 0x00, 0x01, 0x00, 0x18, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x32, 0x01, 0x00, 0x18, 0x09, 0xc8,
+      0xc8, 0xc8, 0x00, 0x00, 0x00, 0xc9, 0x00, 0x00, 0x00, 0x00, 0x80, 0x07, 0x07, 0x07};
+  const fs::path p = fresh_dir("bomb") / "bomb.bmp";
+  write_bytes(p, bmp);
+  ml::test::check_throws<ml::IoError>([&] { data::read_grey_image(p.string()); },
+                                      {"read_grey_image", "bomb.bmp", "declares", "59 bytes"});
+}

@@ -206,7 +206,8 @@ TEST_CASE("PairSampler and TripletSampler: balanced, labelled as the contrastive
                                               {"metalearn::data::PairSampler", "fewer than 2"});
 }
 
-TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling", "[data][threads]") {
+TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling",
+          "[data][threads]") {
   const auto ds = labelled(12, 5);
   data::EpisodeSampler<float> sampler(ds, {3, 1, 2});
   data::Prefetcher<data::EpisodeSampler<float>> ahead(sampler, 42);

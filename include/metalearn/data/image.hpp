@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <metalearn/error.hpp>
 #include <string>
 #include <vector>
@@ -50,9 +51,24 @@ struct GreyImage {
   std::vector<float> pixels;
 };
 
-/// Decode a file to greyscale in [0, 1]. Throws IoError naming the file and stb's reason.
+/// Decode a file to greyscale in [0, 1]. Throws IoError naming the file and stb's reason,
+/// or when the header declares more pixels than the file could hold: no format here
+/// compresses better than deflate's 1032:1, at most 8 pixels a byte (1-bit PNG), so a few
+/// bytes declaring a huge image (which stb would allocate and decode, padding with zeros)
+/// is corrupt, and rejected before any decoding.
 inline GreyImage read_grey_image(const std::string& path) {
+  const char* who = "metalearn::data::read_grey_image: ";
   int w = 0, h = 0, channels = 0;
+  if (stbi_info(path.c_str(), &w, &h, &channels) == 0)
+    throw IoError(who + ("cannot decode '" + path + "': ") +
+                  (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
+  std::error_code ec;
+  const auto bytes = static_cast<double>(std::filesystem::file_size(path, ec));
+  const double pixels = static_cast<double>(w) * static_cast<double>(h);
+  if (ec || w <= 0 || h <= 0 || pixels > 8.0 * 1032.0 * bytes + 4096.0 || pixels > 1e9)
+    throw IoError(who + ("'" + path + "' declares ") + std::to_string(w) + " x " +
+                  std::to_string(h) + " pixels in " +
+                  std::to_string(static_cast<long long>(bytes)) + " bytes (corrupt or truncated)");
   unsigned char* data = stbi_load(path.c_str(), &w, &h, &channels, 1);
   if (data == nullptr)
     throw IoError("metalearn::data::read_grey_image: cannot decode '" + path +

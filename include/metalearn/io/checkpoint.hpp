@@ -230,8 +230,8 @@ class Checkpoint {
           dims[a] = r.pod<std::int64_t>();
           const auto d = static_cast<std::uint64_t>(dims[a]);
           if (dims[a] < 0 || (d != 0 && values > r.remaining() / sizeof(Scalar) / d))
-            throw IoError(who + ": entry '" + name + "' has dimension " +
-                          std::to_string(dims[a]) + ", more than the file holds (corrupt?)");
+            throw IoError(who + ": entry '" + name + "' has dimension " + std::to_string(dims[a]) +
+                          ", more than the file holds (corrupt?)");
           values *= d;
         }
         Tensor<Scalar> t(Shape::from_array(dims, static_cast<int>(rank)));
