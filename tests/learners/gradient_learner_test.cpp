@@ -311,3 +311,57 @@ TEST_CASE(
   // The same model keeps its step sizes: a second call does not reset them.
   CHECK(metasgd.meta_parameters(net)[4].data()[0] == params[4].data()[0]);
 }
+
+TEST_CASE("Maml: differentiated_steps bounds the graph to the last steps",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(79);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::MamlOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 3;
+  meta::GradientLearner<meta::SecondOrder, double> full(o);
+  std::vector<Tensor<double>> exact, same, bounded;
+  full.meta_gradient(net, {e}, exact);
+  o.differentiated_steps = 3;  // all of them: the exact meta-gradient
+  meta::GradientLearner<meta::SecondOrder, double>(o).meta_gradient(net, {e}, same);
+  for (std::size_t p = 0; p < exact.size(); ++p)
+    for (std::int64_t i = 0; i < exact[p].numel(); ++i)
+      CHECK(same[p].data()[i] == exact[p].data()[i]);
+  o.differentiated_steps = 1;
+  meta::GradientLearner<meta::SecondOrder, double>(o).meta_gradient(net, {e}, bounded);
+
+  // By hand: two first-order steps (values only), then theta + (theta_2 - theta) and one
+  // recorded step; the meta-gradient through that last step only.
+  ml::Tape<double> tape;
+  const auto theta = tape.leaves(net.parameters().views());
+  std::vector<Tensor<double>> w = net.parameters().values();
+  for (int k = 0; k < 2; ++k) {
+    ml::Tape<double> scratch;
+    const auto wk = scratch.leaves(std::vector<Tensor<double>>(w));
+    const auto g = ml::grad(ml::mse(net.forward(wk, scratch.constant(e.support_inputs)),
+                                    scratch.constant(e.support_targets)),
+                            wk);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = (wk[i] - g[i] * 0.05).to_tensor();
+  }
+  std::vector<ml::Var<double>> fast;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    Tensor<double> d = w[i];
+    d.array() -= net.parameters()[i].array();
+    fast.push_back(theta[i] + tape.constant(d));
+  }
+  const auto g = ml::grad(
+      ml::mse(net.forward(fast, tape.constant(e.support_inputs)), tape.constant(e.support_targets)),
+      fast, {true});
+  for (std::size_t i = 0; i < fast.size(); ++i) fast[i] = fast[i] - g[i] * 0.05;
+  const auto expected = ml::grad(
+      ml::mse(net.forward(fast, tape.constant(e.query_inputs)), tape.constant(e.query_targets)),
+      theta);
+  double differs = 0;
+  for (std::size_t p = 0; p < bounded.size(); ++p)
+    for (std::int64_t i = 0; i < bounded[p].numel(); ++i) {
+      CHECK_THAT(bounded[p].data()[i], WithinAbs(expected[p].value()[i], 1e-12));
+      differs = std::max(differs, std::abs(bounded[p].data()[i] - exact[p].data()[i]));
+    }
+  CHECK(differs > 1e-6);  // not silently the full meta-gradient
+}

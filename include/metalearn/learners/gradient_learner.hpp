@@ -29,6 +29,11 @@ struct MamlOptions {
   int threads = 0;
   /// Clip the meta-gradient to this global norm before the outer step (0: off).
   double clip_norm = 0.0;
+  /// Memory bound for second-order learners: differentiate through only the last this
+  /// many inner steps (0: all). Earlier steps are taken first-order (d theta_k / d theta
+  /// taken as I, as FOMAML does) on a scratch tape freed at once, so the tape holds the
+  /// graph of at most this many steps whatever inner_steps is. Exact when >= inner_steps.
+  int differentiated_steps = 0;
 };
 
 /// Gradient-based meta-learning over a functional model. One task: adapt the parameters
@@ -53,10 +58,11 @@ class GradientLearner {
 
   explicit GradientLearner(MamlOptions options = {}) : options_(options) {
     if (!(options.inner_lr >= 0) || !std::isfinite(options.inner_lr) || options.inner_steps < 0 ||
-        options.eval_inner_steps < 0 || options.threads < 0 || !(options.clip_norm >= 0))
+        options.eval_inner_steps < 0 || options.threads < 0 || !(options.clip_norm >= 0) ||
+        options.differentiated_steps < 0)
       throw InvalidArgument(
           "metalearn::meta::GradientLearner: need a finite inner_lr >= 0, inner "
-          "steps >= 0, threads >= 0 and clip_norm >= 0");
+          "steps >= 0, threads >= 0, clip_norm >= 0 and differentiated_steps >= 0");
   }
   const MamlOptions& options() const { return options_; }
 
@@ -212,7 +218,9 @@ class GradientLearner {
     const std::vector<Var<Scalar>> alpha(leaves.begin() + static_cast<std::ptrdiff_t>(n),
                                          leaves.end());
     const auto xs = tape.constant(e.support_inputs);
-    for (int k = 0; k < options_.inner_steps; ++k) {
+    const int early = first_order_steps();
+    if (early > 0) advance_first_order(tape, net, e, views, adapted, alpha, early, fast, o);
+    for (int k = early; k < options_.inner_steps; ++k) {
       const auto support = task_loss(e, net.forward(fast, xs), true);
       if (k == 0) o.support_loss = static_cast<double>(support.item());
       inner_step(support, fast, adapted, alpha, DiffPolicy::create_graph);
@@ -232,6 +240,44 @@ class GradientLearner {
       for (const auto& g : grad(query, leaves)) o.grads.push_back(g.to_tensor());
     }
     return o;
+  }
+
+  // Inner steps taken first-order before the differentiated ones (MamlOptions::
+  // differentiated_steps); none for first-order learners, which keep no graph anyway.
+  int first_order_steps() const {
+    if (!DiffPolicy::create_graph || options_.differentiated_steps == 0) return 0;
+    return std::max(0, options_.inner_steps - options_.differentiated_steps);
+  }
+
+  // The first `steps` inner steps on a scratch tape (freed when it ends), then
+  // fast = theta + constant(theta_k - theta): the value of theta_k with an identity Jacobian.
+  void advance_first_order(Tape<Scalar>& tape, Model& net, const Episode& e,
+                           const std::vector<TensorView<Scalar>>& views,
+                           const std::vector<std::size_t>& adapted,
+                           const std::vector<Var<Scalar>>& alpha, int steps,
+                           std::vector<Var<Scalar>>& fast, TaskOutcome<Scalar>& o) const {
+    std::vector<Tensor<Scalar>> delta;
+    {
+      Tape<Scalar> scratch;
+      std::vector<Var<Scalar>> w;
+      for (std::size_t i = 0; i < fast.size(); ++i) w.push_back(scratch.constant(views[i]));
+      std::vector<Var<Scalar>> a;
+      for (const auto& v : alpha) a.push_back(scratch.constant(v.value()));
+      const auto xs = scratch.constant(e.support_inputs);
+      for (int k = 0; k < steps; ++k) {
+        for (std::size_t i : adapted) w[i] = scratch.leaf(w[i].value());
+        const auto support = task_loss(e, net.forward(w, xs), true);
+        if (k == 0) o.support_loss = static_cast<double>(support.item());
+        inner_step(support, w, adapted, a, false);
+      }
+      for (std::size_t i : adapted) {
+        Tensor<Scalar> d = w[i].to_tensor();
+        d.array() -= views[i].array();
+        delta.push_back(std::move(d));
+      }
+    }
+    for (std::size_t j = 0; j < adapted.size(); ++j)
+      fast[adapted[j]] = fast[adapted[j]] + tape.constant(delta[j]);
   }
 
   MamlOptions options_;
