@@ -2,7 +2,8 @@
 //
 // A Siamese network on Omniglot (Koch et al. 2015's task, Hadsell et al. 2006's loss): the
 // conv4 embedding (64 filters, no head), Euclidean distance, the contrastive loss with
-// margin 1 on batches of 128 pairs (half same-class), Adam 1e-3; one-shot classification
+// margin 1 on batches of 128 pairs (half same-class), Adam 1e-3 (or --loss koch: Koch et al.'s
+// learned weighted-L1 head with binary cross-entropy); one-shot classification
 // of held-out alphabets by the nearest support example, and same/different verification.
 //
 //   ./siamese_omniglot --data DIR --minutes 30 --checkpoint siamese.ckpt
@@ -30,7 +31,7 @@ int main(int argc, char** argv) try {
       argc,
       argv,
       "usage: siamese_omniglot [--data DIR|synthetic] [--pairs N] [--margin X]\n"
-      "                        [--loss contrastive|squared] [--outer-lr X] [--steps N]\n"
+      "                        [--loss contrastive|squared|koch] [--outer-lr X] [--steps N]\n"
       "                        [--minutes M] [--seed N] [--checkpoint FILE] [--evaluate]\n"
       "                        [--runs DIR] [--csv FILE] [--log-every N] [--validate-every N]\n"
       "                        [--val-episodes N] [--eval-episodes N] [--quiet]\n",
@@ -40,7 +41,9 @@ int main(int argc, char** argv) try {
   const long pairs = args.get_int("pairs", 128, 2, 100000);
   meta::SiameseOptions o;
   o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
-  const std::string loss = args.get_choice("loss", "contrastive", {"contrastive", "squared"});
+  const std::string loss =
+      args.get_choice("loss", "contrastive", {"contrastive", "squared", "koch"});
+  o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)
   const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
   const std::string dir = args.get_string("data", examples::default_omniglot_dir());
@@ -58,6 +61,7 @@ int main(int argc, char** argv) try {
     return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
                                   seed);
   };
+  if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));
   return loss == "squared" ? run(meta::Siamese<meta::Euclidean, meta::SquaredContrastive>(o))
                            : run(meta::Siamese<>(o));
 } catch (const std::exception& e) {

@@ -88,7 +88,7 @@ BENCHMARK(BM_ProtoNet_Train)
 static void BM_Siamese_Train(benchmark::State& state) {
   ml::Rng rng{12};
   auto net = embedding(rng);
-  const meta::Siamese<> siamese;
+  meta::Siamese<> siamese;
   ml::optim::Adam<float> adam(siamese.meta_parameters(net));
   const std::int64_t pairs = state.range(0);
   data::PairBatch<float> batch;

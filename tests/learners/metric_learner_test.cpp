@@ -292,7 +292,7 @@ TEST_CASE("Siamese: learns a clustered dataset; verification and one-shot classi
   auto net = nn::mlp<float>({16, 64, 32}, rng);
   meta::SiameseOptions o;
   o.margin = 2.0;
-  const meta::Siamese<> siamese(o);
+  meta::Siamese<> siamese(o);
   ml::optim::Adam<float> adam(siamese.meta_parameters(net), {1e-3});
   for (int step = 0; step < 300; ++step) siamese.meta_step(net, adam, pairs.sample(rng));
   ml::Rng eval_rng(9);
@@ -374,4 +374,73 @@ TEST_CASE("scoring: ROC AUC and confidence intervals by hand", "[learners][metri
   const auto m = meta::mean_ci({1, 2, 3, 4});
   CHECK(m.mean == 2.5);
   CHECK_THAT(m.ci95, WithinAbs(1.96 * std::sqrt(5.0 / 3.0) / 2.0, 1e-12));
+}
+
+TEST_CASE("Siamese with Koch et al.'s head: loss by hand, derivatives, learning",
+          "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(89);
+  // One-layer encoder f(x) = x W^T + b on 2-d inputs, 3 features; head alpha, beta.
+  auto net = nn::mlp<double>({2, 3}, rng);
+  meta::SiameseOptions o;
+  o.head_features = 3;
+  meta::Siamese<meta::L1, meta::KochHead, double> koch(o);
+  auto params = koch.meta_parameters(net);
+  REQUIRE(params.size() == 4);
+  CHECK(params.name(2) == "head.alpha");
+  params[2] = Tensor<double>(Shape{3}, {0.5, -1.0, 2.0});
+  params[3] = Tensor<double>(Shape{1}, {0.25});
+  data::PairBatch<double> pairs;
+  pairs.first = rows({1, 2, -1, 0.5}, 2);
+  pairs.second = rows({0, 1, 2, 2}, 2);
+  pairs.different = Tensor<double>(Shape{2}, {0, 1});
+  std::vector<Tensor<double>> g;
+  const auto s = koch.meta_gradient(net, pairs, g);
+  // By hand: z_i = alpha . |f(x1_i) - f(x2_i)| + beta; loss = mean BCE(z, same).
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(net.parameters().views());
+  const auto f1 = net.forward(w, tape.constant(pairs.first)).to_tensor();
+  const auto f2 = net.forward(w, tape.constant(pairs.second)).to_tensor();
+  double loss = 0;
+  for (int i = 0; i < 2; ++i) {
+    double z = 0.25;
+    for (int k = 0; k < 3; ++k)
+      z += params[2].data()[k] * std::abs(f1.data()[i * 3 + k] - f2.data()[i * 3 + k]);
+    const double same = i == 0 ? 1.0 : 0.0;
+    loss += (std::log1p(std::exp(-std::abs(z))) + std::max(z, 0.0) - z * same) / 2;
+  }
+  CHECK_THAT(s.query_loss, WithinAbs(loss, 1e-12));
+  REQUIRE(g.size() == 4);
+  check_both(
+      [&](const Vars& v) {
+        const auto e1 = ml::matmul(v[0], v[2]), e2 = ml::matmul(v[1], v[2]);
+        const auto z =
+            ml::reshape(ml::matmul(ml::abs(e1 - e2), ml::reshape(v[3], Shape{3, 1})), Shape{2});
+        return meta::KochHead::loss(-z, ml::constant(pairs.different), 0.0);
+      },
+      {pairs.first, pairs.second, ml::test::uniform(rng, {2, 3}), params[2]});
+  // Without meta_parameters first, it says what to do.
+  meta::Siamese<meta::L1, meta::KochHead, double> fresh(o);
+  ml::test::check_throws<ml::StateError>([&] { fresh.meta_gradient(net, pairs, g); },
+                                         {"KochHead", "meta_parameters"});
+  o.head_features = 0;
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { meta::Siamese<meta::L1, meta::KochHead, double> bad(o); }, {"head_features"});
+
+  // Learning: one-shot accuracy on held-out classes of the clustered set.
+  auto frng = ml::test::make_rng(90);
+  const auto all = clusters(frng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, frng);
+  const data::PairSampler<float> train(all, 64, split.train);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, split.test);
+  auto enc = nn::mlp<float>({16, 64, 32}, frng);
+  meta::SiameseOptions ko;
+  ko.head_features = 32;
+  meta::Siamese<meta::L1, meta::KochHead> learner(ko);
+  ml::optim::Adam<float> adam(learner.meta_parameters(enc), {1e-3});
+  for (int step = 0; step < 300; ++step) learner.meta_step(enc, adam, train.sample(frng));
+  ml::Rng eval_rng(9);
+  double acc = 0;
+  for (int i = 0; i < 100; ++i) acc += learner.evaluate(enc, test.sample(eval_rng)).accuracy / 100;
+  INFO("Koch head, 5-way 1-shot accuracy on held-out classes " << acc);
+  CHECK(acc > 0.85);
 }
