@@ -14,7 +14,9 @@
 // Prints progress and validation lines, the test accuracy with a 95% CI, then
 //   final: acc=<x> ci=<x> acc_5w1s=<x> ci_5w1s=<x> acc_20w1s=<x> ci_20w1s=<x>
 //          [lake_acc=<x> lake_ci=<x>] steps=<n> seconds=<t>
-// (acc is 5-way at --shots; --distance cosine switches the distance).
+// (acc is 5-way at --shots; --distance cosine switches the distance). --export DIR writes
+// the prepared images and the alphabet split for benchmarks/python/protonet_omniglot_torch.py
+// and exits.
 #include <iostream>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -35,10 +37,10 @@ int main(int argc, char** argv) try {
       "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
       "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
       "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
-      "                         [--eval-episodes N] [--quiet]\n",
+      "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
       {"data", "ways", "shots", "queries", "distance", "outer-lr", "steps", "minutes", "threads",
        "seed", "checkpoint", "runs", "csv", "log-every", "validate-every", "val-episodes",
-       "eval-episodes"},
+       "eval-episodes", "export"},
       {"quiet", "evaluate"}};
   const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
                                          args.get_int("shots", 1, 1, 100),
@@ -54,6 +56,11 @@ int main(int argc, char** argv) try {
 
   const examples::Omniglot og =
       examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
+  if (args.has("export")) {  // the same data and split for a peer implementation; no training
+    examples::export_omniglot(og, args.get_string("export", ""));
+    std::cout << "exported to " << args.get_string("export", "") << '\n';
+    return 0;
+  }
   // Train ways cannot exceed the training classes (the synthetic set is small).
   data::EpisodeOptions shape = train_shape;
   shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));

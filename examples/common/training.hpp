@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <metalearn/metalearn.hpp>
@@ -178,6 +179,25 @@ inline Omniglot load_omniglot(const std::string& dir, long validation_alphabets,
               << " alphabets; classes (with rotations): " << out.train.size() << " train, "
               << out.validation.size() << " validation, " << out.test.size() << " test\n";
   return out;
+}
+
+/// Write the prepared dataset and its split as raw little-endian files, for a peer
+/// implementation to train on exactly the same data (benchmarks/python/
+/// protonet_omniglot_torch.py): images.f32 [M, 28, 28], labels.i64 [M] (class ids, equal to
+/// ordinals here), and train.i64 / validation.i64 / test.i64 (class ordinals).
+inline void export_omniglot(const Omniglot& og, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& name, const void* p, std::size_t bytes) {
+    std::ofstream out(dir + "/" + name, std::ios::binary);
+    out.write(static_cast<const char*>(p), static_cast<std::streamsize>(bytes));
+    if (!out) throw ml::IoError("cannot write '" + dir + "/" + name + "'");
+  };
+  const auto& x = og.data.examples();
+  write("images.f32", x.data(), sizeof(float) * static_cast<std::size_t>(x.numel()));
+  write("labels.i64", og.data.labels().data(), sizeof(std::int64_t) * og.data.labels().size());
+  write("train.i64", og.train.data(), sizeof(std::int64_t) * og.train.size());
+  write("validation.i64", og.validation.data(), sizeof(std::int64_t) * og.validation.size());
+  write("test.i64", og.test.data(), sizeof(std::int64_t) * og.test.size());
 }
 
 /// The default --data: the shared Omniglot background set beside the source tree.
