@@ -131,7 +131,7 @@ TEST_CASE("load_image_folder: bad folders and files name the problem", "[data][i
   fs::remove(root / "g" / "c" / "b.png");
   write_bytes(root / "g" / "c" / "broken.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
   ml::test::check_throws<ml::IoError>([&] { (void)data::load_image_folder(root.string()); },
-                                      {"cannot decode", "broken.png"});
+                                      {"cannot be decoded", "broken.png"});
 }
 
 TEST_CASE("IDX files: raw and gzip, and every malformed header", "[data][io][error]") {
@@ -273,4 +273,20 @@ TEST_CASE("read_grey_image: a PNG with an empty IDAT chunk", "[data][io][fuzz-re
   } catch (const ml::IoError& e) {
     CHECK_THAT(e.what(), Catch::Matchers::Contains("empty_idat.png"));
   }
+}
+
+// Found by tests/fuzz/fuzz_image (in CI): a 82-byte PNG whose chunk declares about 2 GB;
+// stb reserved the declared length before reading (a 2 GB allocation). Rejected first.
+TEST_CASE("read_grey_image: a PNG chunk longer than the file", "[data][io][fuzz-regression]") {
+  const std::vector<unsigned char> png{
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+      0x44, 0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x10, 0x00, 0x00, 0x00,
+      0x00, 0x8c, 0x9a, 0xc1, 0xa2, 0x00, 0x00, 0x00, 0x19, 0x49, 0x44, 0x41, 0x54, 0x78,
+      0xa6, 0xdc, 0x99, 0x17, 0x30, 0x87, 0x63, 0x1e, 0x3f, 0x03, 0x52, 0x00, 0x00, 0xff,
+      0x00, 0x00, 0x04, 0x00, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00, 0x8c, 0xc5, 0xc8, 0xc8,
+      0x45, 0x4e, 0x44, 0x19, 0x49, 0x44, 0x41, 0x54, 0x78, 0x5e, 0x23, 0x82};
+  const fs::path p = fresh_dir("long_chunk") / "long_chunk.png";
+  write_bytes(p, png);
+  ml::test::check_throws<ml::IoError>([&] { data::read_grey_image(p.string()); },
+                                      {"read_grey_image", "long_chunk.png", "PNG chunk", "remain"});
 }

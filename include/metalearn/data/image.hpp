@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <metalearn/error.hpp>
 #include <string>
 #include <vector>
@@ -51,28 +52,58 @@ struct GreyImage {
   std::vector<float> pixels;
 };
 
-/// Decode a file to greyscale in [0, 1]. Throws IoError naming the file and stb's reason,
-/// or when the header declares more pixels than the file could hold: no format here
-/// compresses better than deflate's 1032:1, at most 8 pixels a byte (1-bit PNG), so a few
-/// bytes declaring a huge image (which stb would allocate and decode, padding with zeros)
-/// is corrupt, and rejected before any decoding.
+namespace detail {
+/// A PNG's chunks must fit in the file: stb reserves a chunk's declared length before
+/// reading it, so a few bytes declaring a 2 GB IDAT chunk would allocate 2 GB. Returns an
+/// empty string when the chunks fit (or the bytes are not a PNG), else what is wrong.
+inline std::string png_chunk_problem(const std::vector<unsigned char>& b) {
+  static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || !std::equal(signature, signature + 8, b.begin())) return "";
+  std::size_t at = 8;
+  while (at + 8 <= b.size()) {
+    const std::uint64_t length = (std::uint64_t{b[at]} << 24) | (std::uint64_t{b[at + 1]} << 16) |
+                                 (std::uint64_t{b[at + 2]} << 8) | b[at + 3];
+    if (length + 12 > b.size() - at)
+      return "a PNG chunk at byte " + std::to_string(at) + " declares " + std::to_string(length) +
+             " bytes, only " + std::to_string(b.size() - at) + " remain";
+    if (std::equal(b.begin() + static_cast<std::ptrdiff_t>(at) + 4,
+                   b.begin() + static_cast<std::ptrdiff_t>(at) + 8, "IEND"))
+      break;
+    at += 12 + static_cast<std::size_t>(length);
+  }
+  return "";
+}
+}  // namespace detail
+
+/// Decode a file to greyscale in [0, 1]. Throws IoError naming the file and the problem:
+/// stb's reason, a PNG chunk longer than the file, or a header declaring more pixels than
+/// the file could hold (no format here compresses better than deflate's 1032:1, at most 8
+/// pixels a byte for 1-bit PNG). The last two are checked before decoding, so a few corrupt
+/// bytes cannot make stb allocate gigabytes or decode for seconds.
 inline GreyImage read_grey_image(const std::string& path) {
-  const char* who = "metalearn::data::read_grey_image: ";
+  const std::string who = "metalearn::data::read_grey_image: '" + path + "'";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(who + " cannot be opened");
+  const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                         std::istreambuf_iterator<char>());
+  if (bytes.size() > (std::size_t{1} << 31))
+    throw IoError(who + " is larger than 2 GiB (" + std::to_string(bytes.size()) + " bytes)");
+  const std::string chunk_problem = detail::png_chunk_problem(bytes);
+  if (!chunk_problem.empty()) throw IoError(who + ": " + chunk_problem + " (corrupt or truncated)");
+  const auto size = static_cast<int>(bytes.size());
+  const auto fail = [&] {
+    return IoError(who + " cannot be decoded: " +
+                   (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
+  };
   int w = 0, h = 0, channels = 0;
-  if (stbi_info(path.c_str(), &w, &h, &channels) == 0)
-    throw IoError(who + ("cannot decode '" + path + "': ") +
-                  (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
-  std::error_code ec;
-  const auto bytes = static_cast<double>(std::filesystem::file_size(path, ec));
+  if (stbi_info_from_memory(bytes.data(), size, &w, &h, &channels) == 0) throw fail();
   const double pixels = static_cast<double>(w) * static_cast<double>(h);
-  if (ec || w <= 0 || h <= 0 || pixels > 8.0 * 1032.0 * bytes + 4096.0 || pixels > 1e9)
-    throw IoError(who + ("'" + path + "' declares ") + std::to_string(w) + " x " +
-                  std::to_string(h) + " pixels in " +
-                  std::to_string(static_cast<long long>(bytes)) + " bytes (corrupt or truncated)");
-  unsigned char* data = stbi_load(path.c_str(), &w, &h, &channels, 1);
-  if (data == nullptr)
-    throw IoError("metalearn::data::read_grey_image: cannot decode '" + path +
-                  "': " + (stbi_failure_reason() ? stbi_failure_reason() : "unknown error"));
+  if (w <= 0 || h <= 0 || pixels > 8.0 * 1032.0 * static_cast<double>(size) + 4096.0 ||
+      pixels > 1e9)
+    throw IoError(who + " declares " + std::to_string(w) + " x " + std::to_string(h) +
+                  " pixels in " + std::to_string(size) + " bytes (corrupt or truncated)");
+  unsigned char* data = stbi_load_from_memory(bytes.data(), size, &w, &h, &channels, 1);
+  if (data == nullptr) throw fail();
   GreyImage img;
   img.height = h;
   img.width = w;
