@@ -290,3 +290,15 @@ TEST_CASE("read_grey_image: a PNG chunk longer than the file", "[data][io][fuzz-
   ml::test::check_throws<ml::IoError>([&] { data::read_grey_image(p.string()); },
                                       {"read_grey_image", "long_chunk.png", "PNG chunk", "remain"});
 }
+
+// Found by tests/fuzz/fuzz_lake: a class_labels.txt naming a file longer than the system
+// allows made std::filesystem throw its own exception out of load_lake_runs.
+TEST_CASE("load_lake_runs: a file name too long for the system is an IoError",
+          "[data][io][fuzz-regression]") {
+  const fs::path root = fresh_dir("lake_long_name");
+  write_png(root / "run01" / "training" / "class01.png", 4, 4, block_image(255));
+  std::ofstream(root / "run01" / "class_labels.txt")
+      << "run01/test/" << std::string(300, 'a') << ".png run01/training/class01.png\n";
+  ml::test::check_throws<ml::IoError>([&] { (void)data::load_lake_runs(root.string()); },
+                                      {"load_lake_runs", "aaaa"});
+}

@@ -150,7 +150,7 @@ inline void write_cache(const std::string& path, std::uint64_t key, std::int64_t
 /// Throws IoError naming the folder or file for a missing folder, an empty one, an
 /// unreadable or corrupt image, or images of mixed sizes.
 inline ImageFolder load_image_folder(const std::string& root_path,
-                                     const ImageFolderOptions& options = {}) {
+                                     const ImageFolderOptions& options = {}) try {
   namespace fs = std::filesystem;
   const std::string who = "metalearn::data::load_image_folder: ";
   if (options.size < 1) throw InvalidArgument(who + "size must be >= 1");
@@ -209,6 +209,10 @@ inline ImageFolder load_image_folder(const std::string& root_path,
   result.data = ClassDataset<float>(Tensor<float>(Shape{count, 1, n, n}, std::move(pixels)),
                                     std::move(labels));
   return result;
+} catch (const std::filesystem::filesystem_error& e) {
+  // Any file-system failure (permissions, a name too long, a file vanishing mid-read)
+  // becomes an IoError like every other bad input.
+  throw IoError(std::string("metalearn::data::load_image_folder: ") + e.what());
 }
 
 }  // namespace metalearn::data

@@ -38,7 +38,7 @@ inline void put_image(const std::string& file, const ImageFolderOptions& o, floa
 /// in `options` (use the same as for training). Throws IoError naming the file (and line)
 /// for a missing folder or file, a malformed class_labels.txt, or an unknown class image.
 inline std::vector<LakeRun> load_lake_runs(const std::string& root_path,
-                                           const ImageFolderOptions& options = {}) {
+                                           const ImageFolderOptions& options = {}) try {
   namespace fs = std::filesystem;
   const std::string who = "metalearn::data::load_lake_runs: ";
   const fs::path root(root_path);
@@ -104,6 +104,10 @@ inline std::vector<LakeRun> load_lake_runs(const std::string& root_path,
     out.push_back(std::move(r));
   }
   return out;
+} catch (const std::filesystem::filesystem_error& e) {
+  // Any file-system failure (permissions, a name too long, a file vanishing mid-read)
+  // becomes an IoError like every other bad input.
+  throw IoError(std::string("metalearn::data::load_lake_runs: ") + e.what());
 }
 
 }  // namespace metalearn::data
