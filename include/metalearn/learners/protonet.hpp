@@ -69,23 +69,14 @@ class ProtoNet {
   /// tensor per parameter, into `grads`. query_metric is the query accuracy.
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
-    if (batch.empty())
-      throw InvalidArgument("metalearn::meta::ProtoNet::meta_gradient: empty meta-batch");
-    const auto views = net.parameters().views();
-    const std::size_t threads =
-        net.buffers().empty() ? task_threads(options_.threads, batch.size()) : 1;
-    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), threads, [&](std::size_t t) {
-      TaskOutcome<Scalar> o;
-      Tape<Scalar> tape;
-      const auto params = tape.leaves(views);
-      const Var<Scalar> z = logits(net, params, batch[t]);
-      const Var<Scalar> loss = cross_entropy(z, batch[t].query_labels);
-      o.query_loss = o.support_loss = static_cast<double>(loss.item());
-      o.metric = accuracy(z.value(), batch[t].query_labels);
-      for (const auto& g : grad(loss, params)) o.grads.push_back(g.to_tensor());
-      return o;
-    });
-    return reduce_outcomes(outcomes, grads);
+    return episode_gradients<Scalar>(
+        "ProtoNet::meta_gradient", net, batch, options_.threads,
+        [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>& o) {
+          const Var<Scalar> z = logits(net, params, e);
+          o.metric = accuracy(z.value(), e.query_labels);
+          return cross_entropy(z, e.query_labels);
+        },
+        grads);
   }
 
   /// One training step on `batch`; a non-finite loss or gradient skips the update.

@@ -126,24 +126,15 @@ class Triplet {
   }
 
   /// The gradient of the mean triplet loss over the episodes of `batch`, into `grads`.
-  /// query_metric is the query accuracy by SupportRule.
+  /// query_metric stays 0 (a triplet step has no classification to score; see evaluate).
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
-    if (batch.empty())
-      throw InvalidArgument("metalearn::meta::Triplet::meta_gradient: empty meta-batch");
-    const auto views = net.parameters().views();
-    const std::size_t threads =
-        net.buffers().empty() ? task_threads(options_.threads, batch.size()) : 1;
-    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), threads, [&](std::size_t t) {
-      TaskOutcome<Scalar> o;
-      Tape<Scalar> tape;
-      const auto params = tape.leaves(views);
-      const Var<Scalar> l = loss(net, params, batch[t]);
-      o.query_loss = o.support_loss = static_cast<double>(l.item());
-      for (const auto& g : grad(l, params)) o.grads.push_back(g.to_tensor());
-      return o;
-    });
-    return reduce_outcomes(outcomes, grads);
+    return episode_gradients<Scalar>(
+        "Triplet::meta_gradient", net, batch, options_.threads,
+        [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>&) {
+          return loss(net, params, e);
+        },
+        grads);
   }
 
   template <class Optimizer>
