@@ -421,25 +421,62 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
         },
         {uniform(rng, {2, 2, 5, 4}), uniform(rng, {2, 3, 5, 4})});
   }
-  SECTION("values against a direct loop") {
-    const auto x = uniform(rng, {2, 3, 6, 5}), w = uniform(rng, {4, 3, 3, 3});
-    ml::Tape<double> tape;
-    const auto y = ml::conv2d(tape.constant(x), tape.constant(w), {2, 1}).to_tensor();
-    REQUIRE(y.shape() == Shape{2, 4, 3, 3});
-    for (int n = 0; n < 2; ++n)
-      for (int f = 0; f < 4; ++f)
-        for (int oh = 0; oh < 3; ++oh)
-          for (int ow = 0; ow < 3; ++ow) {
-            double s = 0;
-            for (int c = 0; c < 3; ++c)
-              for (int i = 0; i < 3; ++i)
-                for (int j = 0; j < 3; ++j) {
-                  const int yy = oh * 2 - 1 + i, xx = ow * 2 - 1 + j;
-                  if (yy >= 0 && yy < 6 && xx >= 0 && xx < 5)
-                    s += x.at(n, c, yy, xx) * w.at(f, c, i, j);
-                }
-            CHECK_THAT(y.at(n, f, oh, ow), WithinAbs(s, 1e-12));
-          }
+  SECTION("bias: one op, gradients of x, w and b to second order") {
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d(v[0], v[1], v[2], {1, 1}));
+        },
+        {uniform(rng, {2, 2, 5, 4}), uniform(rng, {3, 2, 3, 3}), uniform(rng, {3})});
+  }
+  SECTION("values against a direct loop, and the adjoints against <conv(x, w), g>") {
+    // Geometries through both im2col paths: the "same" stride-1 one (contiguous shifted
+    // copies, with images small enough that whole window rows fall outside) and the
+    // general one (strided, or an output of another size).
+    struct Case {
+      Shape x, w;
+      ml::Conv2dGeometry g;
+    };
+    const Case cases[] = {
+        {{2, 3, 6, 5}, {4, 3, 3, 3}, {2, 1}}, {{3, 2, 6, 5}, {4, 2, 3, 3}, {1, 1}},
+        {{2, 2, 7, 6}, {3, 2, 5, 5}, {1, 2}}, {{2, 2, 4, 4}, {3, 2, 1, 1}, {1, 0}},
+        {{5, 2, 1, 1}, {3, 2, 3, 3}, {1, 1}}, {{4, 1, 2, 2}, {2, 1, 3, 3}, {1, 1}},
+        {{2, 2, 5, 4}, {3, 2, 3, 1}, {1, 1}}, {{2, 1, 6, 6}, {2, 1, 3, 3}, {1, 0}}};
+    for (const Case& k : cases) {
+      CAPTURE(k.x.to_string(), k.w.to_string(), k.g.stride, k.g.padding);
+      const auto x = uniform(rng, {k.x[0], k.x[1], k.x[2], k.x[3]});
+      const auto w = uniform(rng, {k.w[0], k.w[1], k.w[2], k.w[3]});
+      const auto b = uniform(rng, {k.w[0]});
+      ml::Tape<double> tape;
+      const auto y = ml::conv2d(tape.constant(x), tape.constant(w), tape.constant(b), k.g);
+      const Tensor<double> yt = y.to_tensor();
+      const std::int64_t oh = yt.shape()[2], ow = yt.shape()[3], s = k.g.stride, p = k.g.padding;
+      REQUIRE(oh == (k.x[2] + 2 * p - k.w[2]) / s + 1);
+      REQUIRE(ow == (k.x[3] + 2 * p - k.w[3]) / s + 1);
+      for (std::int64_t n = 0; n < k.x[0]; ++n)
+        for (std::int64_t f = 0; f < k.w[0]; ++f)
+          for (std::int64_t r = 0; r < oh; ++r)
+            for (std::int64_t q = 0; q < ow; ++q) {
+              double sum = b.at(f);
+              for (std::int64_t c = 0; c < k.x[1]; ++c)
+                for (std::int64_t i = 0; i < k.w[2]; ++i)
+                  for (std::int64_t j = 0; j < k.w[3]; ++j) {
+                    const std::int64_t yy = r * s - p + i, xx = q * s - p + j;
+                    if (yy >= 0 && yy < k.x[2] && xx >= 0 && xx < k.x[3])
+                      sum += x.at(n, c, yy, xx) * w.at(f, c, i, j);
+                  }
+              CHECK_THAT(yt.at(n, f, r, q), WithinAbs(sum, 1e-12));
+            }
+      // <conv(x, w), g> = <x, conv_input_grad(g, w)> = <w, conv_weight_grad(x, g)>
+      const auto g = uniform(rng, {k.x[0], k.w[0], oh, ow});
+      const auto gv = tape.constant(g);
+      const double lhs = ml::sum(ml::conv2d(tape.constant(x), tape.constant(w), k.g) * gv).item();
+      const double via_x =
+          ml::sum(ml::conv2d_input_grad(gv, tape.constant(w), k.x, k.g) * tape.constant(x)).item();
+      const double via_w =
+          ml::sum(ml::conv2d_weight_grad(tape.constant(x), gv, k.w, k.g) * tape.constant(w)).item();
+      CHECK_THAT(via_x, WithinAbs(lhs, 1e-10));
+      CHECK_THAT(via_w, WithinAbs(lhs, 1e-10));
+    }
   }
   SECTION("bad shapes") {
     ml::Tape<double> tape;
@@ -454,6 +491,12 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
           (void)ml::conv2d(x, tape.constant(Tensor<double>(Shape{4, 2, 7, 7})));
         },
         {"metalearn::conv2d", "kernel larger"});
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] {
+          (void)ml::conv2d(x, tape.constant(Tensor<double>(Shape{4, 2, 3, 3})),
+                           tape.constant(Tensor<double>(Shape{3})));
+        },
+        {"metalearn::conv2d", "bias", "[3]", "[4, 2, 3, 3]"});
   }
 }
 
@@ -474,6 +517,20 @@ TEST_CASE("pooling: max, average, global average", "[autodiff][grad][second-orde
   CHECK(ml::global_avg_pool2d(t).to_tensor().at(0, 0) == Approx(4.0));
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::max_pool2d(t, 3, 1); },
                                               {"metalearn::max_pool2d", "[1, 1, 2, 3]"});
+  // 2x2 stride 2 (conv4's pooling, its own loop): the maximum in each of the four window
+  // positions, a tie sends the gradient to the first maximum in row-major order, and the
+  // odd last row and column are dropped (floor).
+  const auto u = tape.leaf(Tensor<double>(Shape{1, 1, 3, 9}, {9, 1, 1, 1, 1, 1, 2, 2, 7,  //
+                                                              1, 1, 9, 1, 1, 9, 2, 2, 7,  //
+                                                              8, 8, 8, 8, 8, 8, 8, 8, 8}));
+  const auto pooled = ml::max_pool2d(u, 2, 2);
+  REQUIRE(pooled.shape() == Shape{1, 1, 1, 4});
+  const Tensor<double> pv = pooled.to_tensor();
+  CHECK(std::vector<double>(pv.data(), pv.data() + 4) == std::vector<double>{9, 9, 9, 2});
+  const Tensor<double> du = ml::grad(ml::sum(pooled), {u})[0].to_tensor();
+  std::vector<double> expected(27, 0.0);
+  for (const int at : {0, 11, 14, 6}) expected[static_cast<std::size_t>(at)] = 1.0;
+  CHECK(std::vector<double>(du.data(), du.data() + 27) == expected);
 }
 
 TEST_CASE("channel_normalize: values, gradients, fused and recorded backward agree",

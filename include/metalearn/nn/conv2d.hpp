@@ -47,9 +47,8 @@ class Conv2d : public detail::Cloneable<Conv2d<Scalar>, Scalar> {
     if (s.rank() != 4 || s[1] != weight_.shape()[1])
       throw InvalidArgument("metalearn::nn::Conv2d::forward: input has shape " + s.to_string() +
                             ", expected [N, " + std::to_string(weight_.shape()[1]) + ", H, W]");
-    const Var<Scalar> y = conv2d(x, p[0], {options_.stride, options_.padding});
-    if (!options_.bias) return y;
-    return y + reshape(p[1], Shape{1, weight_.shape()[0], 1, 1});
+    const Conv2dGeometry g{options_.stride, options_.padding};
+    return options_.bias ? conv2d(x, p[0], p[1], g) : conv2d(x, p[0], g);
   }
 
   const Conv2dOptions& options() const { return options_; }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <string>
 
@@ -44,12 +45,42 @@ inline bool broadcasts_to(const Shape& from, const Shape& to) {
   return true;
 }
 
+/// Merges neighbouring axes that every operand walks as one (contiguously, or repeated along
+/// both), dropping size-1 axes, so the inner loops run long: a bias [1, F, 1, 1] against
+/// [N, F, H, W] becomes [N, F, H W]. `od` is the loop shape (contiguous), `st` the strides of
+/// the other operands in it; both are rewritten, right-aligned.
+inline void coalesce(Dims4& od, std::initializer_list<Dims4*> st) {
+  Dims4 nd{1, 1, 1, 1};
+  std::array<Dims4, 2> ns{};
+  int out = 3;
+  bool started = false;
+  for (int i = 3; i >= 0; --i) {
+    if (od[i] == 1) continue;
+    bool merge = started;
+    int k = 0;
+    for (const Dims4* s : st) merge = merge && (*s)[i] == ns[k++][out] * nd[out];
+    if (merge) {
+      nd[out] *= od[i];
+      continue;
+    }
+    if (started) --out;
+    started = true;
+    nd[out] = od[i];
+    k = 0;
+    for (const Dims4* s : st) ns[k++][out] = (*s)[i];
+  }
+  od = nd;
+  int k = 0;
+  for (Dims4* s : st) *s = ns[k++];
+}
+
 /// out[i] = f(a[i'], b[i'']) over the broadcast shape `so`. The innermost loop is
 /// specialised on whether each operand is contiguous or repeated along the last axis.
 template <class Scalar, class F>
 void broadcast_apply(const Scalar* a, const Shape& sa, const Scalar* b, const Shape& sb,
                      Scalar* out, const Shape& so, F f) {
-  const Dims4 od = pad4(so), as = broadcast_strides(sa, od), bs = broadcast_strides(sb, od);
+  Dims4 od = pad4(so), as = broadcast_strides(sa, od), bs = broadcast_strides(sb, od);
+  coalesce(od, {&as, &bs});
   const std::int64_t n = od[3];
   for (std::int64_t i0 = 0; i0 < od[0]; ++i0)
     for (std::int64_t i1 = 0; i1 < od[1]; ++i1)
@@ -123,7 +154,8 @@ Var<Scalar> sum_to(const Var<Scalar>& x, const Shape& shape) {
     *po = x.value().array().sum();
     return out.var;
   }
-  const detail::Dims4 xd = detail::pad4(sx), os = detail::broadcast_strides(shape, xd);
+  detail::Dims4 xd = detail::pad4(sx), os = detail::broadcast_strides(shape, xd);
+  detail::coalesce(xd, {&os});
   const std::int64_t n = xd[3];
   for (std::int64_t i0 = 0; i0 < xd[0]; ++i0)
     for (std::int64_t i1 = 0; i1 < xd[1]; ++i1)
@@ -131,10 +163,8 @@ Var<Scalar> sum_to(const Var<Scalar>& x, const Shape& shape) {
         Scalar* o = po + i0 * os[0] + i1 * os[1] + i2 * os[2];
         if (os[3] != 0) {
           for (std::int64_t k = 0; k < n; ++k) o[k] += px[k];
-        } else {
-          Scalar acc = 0;
-          for (std::int64_t k = 0; k < n; ++k) acc += px[k];
-          *o += acc;
+        } else {  // Eigen's vectorised sum: a scalar loop is one dependent add per element
+          *o += Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(px, n).sum();
         }
         px += n;
       }

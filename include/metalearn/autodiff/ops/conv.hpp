@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <metalearn/autodiff/detail/op_support.hpp>
+#include <metalearn/autodiff/ops/broadcast.hpp>
+#include <metalearn/autodiff/ops/shape_ops.hpp>
 #include <string>
 
 namespace metalearn {
@@ -60,16 +62,61 @@ inline std::pair<std::int64_t, std::int64_t> valid_columns(const ConvDims& d, st
   return {lo, hi};
 }
 
+/// Output rows [lo, hi) whose input row oh * stride - pad + i lies inside [0, h).
+inline std::pair<std::int64_t, std::int64_t> valid_rows(const ConvDims& d, std::int64_t i) {
+  ConvDims t = d;  // the same arithmetic as for columns, with the roles of h and w swapped
+  t.w = d.h;
+  t.ow = d.oh;
+  return valid_columns(t, i);
+}
+
+/// A "same" convolution at stride 1 (OH = H, OW = W): row (c, i, j) of the column matrix is
+/// the image plane shifted by (i - pad) W + (j - pad), so it is one contiguous copy, plus
+/// zeros where the window leaves the image (whole rows at the top or bottom, and the
+/// wrapped-around entries between rows). Far fewer, longer copies than row by row: the
+/// 14x14 maps of conv4 have rows of 14 floats.
+inline bool is_same_stride1(const ConvDims& d) {
+  return d.stride == 1 && d.oh == d.h && d.ow == d.w;
+}
+
+/// The part of row (i, j) of a "same" stride-1 column matrix that is a contiguous copy of
+/// the plane: columns [begin, end), source offset `shift`; empty when no row is valid.
+struct ShiftedSpan {
+  std::int64_t begin, end, shift, row_lo, row_hi, col_lo, col_hi;
+};
+inline ShiftedSpan shifted_span(const ConvDims& d, std::int64_t i, std::int64_t j) {
+  const auto [row_lo, row_hi] = valid_rows(d, i);
+  const auto [col_lo, col_hi] = valid_columns(d, j);
+  ShiftedSpan s{0, 0, (i - d.pad) * d.w + (j - d.pad), row_lo, row_hi, col_lo, col_hi};
+  if (row_lo < row_hi && col_lo < col_hi) {
+    s.begin = row_lo * d.ow + col_lo;
+    s.end = (row_hi - 1) * d.ow + col_hi;
+  }
+  return s;
+}
+
 /// Columns of one image [C, H, W] into rows of length OH*OW, row r starting at
 /// col + r * ld (ld >= OH*OW lets several images share one wide matrix). Zero where the
 /// window leaves the image. The valid span of each output row is found once, so the inner
 /// loop is a plain (strided) copy.
 template <class Scalar>
 void im2col(const Scalar* x, const ConvDims& d, Scalar* col, std::int64_t ld) {
+  const bool same = is_same_stride1(d);
   for (std::int64_t c = 0; c < d.c; ++c)
     for (std::int64_t i = 0; i < d.kh; ++i)
       for (std::int64_t j = 0; j < d.kw; ++j) {
         Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
+        if (same) {
+          const ShiftedSpan s = shifted_span(d, i, j);
+          const Scalar* plane = x + c * d.h * d.w;
+          std::fill(row, row + s.begin, Scalar(0));
+          if (s.begin < s.end)
+            std::copy(plane + (s.begin + s.shift), plane + (s.end + s.shift), row + s.begin);
+          std::fill(row + s.end, row + d.p(), Scalar(0));
+          for (std::int64_t oh = s.row_lo; oh + 1 < s.row_hi; ++oh)  // wrapped entries
+            std::fill(row + oh * d.ow + s.col_hi, row + (oh + 1) * d.ow + s.col_lo, Scalar(0));
+          continue;
+        }
         const auto [lo, hi] = valid_columns(d, j);
         for (std::int64_t oh = 0; oh < d.oh; ++oh) {
           const std::int64_t y = oh * d.stride - d.pad + i;
@@ -90,13 +137,24 @@ void im2col(const Scalar* x, const ConvDims& d, Scalar* col, std::int64_t ld) {
       }
 }
 
-/// The adjoint of im2col: adds each column entry back into its image position.
+/// The adjoint of im2col: adds each column entry back into its image position. `col` is
+/// scratch: the "same" stride-1 path zeroes its wrapped-around entries, then adds each row
+/// to the shifted plane in one contiguous pass.
 template <class Scalar>
-void col2im_add(const Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
+void col2im_add(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
+  const bool same = is_same_stride1(d);
   for (std::int64_t c = 0; c < d.c; ++c)
     for (std::int64_t i = 0; i < d.kh; ++i)
       for (std::int64_t j = 0; j < d.kw; ++j) {
-        const Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
+        Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
+        if (same) {
+          const ShiftedSpan s = shifted_span(d, i, j);
+          for (std::int64_t oh = s.row_lo; oh + 1 < s.row_hi; ++oh)
+            std::fill(row + oh * d.ow + s.col_hi, row + (oh + 1) * d.ow + s.col_lo, Scalar(0));
+          Scalar* plane = x + c * d.h * d.w;
+          for (std::int64_t q = s.begin; q < s.end; ++q) plane[q + s.shift] += row[q];
+          continue;
+        }
         const auto [lo, hi] = valid_columns(d, j);
         for (std::int64_t oh = 0; oh < d.oh; ++oh) {
           const std::int64_t y = oh * d.stride - d.pad + i;
@@ -180,31 +238,56 @@ void scatter_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::
 
 }  // namespace detail
 
+namespace detail {
+
+/// out = conv(x, w) (+ bias[f] on every output of filter f when `bias` is not null): im2col
+/// of a group of images, one GEMM, then the bias added while the result is still in cache.
+template <class Scalar>
+void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bias,
+                    const ConvDims& d, Scalar* out) {
+  const std::int64_t group = images_per_gemm(d), ld = group * d.p();
+  Scalar* col = column_buffer(x, d, ld);
+  Scalar* tmp = group > 1 ? output_buffer(x, d, ld) : nullptr;
+  const Scalar* px = x.value().data();
+  const ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+    const std::int64_t count = std::min(group, d.n - n0);
+    for (std::int64_t k = 0; k < count; ++k)
+      im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), count * d.p());
+    MatMap<Scalar> y(group == 1 ? out + n0 * d.f * d.p() : tmp, d.f, count * d.p());
+    y.noalias() = W * ConstMatMap<Scalar>(col, d.ckk(), count * d.p());
+    if (bias != nullptr)
+      y.colwise() += Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>>(bias, d.f);
+    if (group > 1) scatter_images(tmp, d, n0, count, out);
+  }
+}
+
+}  // namespace detail
+
 /// y = conv(x, w): x [N, C, H, W], w [F, C, KH, KW] -> [N, F, OH, OW] with
-/// OH = (H + 2 padding - KH) / stride + 1. Cross-correlation, no bias (add one with
-/// broadcasting). Computed as im2col + one GEMM per image.
+/// OH = (H + 2 padding - KH) / stride + 1. Cross-correlation. Computed as im2col + GEMMs
+/// over groups of images.
 template <class Scalar>
 Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g = {}) {
   const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
   auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w},
                             &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
-  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
-  Scalar* col = detail::column_buffer(x, d, ld);
-  Scalar* tmp = group > 1 ? detail::output_buffer(x, d, ld) : nullptr;
-  const Scalar* px = x.value().data();
-  const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
-    const std::int64_t count = std::min(group, d.n - n0);
-    for (std::int64_t k = 0; k < count; ++k)
-      detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), count * d.p());
-    const detail::ConstMatMap<Scalar> cols(col, d.ckk(), count * d.p());
-    if (group == 1) {
-      detail::MatMap<Scalar>(out.data + n0 * d.f * d.p(), d.f, d.p()).noalias() = W * cols;
-    } else {
-      detail::MatMap<Scalar>(tmp, d.f, count * d.p()).noalias() = W * cols;
-      detail::scatter_images(tmp, d, n0, count, out.data);
-    }
-  }
+  detail::conv2d_compute(x, w, static_cast<const Scalar*>(nullptr), d, out.data);
+  return out.var;
+}
+
+/// y = conv(x, w) + b with b [F] added to every output of filter f: one op, so the bias
+/// costs no extra pass over the output (the bias gradient is one reduction of g).
+template <class Scalar>
+Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, const Var<Scalar>& b,
+                   Conv2dGeometry g = {}) {
+  const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
+  if (b.shape() != Shape{d.f})
+    throw InvalidArgument(detail::shapes_message(
+        "conv2d", "bias must be [F] for weight [F, C, KH, KW]", b.shape(), w.shape()));
+  auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w, b},
+                            &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
+  detail::conv2d_compute(x, w, b.value().data(), d, out.data);
   return out.var;
 }
 
@@ -272,13 +355,18 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
 
 namespace detail {
 
-// y = conv(x, w): dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g).
+// y = conv(x, w) [+ b]: dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g),
+// db = g summed over images and positions.
 template <class Scalar>
 void conv2d_backward(BackwardContext<Scalar>& c) {
   const Conv2dGeometry geo = geometry_of(c.attrs());
   const Var<Scalar> x = c.input(0), w = c.input(1), g = c.grad_output;
   if (c.needed(0)) c.grad_inputs[0] = conv2d_input_grad(g, w, x.shape(), geo);
   if (c.needed(1)) c.grad_inputs[1] = conv2d_weight_grad(x, g, w.shape(), geo);
+  if (c.node().n_inputs == 3 && c.needed(2)) {
+    const std::int64_t f = w.shape()[0];
+    c.grad_inputs[2] = reshape(sum_to(g, Shape{1, f, 1, 1}), Shape{f});
+  }
 }
 
 // z = conv_input_grad(g, w) is bilinear with <gz, z> = <conv(gz, w), g>, so

@@ -4,6 +4,7 @@
 /// flattened input, so they inherit gather_rows's any-order derivatives.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
@@ -55,28 +56,44 @@ std::int64_t* window_indices(const Var<Scalar>& x, const PoolDims& d, std::int64
 }  // namespace detail
 
 /// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch).
-/// The gradient goes to the first maximum of each window.
+/// The gradient goes to the first maximum of each window. One pass finds each window's
+/// maximum and its index; the node is a gather of those indices, so its derivatives of
+/// every order are gather_rows's.
 template <class Scalar>
 Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
   const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
   const std::int64_t count = d.n * d.c * d.oh * d.ow;
   auto* idx = static_cast<std::int64_t*>(x.tape().allocate(sizeof(std::int64_t) * count));
+  auto out = detail::record_gather_rows(reshape(x, Shape{x.numel(), 1}), idx,
+                                        static_cast<std::size_t>(count));
   const Scalar* px = x.value().data();
+  Scalar* po = out.data;
   std::int64_t k = 0;
   for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
-    for (std::int64_t oh = 0; oh < d.oh; ++oh)
-      for (std::int64_t ow = 0; ow < d.ow; ++ow) {
-        std::int64_t best = (nc * d.h + oh * d.stride) * d.w + ow * d.stride;
+    for (std::int64_t oh = 0; oh < d.oh; ++oh) {
+      const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
+      if (d.k == 2 && d.stride == 2) {  // conv4's pooling: the four candidates unrolled
+        for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
+          std::int64_t best = top + 2 * ow;
+          for (const std::int64_t at : {best + 1, best + d.w, best + d.w + 1})
+            if (px[at] > px[best]) best = at;
+          idx[k] = best;
+          po[k] = px[best];
+        }
+        continue;
+      }
+      for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
+        std::int64_t best = top + ow * d.stride;
         for (std::int64_t i = 0; i < d.k; ++i)
           for (std::int64_t j = 0; j < d.k; ++j) {
-            const std::int64_t at = (nc * d.h + oh * d.stride + i) * d.w + ow * d.stride + j;
+            const std::int64_t at = top + i * d.w + ow * d.stride + j;
             if (px[at] > px[best]) best = at;
           }
-        idx[k++] = best;
+        idx[k] = best;
+        po[k] = px[best];
       }
-  const Var<Scalar> flat = reshape(x, Shape{x.numel(), 1});
-  return reshape(detail::gather_rows_trusted(flat, idx, static_cast<std::size_t>(count)),
-                 Shape{d.n, d.c, d.oh, d.ow});
+    }
+  return reshape(out.var, Shape{d.n, d.c, d.oh, d.ow});
 }
 
 /// Mean over kernel x kernel windows (no padding).

@@ -148,16 +148,24 @@ Var<Scalar> concat(const std::vector<Var<Scalar>>& xs) {
 }
 
 namespace detail {
+/// Records out = x[idx] (rows) without computing it, for an op that finds the indices and
+/// the values in one pass (max pooling) and fills both before anything reads them. `idx`
+/// lives in the tape's arena and must end up in range.
+template <class Scalar>
+Output<Scalar> record_gather_rows(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
+  NodeAttrs attrs;
+  attrs.extra = idx;
+  attrs.integer[0] = static_cast<std::int64_t>(n);
+  return record("gather_rows", with_rows(x.shape(), static_cast<std::int64_t>(n)), {x},
+                &gather_rows_backward<Scalar>, attrs);
+}
+
 /// gather_rows with indices already in the tape's arena and known to be in range (made by
 /// another op, e.g. pooling): no copy, no check.
 template <class Scalar>
 Var<Scalar> gather_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
   const Shape sx = x.shape();
-  NodeAttrs attrs;
-  attrs.extra = idx;
-  attrs.integer[0] = static_cast<std::int64_t>(n);
-  const Shape so = with_rows(sx, static_cast<std::int64_t>(n));
-  auto out = record("gather_rows", so, {x}, &gather_rows_backward<Scalar>, attrs);
+  auto out = record_gather_rows(x, idx, n);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   const Scalar* px = x.value().data();
   if (row == 1) {  // element gathers (pooling): no per-row copy call
@@ -254,9 +262,9 @@ void concat_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void gather_rows_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] =
-      scatter_add_rows(c.grad_output, stored_indices(c.attrs()),
-                       static_cast<std::size_t>(c.attrs().integer[0]), c.input(0).shape()[0]);
+  c.grad_inputs[0] = scatter_add_rows_trusted(c.grad_output, stored_indices(c.attrs()),
+                                              static_cast<std::size_t>(c.attrs().integer[0]),
+                                              c.input(0).shape()[0]);  // stored, checked once
 }
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c) {
