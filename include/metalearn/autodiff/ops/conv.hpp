@@ -79,6 +79,19 @@ inline bool is_same_stride1(const ConvDims& d) {
   return d.stride == 1 && d.oh == d.h && d.ow == d.w;
 }
 
+/// Zeroes the entries of a "same" stride-1 row image [OH, OW] that a contiguous shifted
+/// copy filled with values wrapped around from the neighbouring image row: columns
+/// [col_hi, OW) of every valid row but the last, [0, col_lo) of every valid row but the
+/// first. Column by column, strided: a handful of stores, not a memset call per row.
+template <class Scalar>
+void zero_wrapped(Scalar* row, const ConvDims& d, std::int64_t row_lo, std::int64_t row_hi,
+                  std::int64_t col_lo, std::int64_t col_hi) {
+  for (std::int64_t q = col_hi; q < d.ow; ++q)
+    for (std::int64_t oh = row_lo; oh + 1 < row_hi; ++oh) row[oh * d.ow + q] = Scalar(0);
+  for (std::int64_t q = 0; q < col_lo; ++q)
+    for (std::int64_t oh = row_lo + 1; oh < row_hi; ++oh) row[oh * d.ow + q] = Scalar(0);
+}
+
 /// The part of row (i, j) of a "same" stride-1 column matrix that is a contiguous copy of
 /// the plane: columns [begin, end), source offset `shift`; empty when no row is valid.
 struct ShiftedSpan {
@@ -113,8 +126,7 @@ void im2col(const Scalar* x, const ConvDims& d, Scalar* col, std::int64_t ld) {
           if (s.begin < s.end)
             std::copy(plane + (s.begin + s.shift), plane + (s.end + s.shift), row + s.begin);
           std::fill(row + s.end, row + d.p(), Scalar(0));
-          for (std::int64_t oh = s.row_lo; oh + 1 < s.row_hi; ++oh)  // wrapped entries
-            std::fill(row + oh * d.ow + s.col_hi, row + (oh + 1) * d.ow + s.col_lo, Scalar(0));
+          zero_wrapped(row, d, s.row_lo, s.row_hi, s.col_lo, s.col_hi);
           continue;
         }
         const auto [lo, hi] = valid_columns(d, j);
@@ -149,8 +161,7 @@ void col2im_add(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
         Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
         if (same) {
           const ShiftedSpan s = shifted_span(d, i, j);
-          for (std::int64_t oh = s.row_lo; oh + 1 < s.row_hi; ++oh)
-            std::fill(row + oh * d.ow + s.col_hi, row + (oh + 1) * d.ow + s.col_lo, Scalar(0));
+          zero_wrapped(row, d, s.row_lo, s.row_hi, s.col_lo, s.col_hi);
           Scalar* plane = x + c * d.h * d.w;
           for (std::int64_t q = s.begin; q < s.end; ++q) plane[q + s.shift] += row[q];
           continue;
@@ -241,7 +252,7 @@ void scatter_images(const Scalar* src, const ConvDims& d, std::int64_t n0, std::
 namespace detail {
 
 /// out = conv(x, w) (+ bias[f] on every output of filter f when `bias` is not null): im2col
-/// of a group of images, one GEMM, then the bias added while the result is still in cache.
+/// of a group of images, then one GEMM.
 template <class Scalar>
 void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bias,
                     const ConvDims& d, Scalar* out) {
@@ -255,9 +266,13 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
     for (std::int64_t k = 0; k < count; ++k)
       im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), count * d.p());
     MatMap<Scalar> y(group == 1 ? out + n0 * d.f * d.p() : tmp, d.f, count * d.p());
-    y.noalias() = W * ConstMatMap<Scalar>(col, d.ckk(), count * d.p());
-    if (bias != nullptr)
-      y.colwise() += Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>>(bias, d.f);
+    const ConstMatMap<Scalar> cols(col, d.ckk(), count * d.p());
+    if (bias != nullptr) {  // the GEMM accumulates onto the bias instead of onto zeros
+      y.colwise() = Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>>(bias, d.f);
+      y.noalias() += W * cols;
+    } else {
+      y.noalias() = W * cols;
+    }
     if (group > 1) scatter_images(tmp, d, n0, count, out);
   }
 }
