@@ -149,23 +149,37 @@ void im2col(const Scalar* x, const ConvDims& d, Scalar* col, std::int64_t ld) {
       }
 }
 
-/// The adjoint of im2col: adds each column entry back into its image position. `col` is
-/// scratch: the "same" stride-1 path zeroes its wrapped-around entries, then adds each row
-/// to the shifted plane in one contiguous pass.
+/// The adjoint of im2col: image x [C, H, W] = the sum of each column entry at its image
+/// position (x is overwritten). `col` is scratch. In the "same" stride-1 path the centre
+/// tap covers every position with shift 0, so it is copied in first (no zero fill); each
+/// other row has its wrapped-around entries zeroed and is added to the shifted plane in
+/// one contiguous pass.
 template <class Scalar>
-void col2im_add(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
-  const bool same = is_same_stride1(d);
+void col2im(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
+  const auto row_of = [&](std::int64_t c, std::int64_t i, std::int64_t j) {
+    return col + ((c * d.kh + i) * d.kw + j) * ld;
+  };
+  if (is_same_stride1(d)) {
+    for (std::int64_t c = 0; c < d.c; ++c) {
+      Scalar* plane = x + c * d.h * d.w;
+      const Scalar* centre = row_of(c, d.pad, d.pad);
+      std::copy(centre, centre + d.p(), plane);
+      for (std::int64_t i = 0; i < d.kh; ++i)
+        for (std::int64_t j = 0; j < d.kw; ++j) {
+          if (i == d.pad && j == d.pad) continue;
+          Scalar* row = row_of(c, i, j);
+          const ShiftedSpan s = shifted_span(d, i, j);
+          zero_wrapped(row, d, s.row_lo, s.row_hi, s.col_lo, s.col_hi);
+          for (std::int64_t q = s.begin; q < s.end; ++q) plane[q + s.shift] += row[q];
+        }
+    }
+    return;
+  }
+  std::fill(x, x + d.c * d.h * d.w, Scalar(0));
   for (std::int64_t c = 0; c < d.c; ++c)
     for (std::int64_t i = 0; i < d.kh; ++i)
       for (std::int64_t j = 0; j < d.kw; ++j) {
-        Scalar* row = col + ((c * d.kh + i) * d.kw + j) * ld;
-        if (same) {
-          const ShiftedSpan s = shifted_span(d, i, j);
-          zero_wrapped(row, d, s.row_lo, s.row_hi, s.col_lo, s.col_hi);
-          Scalar* plane = x + c * d.h * d.w;
-          for (std::int64_t q = s.begin; q < s.end; ++q) plane[q + s.shift] += row[q];
-          continue;
-        }
+        const Scalar* row = row_of(c, i, j);
         const auto [lo, hi] = valid_columns(d, j);
         for (std::int64_t oh = 0; oh < d.oh; ++oh) {
           const std::int64_t y = oh * d.stride - d.pad + i;
@@ -319,7 +333,6 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
   auto out = detail::record("conv2d_input_grad", input_shape, {g, w},
                             &detail::conv2d_input_grad_backward<Scalar>,
                             detail::conv_attrs(geo, input_shape));
-  std::fill(out.data, out.data + input_shape.numel(), Scalar(0));
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
   Scalar* col = detail::column_buffer(g, d, ld);
   Scalar* gbuf = group > 1 ? detail::output_buffer(g, d, ld) : nullptr;
@@ -331,8 +344,7 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
     detail::MatMap<Scalar>(col, d.ckk(), k_count * d.p()).noalias() =
         W.transpose() * detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p());
     for (std::int64_t k = 0; k < k_count; ++k)
-      detail::col2im_add(col + k * d.p(), d, out.data + (n0 + k) * d.c * d.h * d.w,
-                         k_count * d.p());
+      detail::col2im(col + k * d.p(), d, out.data + (n0 + k) * d.c * d.h * d.w, k_count * d.p());
   }
   return out.var;
 }

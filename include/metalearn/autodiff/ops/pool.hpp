@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/autodiff/ops/pool.hpp
-/// Pooling over NCHW images: max, average, global average. Built from gathers of the
-/// flattened input, so they inherit gather_rows's any-order derivatives.
+/// Pooling over NCHW images: max, average, global average. Max pooling is a gather of the
+/// window maxima and its adjoint a scatter back to them, a closed pair (each one's backward
+/// is the other), so it is differentiable to any order; average pooling is built from
+/// gather_rows.
 #pragma once
 
 #include <algorithm>
@@ -55,17 +57,63 @@ std::int64_t* window_indices(const Var<Scalar>& x, const PoolDims& d, std::int64
 
 }  // namespace detail
 
+namespace detail {
+
+template <class Scalar>
+void pool_gather_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void pool_scatter_backward(BackwardContext<Scalar>& c);
+
+// Both ops keep the flat input index of every output (arena) and the window geometry.
+inline NodeAttrs pool_attrs(const std::int64_t* idx, const PoolDims& d) {
+  NodeAttrs a;
+  a.extra = idx;
+  a.integer[0] = d.k;
+  a.integer[1] = d.stride;
+  return a;
+}
+
+/// out [N, C, OH, OW] = x at the stored flat indices (one per window). The values are
+/// filled by the caller (max_pool2d finds them with the indices) or here (`fill`).
+template <class Scalar>
+Output<Scalar> pool_gather(const Var<Scalar>& x, const std::int64_t* idx, const PoolDims& d,
+                           bool fill) {
+  auto out = record("max_pool2d", Shape{d.n, d.c, d.oh, d.ow}, {x}, &pool_gather_backward<Scalar>,
+                    pool_attrs(idx, d));
+  if (fill) {
+    const Scalar* px = x.value().data();
+    for (std::int64_t k = 0; k < d.n * d.c * d.oh * d.ow; ++k) out.data[k] = px[idx[k]];
+  }
+  return out;
+}
+
+/// The adjoint of pool_gather: an input-shaped tensor, zero except out[idx[k]] += g[k].
+/// Plane by plane (every window lies in one plane), so the scattered writes land in the
+/// cache lines just zeroed instead of in a tensor zeroed as a whole beforehand.
+template <class Scalar>
+Var<Scalar> pool_scatter(const Var<Scalar>& g, const std::int64_t* idx, const PoolDims& d) {
+  auto out = record("max_unpool2d", Shape{d.n, d.c, d.h, d.w}, {g}, &pool_scatter_backward<Scalar>,
+                    pool_attrs(idx, d));
+  const Scalar* pg = g.value().data();
+  const std::int64_t plane = d.h * d.w, windows = d.oh * d.ow;
+  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc) {
+    std::fill(out.data + nc * plane, out.data + (nc + 1) * plane, Scalar(0));
+    for (std::int64_t k = nc * windows; k < (nc + 1) * windows; ++k) out.data[idx[k]] += pg[k];
+  }
+  return out.var;
+}
+
+}  // namespace detail
+
 /// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch).
 /// The gradient goes to the first maximum of each window. One pass finds each window's
-/// maximum and its index; the node is a gather of those indices, so its derivatives of
-/// every order are gather_rows's.
+/// maximum and its index.
 template <class Scalar>
 Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
   const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
   const std::int64_t count = d.n * d.c * d.oh * d.ow;
   auto* idx = static_cast<std::int64_t*>(x.tape().allocate(sizeof(std::int64_t) * count));
-  auto out = detail::record_gather_rows(reshape(x, Shape{x.numel(), 1}), idx,
-                                        static_cast<std::size_t>(count));
+  auto out = detail::pool_gather(x, idx, d, false);
   const Scalar* px = x.value().data();
   Scalar* po = out.data;
   std::int64_t k = 0;
@@ -93,8 +141,28 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
         po[k] = px[best];
       }
     }
-  return reshape(out.var, Shape{d.n, d.c, d.oh, d.ow});
+  return out.var;
 }
+
+namespace detail {
+
+// y = x[idx]: dx = scatter of gy to idx; z = scatter(g, idx): dg = gz[idx].
+template <class Scalar>
+void pool_gather_backward(BackwardContext<Scalar>& c) {
+  const PoolDims d =
+      pool_dims("max_pool2d", c.input(0).shape(), c.attrs().integer[0], c.attrs().integer[1]);
+  c.grad_inputs[0] =
+      pool_scatter(c.grad_output, static_cast<const std::int64_t*>(c.attrs().extra), d);
+}
+template <class Scalar>
+void pool_scatter_backward(BackwardContext<Scalar>& c) {
+  const PoolDims d =
+      pool_dims("max_pool2d", c.node().shape, c.attrs().integer[0], c.attrs().integer[1]);
+  c.grad_inputs[0] =
+      pool_gather(c.grad_output, static_cast<const std::int64_t*>(c.attrs().extra), d, true).var;
+}
+
+}  // namespace detail
 
 /// Mean over kernel x kernel windows (no padding).
 template <class Scalar>
