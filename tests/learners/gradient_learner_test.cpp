@@ -2,6 +2,8 @@
 // formula, thread-count independence, and a short deterministic convergence run.
 #include <cmath>
 #include <metalearn/metalearn.hpp>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -126,6 +128,45 @@ TEST_CASE("Maml: meta-steps are bit-identical for 1 and 2 threads", "[learners][
   }
   for (std::size_t p = 0; p < results[0].size(); ++p)
     CHECK((results[0][p].array() == results[1][p].array()).all());
+}
+
+TEST_CASE("run_tasks: persistent workers, nested and concurrent calls, errors in task order",
+          "[learners][threads]") {
+  const auto square_all = [](std::size_t tasks, std::size_t threads) {
+    return meta::run_tasks<std::size_t>(tasks, threads, [](std::size_t t) { return t * t; });
+  };
+  for (int round = 0; round < 3; ++round)  // the pool's threads are reused across calls
+    for (std::size_t threads : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+      const auto out = square_all(7, threads);
+      for (std::size_t t = 0; t < 7; ++t) CHECK(out[t] == t * t);
+    }
+  // A task that runs tasks of its own (on the pool's threads or the caller's) and two user
+  // threads running meta-steps at once: neither waits for the other or for itself.
+  const auto nested = meta::run_tasks<std::size_t>(4, 2, [&](std::size_t t) {
+    std::size_t sum = 0;
+    for (const std::size_t v : square_all(5, 2)) sum += v;
+    return sum + t;
+  });
+  for (std::size_t t = 0; t < 4; ++t) CHECK(nested[t] == 30 + t);
+  std::vector<std::size_t> a, b;
+  std::thread other([&] { a = square_all(9, 2); });
+  b = square_all(9, 2);
+  other.join();
+  CHECK(a == b);
+  CHECK(a.size() == 9);
+  // The first failing task in task order is the one reported, after all have run.
+  std::vector<int> ran(6, 0);
+  try {
+    (void)meta::run_tasks<int>(6, 2, [&](std::size_t t) {
+      ran[t] = 1;
+      if (t == 3 || t == 4) throw ml::InvalidArgument("task " + std::to_string(t));
+      return 0;
+    });
+    FAIL("no exception");
+  } catch (const ml::InvalidArgument& e) {
+    CHECK(std::string(e.what()) == "task 3");
+  }
+  CHECK(ran == std::vector<int>(6, 1));
 }
 
 TEST_CASE("Maml: classification episodes, accuracy, and errors", "[learners][error]") {

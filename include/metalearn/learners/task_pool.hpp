@@ -7,13 +7,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/learners/policies.hpp>
 #include <metalearn/optim/clip.hpp>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,14 +31,106 @@ inline std::size_t task_threads(int requested, std::size_t tasks) {
   return std::max<std::size_t>(1, std::min(want, tasks));
 }
 
+namespace detail {
+
+/// Worker threads kept alive across meta-steps. Each thread's tape arena (thread-local)
+/// then stays warm: a thread started per meta-step pays a page fault for every byte its
+/// first task's tape touches (hundreds of MiB for a conv4 MAML task). One process-wide
+/// pool, grown on demand; a call that finds it busy (another thread's meta-step, or a
+/// nested call from inside a task) runs on threads of its own instead, so it never waits
+/// for itself.
+class WorkerPool {
+ public:
+  static WorkerPool& shared() {
+    static WorkerPool pool;
+    return pool;
+  }
+
+  /// work(k) for k in [0, workers): k = 0 on the calling thread, the others on pool
+  /// threads; returns when all are done. `work` must not throw.
+  template <class Work>
+  void run(std::size_t workers, Work& work) {
+    std::unique_lock<std::mutex> busy(busy_, std::defer_lock);
+    if (inside_pool() || !busy.try_lock()) {  // checked first: never try_lock a held mutex
+      std::vector<std::thread> own;
+      for (std::size_t k = 1; k < workers; ++k) own.emplace_back([&work, k] { work(k); });
+      work(0);
+      for (auto& th : own) th.join();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (threads_.size() + 1 < workers) {
+        const std::size_t k = threads_.size() + 1;
+        threads_.emplace_back([this, k] { serve(k); });
+      }
+      job_ = [&work](std::size_t k) { work(k); };
+      active_ = workers;
+      pending_ = workers - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    inside_pool() = true;  // a nested call from this task runs on threads of its own
+    work(0);
+    inside_pool() = false;
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& th : threads_) th.join();
+  }
+
+ private:
+  static bool& inside_pool() {
+    thread_local bool inside = false;
+    return inside;
+  }
+
+  void serve(std::size_t k) {
+    inside_pool() = true;
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (k >= active_) continue;
+      const std::function<void(std::size_t)> job = job_;
+      lock.unlock();
+      job(k);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex busy_;   // held by the meta-step using the pool
+  std::mutex mutex_;  // guards everything below
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> threads_;
+  std::function<void(std::size_t)> job_;
+  std::size_t active_ = 0, pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace detail
+
 /// outcome[t] = run(t) for t in [0, tasks), on `threads` threads (task t on thread
-/// t mod threads; thread 0 is the caller). The first exception, in task order, is rethrown
-/// on the calling thread after every thread has finished.
+/// t mod threads; thread 0 is the caller, the others come from a persistent pool). The
+/// first exception, in task order, is rethrown on the calling thread after every thread
+/// has finished.
 template <class Outcome, class Run>
 std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
   std::vector<Outcome> out(tasks);
   std::vector<std::exception_ptr> errors(tasks);
-  const auto work = [&](std::size_t first) {
+  auto work = [&](std::size_t first) {
     for (std::size_t t = first; t < tasks; t += threads) {
       try {
         out[t] = run(t);
@@ -44,10 +139,10 @@ std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) 
       }
     }
   };
-  std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work, k);
-  work(0);
-  for (auto& th : pool) th.join();
+  if (threads <= 1)
+    work(0);
+  else
+    detail::WorkerPool::shared().run(threads, work);
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
   return out;

@@ -376,8 +376,12 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
     for (std::int64_t k = 0; k < k_count; ++k)
       detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), k_count * d.p());
     const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, gbuf);
-    dW.noalias() += detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p()) *
-                    detail::ConstMatMap<Scalar>(col, d.ckk(), k_count * d.p()).transpose();
+    const detail::ConstMatMap<Scalar> G(gk, d.f, k_count * d.p());
+    const detail::ConstMatMap<Scalar> cols(col, d.ckk(), k_count * d.p());
+    if (d.ckk() <= 16)  // a first layer (1-channel 3x3: 9 rows): F x CKK dot products of
+      dW.noalias() += G.lazyProduct(cols.transpose());  // long rows beat a GEMM this thin
+    else
+      dW.noalias() += G * cols.transpose();
   }
   return out.var;
 }
