@@ -152,6 +152,26 @@ TEST_CASE("train: SIGKILL while a checkpoint is being written loses nothing",
   CHECK(same(full.params(), resumed.params()));
 }
 
+TEST_CASE("run_tasks: a child process after fork() runs its tasks on threads of its own",
+          "[learners][fork]") {
+  const auto squares = [] {
+    return meta::run_tasks<std::size_t>(6, 2, [](std::size_t t) { return t * t; });
+  };
+  REQUIRE(squares()[5] == 25);  // the parent's pool now has a worker thread
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::alarm(30);  // a child stuck waiting for the parent's (absent) workers dies here
+    const auto out = squares();
+    ::_exit(out.size() == 6 && out[5] == 25 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(squares()[4] == 16);  // and the parent's pool still works
+}
+
 TEST_CASE("train: a non-finite step stops with its step and parameter, or is skipped",
           "[learners][trainer]") {
   // A sampler that poisons the targets of its third batch.

@@ -20,6 +20,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 namespace metalearn::meta {
 
@@ -38,12 +41,14 @@ namespace detail {
 /// first task's tape touches (hundreds of MiB for a conv4 MAML task). One process-wide
 /// pool, grown on demand; a call that finds it busy (another thread's meta-step, or a
 /// nested call from inside a task) runs on threads of its own instead, so it never waits
-/// for itself.
+/// for itself, and so does a call in a child process after fork() (the pool's threads do
+/// not exist there). The pool is never destroyed: its idle workers end with the process,
+/// so no static destructor can join a thread that is gone or still in use.
 class WorkerPool {
  public:
   static WorkerPool& shared() {
-    static WorkerPool pool;
-    return pool;
+    static WorkerPool* pool = new WorkerPool;
+    return *pool;
   }
 
   /// work(k) for k in [0, workers): k = 0 on the calling thread, the others on pool
@@ -51,7 +56,9 @@ class WorkerPool {
   template <class Work>
   void run(std::size_t workers, Work& work) {
     std::unique_lock<std::mutex> busy(busy_, std::defer_lock);
-    if (inside_pool() || !busy.try_lock()) {  // checked first: never try_lock a held mutex
+    // In this order: never try_lock a mutex this thread holds, nor one a parent's thread
+    // held when it forked us.
+    if (inside_pool() || forked() || !busy.try_lock()) {
       std::vector<std::thread> own;
       for (std::size_t k = 1; k < workers; ++k) own.emplace_back([&work, k] { work(k); });
       work(0);
@@ -78,16 +85,17 @@ class WorkerPool {
     job_ = nullptr;
   }
 
-  ~WorkerPool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    for (auto& th : threads_) th.join();
+ private:
+  WorkerPool() = default;
+
+  bool forked() const {
+#if defined(__unix__) || defined(__APPLE__)
+    return ::getpid() != owner_;
+#else
+    return false;
+#endif
   }
 
- private:
   static bool& inside_pool() {
     thread_local bool inside = false;
     return inside;
@@ -98,8 +106,7 @@ class WorkerPool {
     std::uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
+      wake_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
       if (k >= active_) continue;
       const std::function<void(std::size_t)> job = job_;
@@ -117,7 +124,9 @@ class WorkerPool {
   std::function<void(std::size_t)> job_;
   std::size_t active_ = 0, pending_ = 0;
   std::uint64_t generation_ = 0;
-  bool stop_ = false;
+#if defined(__unix__) || defined(__APPLE__)
+  const pid_t owner_ = ::getpid();
+#endif
 };
 
 }  // namespace detail
