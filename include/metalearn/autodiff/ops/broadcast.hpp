@@ -150,10 +150,6 @@ Var<Scalar> sum_to(const Var<Scalar>& x, const Shape& shape) {
   const Scalar* px = x.value().data();
   Scalar* po = out.data;
   std::fill(po, po + shape.numel(), Scalar(0));
-  if (shape.numel() == 1) {
-    *po = x.value().array().sum();
-    return out.var;
-  }
   detail::Dims4 xd = detail::pad4(sx), os = detail::broadcast_strides(shape, xd);
   detail::coalesce(xd, {&os});
   const std::int64_t n = xd[3];

@@ -55,10 +55,6 @@ std::int64_t* window_indices(const Var<Scalar>& x, const PoolDims& d, std::int64
   return idx;
 }
 
-}  // namespace detail
-
-namespace detail {
-
 template <class Scalar>
 void pool_gather_backward(BackwardContext<Scalar>& c);
 template <class Scalar>

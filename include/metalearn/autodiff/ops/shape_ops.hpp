@@ -148,24 +148,16 @@ Var<Scalar> concat(const std::vector<Var<Scalar>>& xs) {
 }
 
 namespace detail {
-/// Records out = x[idx] (rows) without computing it, for an op that finds the indices and
-/// the values in one pass (max pooling) and fills both before anything reads them. `idx`
-/// lives in the tape's arena and must end up in range.
-template <class Scalar>
-Output<Scalar> record_gather_rows(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
-  NodeAttrs attrs;
-  attrs.extra = idx;
-  attrs.integer[0] = static_cast<std::int64_t>(n);
-  return record("gather_rows", with_rows(x.shape(), static_cast<std::int64_t>(n)), {x},
-                &gather_rows_backward<Scalar>, attrs);
-}
-
 /// gather_rows with indices already in the tape's arena and known to be in range (made by
 /// another op, e.g. pooling): no copy, no check.
 template <class Scalar>
 Var<Scalar> gather_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
   const Shape sx = x.shape();
-  auto out = record_gather_rows(x, idx, n);
+  NodeAttrs attrs;
+  attrs.extra = idx;
+  attrs.integer[0] = static_cast<std::int64_t>(n);
+  const Shape so = with_rows(sx, static_cast<std::int64_t>(n));
+  auto out = record("gather_rows", so, {x}, &gather_rows_backward<Scalar>, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   const Scalar* px = x.value().data();
   if (row == 1) {  // element gathers (pooling): no per-row copy call
