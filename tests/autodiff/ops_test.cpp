@@ -428,6 +428,20 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
         },
         {uniform(rng, {2, 2, 5, 4}), uniform(rng, {3, 2, 3, 3}), uniform(rng, {3})});
   }
+  SECTION("Winograd path (16+ channels): gradients to second order") {
+    REQUIRE(ml::detail::use_winograd(
+        ml::detail::conv_dims("conv2d", Shape{1, 16, 3, 4}, Shape{16, 16, 3, 3}, {1, 1})));
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d(v[0], v[1], v[2], {1, 1}));
+        },
+        {uniform(rng, {1, 16, 3, 4}), uniform(rng, {16, 16, 3, 3}), uniform(rng, {16})});
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d_input_grad(v[0], v[1], Shape{1, 16, 3, 4}, {1, 1}));
+        },
+        {uniform(rng, {1, 16, 3, 4}), uniform(rng, {16, 16, 3, 3})});
+  }
   SECTION("values against a direct loop, and the adjoints against <conv(x, w), g>") {
     // Geometries through both im2col paths: the "same" stride-1 one (contiguous shifted
     // copies, with images small enough that whole window rows fall outside) and the
@@ -437,10 +451,21 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
       ml::Conv2dGeometry g;
     };
     const Case cases[] = {
-        {{2, 3, 6, 5}, {4, 3, 3, 3}, {2, 1}}, {{3, 2, 6, 5}, {4, 2, 3, 3}, {1, 1}},
-        {{2, 2, 7, 6}, {3, 2, 5, 5}, {1, 2}}, {{2, 2, 4, 4}, {3, 2, 1, 1}, {1, 0}},
-        {{5, 2, 1, 1}, {3, 2, 3, 3}, {1, 1}}, {{4, 1, 2, 2}, {2, 1, 3, 3}, {1, 1}},
-        {{2, 2, 5, 4}, {3, 2, 3, 1}, {1, 1}}, {{2, 1, 6, 6}, {2, 1, 3, 3}, {1, 0}}};
+        {{2, 3, 6, 5}, {4, 3, 3, 3}, {2, 1}},
+        {{3, 2, 6, 5}, {4, 2, 3, 3}, {1, 1}},
+        {{2, 2, 7, 6}, {3, 2, 5, 5}, {1, 2}},
+        {{2, 2, 4, 4}, {3, 2, 1, 1}, {1, 0}},
+        {{5, 2, 1, 1}, {3, 2, 3, 3}, {1, 1}},
+        {{4, 1, 2, 2}, {2, 1, 3, 3}, {1, 1}},
+        {{2, 2, 5, 4}, {3, 2, 3, 1}, {1, 1}},
+        {{2, 1, 6, 6}, {2, 1, 3, 3}, {1, 0}},
+        // Winograd F(2x2, 3x3) (3x3 "same", 16+ channels): even and odd sizes (cropped edge
+        // tiles), channel counts that are not multiples of 16, several image groups with a
+        // partial last one (9 images of 49 tiles), a single tile.
+        {{2, 16, 7, 7}, {16, 16, 3, 3}, {1, 1}},
+        {{3, 17, 6, 5}, {20, 17, 3, 3}, {1, 1}},
+        {{9, 16, 14, 14}, {16, 16, 3, 3}, {1, 1}},
+        {{2, 16, 2, 3}, {18, 16, 3, 3}, {1, 1}}};
     for (const Case& k : cases) {
       CAPTURE(k.x.to_string(), k.w.to_string(), k.g.stride, k.g.padding);
       const auto x = uniform(rng, {k.x[0], k.x[1], k.x[2], k.x[3]});

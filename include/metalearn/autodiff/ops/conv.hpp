@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <metalearn/autodiff/detail/op_support.hpp>
+#include <metalearn/autodiff/detail/winograd.hpp>
 #include <metalearn/autodiff/ops/broadcast.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
 #include <string>
@@ -191,6 +192,28 @@ void col2im(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
       }
 }
 
+/// Whether a convolution runs as Winograd F(2x2, 3x3) (winograd.hpp): 3x3 "same" at stride 1
+/// with at least 16 channels in and out (below that the GEMMs are too thin to gain), and
+/// tiles that mostly lie inside the image (7x7 maps: 49 of 64 outputs; 3x3: 9 of 16, no).
+inline bool use_winograd(const ConvDims& d) {
+  return d.kh == 3 && d.kw == 3 && d.pad == 1 && is_same_stride1(d) && d.c >= 16 && d.f >= 16 &&
+         4 * d.p() >= 3 * 4 * ((d.oh + 1) / 2) * ((d.ow + 1) / 2);
+}
+
+/// x [N, C, H, W] convolved with 3x3 kernels g [F, C, 3, 3] (or, `adjoint`, the transposed
+/// convolution of x [N, F, H, W] into [N, C, H, W]) by Winograd F(2x2, 3x3), with scratch
+/// from the tape's arena.
+template <class Scalar>
+void winograd_conv(const Var<Scalar>& like, const Scalar* x, const Scalar* g, const Scalar* bias,
+                   const ConvDims& d, bool adjoint, Scalar* out) {
+  const WinogradDims wd{d.n, adjoint ? d.f : d.c, adjoint ? d.c : d.f, d.h, d.w};
+  auto* u = static_cast<Scalar*>(like.tape().allocate(sizeof(Scalar) * 16 * d.f * d.c));
+  auto* scratch = static_cast<Scalar*>(
+      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(wd.scratch())));
+  winograd_kernels(g, d.f, d.c, adjoint, u);
+  winograd_conv3x3(x, u, bias, wd, out, scratch);
+}
+
 /// Images per GEMM: small feature maps are batched side by side into one wide column
 /// matrix (about 256 columns: large enough for an efficient GEMM, small enough that the
 /// column matrix of a 64-channel layer stays in L2; 512 measured 5-10% slower), so late
@@ -272,6 +295,8 @@ namespace detail {
 template <class Scalar>
 void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bias,
                     const ConvDims& d, Scalar* out) {
+  if (use_winograd(d))
+    return winograd_conv(x, x.value().data(), w.value().data(), bias, d, false, out);
   const std::int64_t group = images_per_gemm(d), ld = group * d.p();
   Scalar* col = column_buffer(x, d, ld);
   Scalar* tmp = group > 1 ? output_buffer(x, d, ld) : nullptr;
@@ -335,6 +360,11 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
   auto out = detail::record("conv2d_input_grad", input_shape, {g, w},
                             &detail::conv2d_input_grad_backward<Scalar>,
                             detail::conv_attrs(geo, input_shape));
+  if (detail::use_winograd(d)) {
+    detail::winograd_conv(g, g.value().data(), w.value().data(),
+                          static_cast<const Scalar*>(nullptr), d, true, out.data);
+    return out.var;
+  }
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
   Scalar* col = detail::column_buffer(g, d, ld);
   Scalar* gbuf = group > 1 ? detail::output_buffer(g, d, ld) : nullptr;
