@@ -441,6 +441,11 @@ TEST_CASE("conv2d and its adjoints: values and gradients", "[autodiff][grad][sec
           return ml::tanh(ml::conv2d_input_grad(v[0], v[1], Shape{1, 16, 3, 4}, {1, 1}));
         },
         {uniform(rng, {1, 16, 3, 4}), uniform(rng, {16, 16, 3, 3})});
+    check_both(
+        [](const Vars& v) {
+          return ml::tanh(ml::conv2d_weight_grad(v[0], v[1], Shape{16, 16, 3, 3}, {1, 1}));
+        },
+        {uniform(rng, {1, 16, 3, 4}), uniform(rng, {1, 16, 3, 4})});
   }
   SECTION("values against a direct loop, and the adjoints against <conv(x, w), g>") {
     // Geometries through both im2col paths: the "same" stride-1 one (contiguous shifted

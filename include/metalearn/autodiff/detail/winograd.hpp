@@ -90,77 +90,105 @@ void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool adjo
     }
 }
 
+template <class Scalar>
+using WinogradMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Scratch buffers of one call, carved from d.scratch() values.
+template <class Scalar>
+struct WinogradScratch {
+  Scalar* v;       // [16][group * tiles][C]: transformed input patches
+  Scalar* m;       // [16][group * tiles][F]: products, or transformed output gradients
+  Scalar* padded;  // [PH][PW][C]: the image being transformed, zero border
+  Scalar* image;   // [H][W][C or F]: an image transposed to channels-last
+  WinogradScratch(Scalar* scratch, const WinogradDims& d)
+      : v(scratch),
+        m(v + 16 * d.c * d.group() * d.tiles()),
+        padded(m + 16 * d.f * d.group() * d.tiles()),
+        image(padded + d.ph() * d.pw() * d.c) {
+    std::fill(padded, padded + d.ph() * d.pw() * d.c, Scalar(0));
+  }
+};
+
+/// Image k of a group, [K, H, W] at `src`, transposed into s.image as [H, W, K]: one
+/// transpose of the whole image (row by row is several times slower).
+template <class Scalar>
+void channels_last(const Scalar* src, std::int64_t k, const WinogradDims& d, Scalar* image) {
+  Eigen::Map<WinogradMatrix<Scalar>>(image, d.h * d.w, k) =
+      Eigen::Map<const WinogradMatrix<Scalar>>(src, k, d.h * d.w).transpose();
+}
+
+/// Input transform of images [n0, n0 + count) into s.v: V = B^T p B for each tile's 4x4
+/// patch p, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], over 16 channels at a time.
+template <class Scalar>
+void winograd_inputs(const Scalar* x, const WinogradDims& d, std::int64_t n0, std::int64_t count,
+                     WinogradScratch<Scalar>& s) {
+  const std::int64_t c = d.c, tiles = d.tiles(), tx = d.tx(), pw = d.pw();
+  const std::int64_t step = count * tiles * c;  // between the 16 transformed matrices
+  for (std::int64_t k = 0; k < count; ++k) {
+    channels_last(x + (n0 + k) * c * d.h * d.w, c, d, s.image);
+    for (std::int64_t y = 0; y < d.h; ++y)
+      std::copy_n(s.image + y * d.w * c, d.w * c, s.padded + ((y + 1) * pw + 1) * c);
+    for (std::int64_t ty = 0; ty < d.ty(); ++ty)
+      for (std::int64_t q = 0; q < tx; ++q) {
+        const Scalar* p = s.padded + (2 * ty * pw + 2 * q) * c;
+        Scalar* dst = s.v + (k * tiles + ty * tx + q) * c;
+        for (std::int64_t c0 = 0; c0 < c; c0 += kLanes) {
+          const std::int64_t len = std::min(kLanes, c - c0);
+          Scalar in[4][4][kLanes], res[16][kLanes];
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j) load_lanes(p + (i * pw + j) * c + c0, len, in[i][j]);
+          for (int j = 0; j < 4; ++j)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // B^T p, column j
+              const Scalar p0 = in[0][j][l], p1 = in[1][j][l], p2 = in[2][j][l], p3 = in[3][j][l];
+              in[0][j][l] = p0 - p2;
+              in[1][j][l] = p1 + p2;
+              in[2][j][l] = p2 - p1;
+              in[3][j][l] = p1 - p3;
+            }
+          for (int i = 0; i < 4; ++i)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // (B^T p) B, row i
+              res[4 * i + 0][l] = in[i][0][l] - in[i][2][l];
+              res[4 * i + 1][l] = in[i][1][l] + in[i][2][l];
+              res[4 * i + 2][l] = in[i][2][l] - in[i][1][l];
+              res[4 * i + 3][l] = in[i][1][l] - in[i][3][l];
+            }
+          for (int r = 0; r < 16; ++r) store_lanes(res[r], len, dst + r * step + c0);
+        }
+      }
+  }
+}
+
 /// out [N, F, H, W] = conv3x3(x [N, C, H, W]) (+ bias[f]) from kernels transformed by
 /// winograd_kernels into u [16][C][F]. `scratch` holds d.scratch() values.
 template <class Scalar>
 void winograd_conv3x3(const Scalar* x, const Scalar* u, const Scalar* bias, const WinogradDims& d,
                       Scalar* out, Scalar* scratch) {
-  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), pw = d.pw();
-  const std::int64_t plane = d.h * d.w;
-  Scalar* v = scratch;                              // [16][count * tiles][C]
-  Scalar* m = v + 16 * c * d.group() * tiles;       // [16][count * tiles][F]
-  Scalar* padded = m + 16 * f * d.group() * tiles;  // [PH][PW][C], border zero
-  Scalar* image = padded + d.ph() * pw * c;         // [H][W][C or F]
-  std::fill(padded, padded + d.ph() * pw * c, Scalar(0));
+  using Matrix = WinogradMatrix<Scalar>;
+  const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
+  WinogradScratch<Scalar> s(scratch, d);
   for (std::int64_t n0 = 0; n0 < d.n; n0 += d.group()) {
     const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
-    const std::int64_t vstep = cols * c, mstep = cols * f;  // between the 16 transforms
-    for (std::int64_t k = 0; k < count; ++k) {
-      // [C, H, W] -> [H, W, C] as one transpose (row by row is several times slower).
-      Eigen::Map<Matrix>(image, plane, c) =
-          Eigen::Map<const Matrix>(x + (n0 + k) * c * plane, c, plane).transpose();
-      for (std::int64_t y = 0; y < d.h; ++y)
-        std::copy_n(image + y * d.w * c, d.w * c, padded + ((y + 1) * pw + 1) * c);
-      // Input transform V = B^T p B per 4x4 patch p, with
-      // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], over all channels at once.
-      for (std::int64_t ty = 0; ty < d.ty(); ++ty)
-        for (std::int64_t q = 0; q < tx; ++q) {
-          const Scalar* p = padded + (2 * ty * pw + 2 * q) * c;
-          Scalar* dst = v + (k * tiles + ty * tx + q) * c;
-          for (std::int64_t c0 = 0; c0 < c; c0 += kLanes) {
-            const std::int64_t len = std::min(kLanes, c - c0);
-            Scalar in[4][4][kLanes], res[16][kLanes];
-            for (int i = 0; i < 4; ++i)
-              for (int j = 0; j < 4; ++j) load_lanes(p + (i * pw + j) * c + c0, len, in[i][j]);
-            for (int j = 0; j < 4; ++j)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // B^T p, column j
-                const Scalar p0 = in[0][j][l], p1 = in[1][j][l], p2 = in[2][j][l], p3 = in[3][j][l];
-                in[0][j][l] = p0 - p2;
-                in[1][j][l] = p1 + p2;
-                in[2][j][l] = p2 - p1;
-                in[3][j][l] = p1 - p3;
-              }
-            for (int i = 0; i < 4; ++i)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // (B^T p) B, row i
-                res[4 * i + 0][l] = in[i][0][l] - in[i][2][l];
-                res[4 * i + 1][l] = in[i][1][l] + in[i][2][l];
-                res[4 * i + 2][l] = in[i][2][l] - in[i][1][l];
-                res[4 * i + 3][l] = in[i][1][l] - in[i][3][l];
-              }
-            for (int r = 0; r < 16; ++r) store_lanes(res[r], len, dst + r * vstep + c0);
-          }
-        }
-    }
+    const std::int64_t mstep = cols * f;
+    winograd_inputs(x, d, n0, count, s);
     for (int k = 0; k < 16; ++k)
-      Eigen::Map<Matrix>(m + k * mstep, cols, f).noalias() =
-          Eigen::Map<const Matrix>(v + k * vstep, cols, c) *
+      Eigen::Map<Matrix>(s.m + k * mstep, cols, f).noalias() =
+          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c) *
           Eigen::Map<const Matrix>(u + k * c * f, c, f);
     // Output transform Y = A^T M A per tile, A^T = [1 1 1 0; 0 1 -1 -1], into a
     // channels-last image (cropped to H x W), then transposed into [F, H, W].
     for (std::int64_t k = 0; k < count; ++k) {
       for (std::int64_t ty = 0; ty < d.ty(); ++ty)
         for (std::int64_t q = 0; q < tx; ++q) {
-          const Scalar* s = m + (k * tiles + ty * tx + q) * f;
+          const Scalar* src = s.m + (k * tiles + ty * tx + q) * f;
           // Outputs (2 ty + a, 2 q + b); the second row or column of an edge tile of an odd
           // size is computed but not stored.
           const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
-          Scalar* y0 = image + (2 * ty * d.w + 2 * q) * f;
+          Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
           Scalar* y1 = y0 + d.w * f;
           for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
             const std::int64_t len = std::min(kLanes, f - c0);
             Scalar in[16][kLanes], t[2][4][kLanes], res[4][kLanes];
-            for (int r = 0; r < 16; ++r) load_lanes(s + r * mstep + c0, len, in[r]);
+            for (int r = 0; r < 16; ++r) load_lanes(src + r * mstep + c0, len, in[r]);
             for (int j = 0; j < 4; ++j)
               for (std::int64_t l = 0; l < kLanes; ++l) {  // A^T M, column j
                 t[0][j][l] = in[j][l] + in[4 + j][l] + in[8 + j][l];
@@ -181,9 +209,83 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, const Scalar* bias, cons
           }
         }
       Eigen::Map<Matrix>(out + (n0 + k) * f * plane, f, plane) =
-          Eigen::Map<const Matrix>(image, plane, f).transpose();
+          Eigen::Map<const Matrix>(s.image, plane, f).transpose();
     }
   }
+}
+
+/// The weight gradient of winograd_conv3x3, the adjoint of its linear map w -> y: with
+/// Y = A^T [U . V] A and U = G w G^T per tile, dU = sum over tiles of (A dY A^T) . V, one
+/// GEMM over tiles per transform position, and dw = G^T dU G. x [N, C, H, W],
+/// g [N, F, H, W], dw [F, C, 3, 3] (overwritten); `du` holds 16 C F values.
+template <class Scalar>
+void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDims& d, Scalar* dw,
+                             Scalar* du, Scalar* scratch) {
+  using Matrix = WinogradMatrix<Scalar>;
+  const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
+  WinogradScratch<Scalar> s(scratch, d);
+  std::fill(du, du + 16 * c * f, Scalar(0));
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += d.group()) {
+    const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
+    const std::int64_t mstep = cols * f;
+    winograd_inputs(x, d, n0, count, s);
+    // Gradient transform A dY A^T per 2x2 tile dY (zero outside the image),
+    // A = [1 0; 1 1; 1 -1; 0 -1].
+    for (std::int64_t k = 0; k < count; ++k) {
+      channels_last(g + (n0 + k) * f * plane, f, d, s.image);
+      for (std::int64_t ty = 0; ty < d.ty(); ++ty)
+        for (std::int64_t q = 0; q < tx; ++q) {
+          const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
+          const Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
+          const Scalar* y1 = y0 + d.w * f;
+          Scalar* dst = s.m + (k * tiles + ty * tx + q) * f;
+          for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
+            const std::int64_t len = std::min(kLanes, f - c0);
+            Scalar in[2][2][kLanes] = {}, t[4][2][kLanes], res[16][kLanes];
+            load_lanes(y0 + c0, len, in[0][0]);
+            if (right) load_lanes(y0 + f + c0, len, in[0][1]);
+            if (below) load_lanes(y1 + c0, len, in[1][0]);
+            if (right && below) load_lanes(y1 + f + c0, len, in[1][1]);
+            for (int j = 0; j < 2; ++j)
+              for (std::int64_t l = 0; l < kLanes; ++l) {  // A dY, column j
+                t[0][j][l] = in[0][j][l];
+                t[1][j][l] = in[0][j][l] + in[1][j][l];
+                t[2][j][l] = in[0][j][l] - in[1][j][l];
+                t[3][j][l] = -in[1][j][l];
+              }
+            for (int i = 0; i < 4; ++i)
+              for (std::int64_t l = 0; l < kLanes; ++l) {  // (A dY) A^T, row i
+                res[4 * i + 0][l] = t[i][0][l];
+                res[4 * i + 1][l] = t[i][0][l] + t[i][1][l];
+                res[4 * i + 2][l] = t[i][0][l] - t[i][1][l];
+                res[4 * i + 3][l] = -t[i][1][l];
+              }
+            for (int r = 0; r < 16; ++r) store_lanes(res[r], len, dst + r * mstep + c0);
+          }
+        }
+    }
+    for (int k = 0; k < 16; ++k)  // dU_k [C, F] += V_k^T M_k
+      Eigen::Map<Matrix>(du + k * c * f, c, f).noalias() +=
+          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c).transpose() *
+          Eigen::Map<const Matrix>(s.m + k * mstep, cols, f);
+  }
+  // dw = G^T dU G per (f, c), G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+  for (std::int64_t fo = 0; fo < f; ++fo)
+    for (std::int64_t ci = 0; ci < c; ++ci) {
+      Scalar a[4][4], t[3][4];
+      for (int k = 0; k < 16; ++k) a[k / 4][k % 4] = du[k * c * f + ci * f + fo];
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = a[0][j] + Scalar(0.5) * (a[1][j] + a[2][j]);
+        t[1][j] = Scalar(0.5) * (a[1][j] - a[2][j]);
+        t[2][j] = Scalar(0.5) * (a[1][j] + a[2][j]) + a[3][j];
+      }
+      Scalar* out = dw + (fo * c + ci) * 9;
+      for (int i = 0; i < 3; ++i) {
+        out[i * 3 + 0] = t[i][0] + Scalar(0.5) * (t[i][1] + t[i][2]);
+        out[i * 3 + 1] = Scalar(0.5) * (t[i][1] - t[i][2]);
+        out[i * 3 + 2] = Scalar(0.5) * (t[i][1] + t[i][2]) + t[i][3];
+      }
+    }
 }
 
 }  // namespace metalearn::detail

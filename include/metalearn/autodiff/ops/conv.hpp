@@ -3,6 +3,8 @@
 /// 2-D convolution (NCHW, cross-correlation as in every deep-learning library) and its two
 /// adjoints. The three ops form a closed family: each one's backward rule is made of the
 /// others, so convolutions can be differentiated to any order (second-order MAML on conv4).
+/// Each is computed as im2col + GEMMs over groups of images, or, for 3x3 "same" convolutions
+/// with 16+ channels (conv4's inner layers), by Winograd F(2x2, 3x3) (detail/winograd.hpp).
 #pragma once
 
 #include <algorithm>
@@ -214,6 +216,17 @@ void winograd_conv(const Var<Scalar>& like, const Scalar* x, const Scalar* g, co
   winograd_conv3x3(x, u, bias, wd, out, scratch);
 }
 
+/// conv_weight_grad(x, g) into dw by Winograd F(2x2, 3x3), scratch from the tape's arena.
+template <class Scalar>
+void winograd_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g, const ConvDims& d,
+                          Scalar* dw) {
+  const WinogradDims wd{d.n, d.c, d.f, d.h, d.w};
+  auto* du = static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * 16 * d.f * d.c));
+  auto* scratch = static_cast<Scalar*>(
+      x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(wd.scratch())));
+  winograd_weight_grad3x3(x.value().data(), g.value().data(), wd, dw, du, scratch);
+}
+
 /// Images per GEMM: small feature maps are batched side by side into one wide column
 /// matrix (about 256 columns: large enough for an efficient GEMM, small enough that the
 /// column matrix of a 64-channel layer stays in L2; 512 measured 5-10% slower), so late
@@ -321,8 +334,7 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
 }  // namespace detail
 
 /// y = conv(x, w): x [N, C, H, W], w [F, C, KH, KW] -> [N, F, OH, OW] with
-/// OH = (H + 2 padding - KH) / stride + 1. Cross-correlation. Computed as im2col + GEMMs
-/// over groups of images.
+/// OH = (H + 2 padding - KH) / stride + 1. Cross-correlation.
 template <class Scalar>
 Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g = {}) {
   const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
@@ -394,6 +406,10 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
   auto out = detail::record("conv2d_weight_grad", weight_shape, {x, g},
                             &detail::conv2d_weight_grad_backward<Scalar>,
                             detail::conv_attrs(geo, weight_shape));
+  if (detail::use_winograd(d)) {
+    detail::winograd_weight_grad(x, g, d, out.data);
+    return out.var;
+  }
   detail::MatMap<Scalar> dW(out.data, d.f, d.ckk());
   dW.setZero();
   const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
