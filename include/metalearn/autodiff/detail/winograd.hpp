@@ -61,37 +61,35 @@ struct WinogradDims {
   }
 };
 
-/// u = G k G^T for each of F x C 3x3 kernels k, stored u[16][C][F] (position i * 4 + j of
-/// the 4x4 transform first), the right operands of the 16 GEMMs. With `adjoint`, the
-/// kernels of the transposed convolution (the input gradient): output channel c, input
-/// channel f, kernel k[f][c] rotated by 180 degrees; u is [16][F][C].
-template <class Scalar>
-void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool adjoint, Scalar* u) {
-  const std::int64_t in = adjoint ? f : c, out = adjoint ? c : f;
-  for (std::int64_t fo = 0; fo < f; ++fo)
-    for (std::int64_t ci = 0; ci < c; ++ci) {
-      Scalar g[3][3];
-      const Scalar* src = k + (fo * c + ci) * 9;
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) g[i][j] = adjoint ? src[(2 - i) * 3 + 2 - j] : src[i * 3 + j];
-      Scalar t[4][3];  // G g, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-      for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[0][j];
-        t[1][j] = Scalar(0.5) * (g[0][j] + g[1][j] + g[2][j]);
-        t[2][j] = Scalar(0.5) * (g[0][j] - g[1][j] + g[2][j]);
-        t[3][j] = g[2][j];
-      }
-      const std::int64_t at = adjoint ? fo * out + ci : ci * out + fo;
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        const Scalar v[4] = {t[i][0], Scalar(0.5) * (t[i][0] + t[i][1] + t[i][2]),
-                             Scalar(0.5) * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-        for (int j = 0; j < 4; ++j) u[(i * 4 + j) * in * out + at] = v[j];
-      }
-    }
-}
-
 template <class Scalar>
 using WinogradMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// The kernel transform as a 16 x 9 matrix: row 4 i + j, column 3 a + b holds
+/// G[i][a] G[j][b], so u = G k G^T is T times the 9 taps of k (row-major), with
+/// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. `rotated`: the taps of k rotated by
+/// 180 degrees (the kernels of the transposed convolution).
+template <class Scalar>
+Eigen::Matrix<Scalar, 16, 9> winograd_kernel_transform(bool rotated) {
+  const Scalar h = Scalar(0.5);
+  const Scalar g[4][3] = {{1, 0, 0}, {h, h, h}, {h, -h, h}, {0, 0, 1}};
+  Eigen::Matrix<Scalar, 16, 9> t;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+          t(i * 4 + j, rotated ? (2 - a) * 3 + 2 - b : a * 3 + b) = g[i][a] * g[j][b];
+  return t;
+}
+
+/// u = G k G^T for each of the F x C 3x3 kernels k [F, C, 3, 3], stored u[16][F][C]: one
+/// small GEMM. With `rotated`, the kernels rotated by 180 degrees, for the transposed
+/// convolution (the input gradient).
+template <class Scalar>
+void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool rotated, Scalar* u) {
+  Eigen::Map<WinogradMatrix<Scalar>>(u, 16, f * c).noalias() =
+      winograd_kernel_transform<Scalar>(rotated) *
+      Eigen::Map<const WinogradMatrix<Scalar>>(k, f * c, 9).transpose();
+}
 
 /// Scratch buffers of one call, carved from d.scratch() values.
 template <class Scalar>
@@ -159,10 +157,11 @@ void winograd_inputs(const Scalar* x, const WinogradDims& d, std::int64_t n0, st
 }
 
 /// out [N, F, H, W] = conv3x3(x [N, C, H, W]) (+ bias[f]) from kernels transformed by
-/// winograd_kernels into u [16][C][F]. `scratch` holds d.scratch() values.
+/// winograd_kernels into u [16][F][C]; with `transposed`, u is [16][C][F] (the kernels of
+/// the convolution whose adjoint this is). `scratch` holds d.scratch() values.
 template <class Scalar>
-void winograd_conv3x3(const Scalar* x, const Scalar* u, const Scalar* bias, const WinogradDims& d,
-                      Scalar* out, Scalar* scratch) {
+void winograd_conv3x3(const Scalar* x, const Scalar* u, bool transposed, const Scalar* bias,
+                      const WinogradDims& d, Scalar* out, Scalar* scratch) {
   using Matrix = WinogradMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
@@ -170,10 +169,14 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, const Scalar* bias, cons
     const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
     const std::int64_t mstep = cols * f;
     winograd_inputs(x, d, n0, count, s);
-    for (int k = 0; k < 16; ++k)
-      Eigen::Map<Matrix>(s.m + k * mstep, cols, f).noalias() =
-          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c) *
-          Eigen::Map<const Matrix>(u + k * c * f, c, f);
+    for (int k = 0; k < 16; ++k) {
+      const Eigen::Map<const Matrix> v(s.v + k * cols * c, cols, c);
+      Eigen::Map<Matrix> m(s.m + k * mstep, cols, f);
+      if (transposed)
+        m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, c, f);
+      else
+        m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, f, c).transpose();
+    }
     // Output transform Y = A^T M A per tile, A^T = [1 1 1 0; 0 1 -1 -1], into a
     // channels-last image (cropped to H x W), then transposed into [F, H, W].
     for (std::int64_t k = 0; k < count; ++k) {
@@ -217,7 +220,7 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, const Scalar* bias, cons
 /// The weight gradient of winograd_conv3x3, the adjoint of its linear map w -> y: with
 /// Y = A^T [U . V] A and U = G w G^T per tile, dU = sum over tiles of (A dY A^T) . V, one
 /// GEMM over tiles per transform position, and dw = G^T dU G. x [N, C, H, W],
-/// g [N, F, H, W], dw [F, C, 3, 3] (overwritten); `du` holds 16 C F values.
+/// g [N, F, H, W], dw [F, C, 3, 3] (overwritten); `du` holds 16 F C values.
 template <class Scalar>
 void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDims& d, Scalar* dw,
                              Scalar* du, Scalar* scratch) {
@@ -264,28 +267,14 @@ void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDim
           }
         }
     }
-    for (int k = 0; k < 16; ++k)  // dU_k [C, F] += V_k^T M_k
-      Eigen::Map<Matrix>(du + k * c * f, c, f).noalias() +=
-          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c).transpose() *
-          Eigen::Map<const Matrix>(s.m + k * mstep, cols, f);
+    for (int k = 0; k < 16; ++k)  // dU_k [F, C] += M_k^T V_k
+      Eigen::Map<Matrix>(du + k * c * f, f, c).noalias() +=
+          Eigen::Map<const Matrix>(s.m + k * mstep, cols, f).transpose() *
+          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c);
   }
-  // dw = G^T dU G per (f, c), G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-  for (std::int64_t fo = 0; fo < f; ++fo)
-    for (std::int64_t ci = 0; ci < c; ++ci) {
-      Scalar a[4][4], t[3][4];
-      for (int k = 0; k < 16; ++k) a[k / 4][k % 4] = du[k * c * f + ci * f + fo];
-      for (int j = 0; j < 4; ++j) {
-        t[0][j] = a[0][j] + Scalar(0.5) * (a[1][j] + a[2][j]);
-        t[1][j] = Scalar(0.5) * (a[1][j] - a[2][j]);
-        t[2][j] = Scalar(0.5) * (a[1][j] + a[2][j]) + a[3][j];
-      }
-      Scalar* out = dw + (fo * c + ci) * 9;
-      for (int i = 0; i < 3; ++i) {
-        out[i * 3 + 0] = t[i][0] + Scalar(0.5) * (t[i][1] + t[i][2]);
-        out[i * 3 + 1] = Scalar(0.5) * (t[i][1] - t[i][2]);
-        out[i * 3 + 2] = Scalar(0.5) * (t[i][1] + t[i][2]) + t[i][3];
-      }
-    }
+  // dw = G^T dU G per kernel: the adjoint of u = T taps, taps = T^T u.
+  Eigen::Map<Matrix>(dw, f * c, 9).noalias() = Eigen::Map<const Matrix>(du, 16, f * c).transpose() *
+                                               winograd_kernel_transform<Scalar>(false);
 }
 
 }  // namespace metalearn::detail

@@ -213,7 +213,7 @@ void winograd_conv(const Var<Scalar>& like, const Scalar* x, const Scalar* g, co
   auto* scratch = static_cast<Scalar*>(
       like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(wd.scratch())));
   winograd_kernels(g, d.f, d.c, adjoint, u);
-  winograd_conv3x3(x, u, bias, wd, out, scratch);
+  winograd_conv3x3(x, u, adjoint, bias, wd, out, scratch);
 }
 
 /// conv_weight_grad(x, g) into dw by Winograd F(2x2, 3x3), scratch from the tape's arena.
