@@ -3,6 +3,7 @@
 /// The per-thread record of nodes behind every Tape: nodes in order, values in an arena.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <metalearn/autodiff/detail/arena.hpp>
@@ -108,23 +109,27 @@ class TapeStorage {
                          std::int32_t n_inputs, BackwardFn<Scalar> backward,
                          const NodeAttrs& attrs = {}) {
     check_active(op);
-    Node<Scalar> n;
+    bool needs_grad = false;
+    if (recording_ && backward != nullptr)
+      for (std::int32_t k = 0; k < n_inputs; ++k) needs_grad |= nodes_[inputs[k]].requires_grad();
+    std::int32_t* in = nullptr;  // allocated first: a throw leaves the tape unchanged
+    if (needs_grad) {
+      in = static_cast<std::int32_t*>(arena_.allocate(sizeof(std::int32_t) * n_inputs));
+      std::copy_n(inputs, n_inputs, in);
+    }
+    // Filled in place: a Node assembled on the stack and copied in (152 bytes) stalled on
+    // store forwarding, 5% of a sinusoid MAML step by perf.
+    Node<Scalar>& n = nodes_.emplace_back();
     n.data = data;
     n.shape = shape;
     n.op = op;
     n.epoch = epoch_;
     n.attrs = attrs;
-    bool needs_grad = false;
-    if (recording_ && backward != nullptr)
-      for (std::int32_t k = 0; k < n_inputs; ++k) needs_grad |= nodes_[inputs[k]].requires_grad();
     if (needs_grad) {
-      auto* in = static_cast<std::int32_t*>(arena_.allocate(sizeof(std::int32_t) * n_inputs));
-      for (std::int32_t k = 0; k < n_inputs; ++k) in[k] = inputs[k];
       n.inputs = in;
       n.n_inputs = n_inputs;
       n.backward = backward;
     }
-    nodes_.push_back(n);
     return size() - 1;
   }
 
