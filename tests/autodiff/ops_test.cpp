@@ -159,6 +159,26 @@ TEST_CASE("matmul: 2-D, fused transposes and batched", "[autodiff][grad][second-
     const Eigen::MatrixXd got = ml::matmul(tape.constant(a), tape.constant(b)).value().matrix();
     CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-12);
   }
+  SECTION("inner dimension 1 (outer products), every transpose combination and batched") {
+    ml::Tape<double> tape;
+    const auto a = uniform(rng, {2, 3, 1}), b = uniform(rng, {2, 1, 4});
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true}) {
+        // The same values stored as [3, 1] or [1, 3] (and [1, 4] or [4, 1]).
+        const auto av = tape.constant(ta ? a.reshaped(Shape{2, 1, 3}) : a);
+        const auto bv = tape.constant(tb ? b.reshaped(Shape{2, 4, 1}) : b);
+        const Tensor<double> got = ml::matmul(av, bv, ta, tb).to_tensor();
+        REQUIRE(got.shape() == Shape{2, 3, 4});
+        for (std::int64_t n = 0; n < 2; ++n)
+          for (std::int64_t i = 0; i < 3; ++i)
+            for (std::int64_t j = 0; j < 4; ++j)
+              CHECK(got.at(n, i, j) == a.at(n, i, 0) * b.at(n, 0, j));
+      }
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1])); },
+               {uniform(rng, {5, 1}), uniform(rng, {1, 3})});
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1], true, true)); },
+               {uniform(rng, {1, 5}), uniform(rng, {3, 1})});
+  }
   SECTION("shape errors name the op and both shapes") {
     ml::Tape<double> tape;
     const auto a = tape.constant(Tensor<double>(Shape{2, 3})),

@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <metalearn/autodiff/tensor.hpp>
 
 namespace metalearn::detail {
 
@@ -61,9 +62,6 @@ struct WinogradDims {
   }
 };
 
-template <class Scalar>
-using WinogradMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 /// The kernel transform as a 16 x 9 matrix: row 4 i + j, column 3 a + b holds
 /// G[i][a] G[j][b], so u = G k G^T is T times the 9 taps of k (row-major), with
 /// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. `rotated`: the taps of k rotated by
@@ -86,9 +84,9 @@ Eigen::Matrix<Scalar, 16, 9> winograd_kernel_transform(bool rotated) {
 /// convolution (the input gradient).
 template <class Scalar>
 void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool rotated, Scalar* u) {
-  Eigen::Map<WinogradMatrix<Scalar>>(u, 16, f * c).noalias() =
+  Eigen::Map<RowMatrix<Scalar>>(u, 16, f * c).noalias() =
       winograd_kernel_transform<Scalar>(rotated) *
-      Eigen::Map<const WinogradMatrix<Scalar>>(k, f * c, 9).transpose();
+      Eigen::Map<const RowMatrix<Scalar>>(k, f * c, 9).transpose();
 }
 
 /// Scratch buffers of one call, carved from d.scratch() values.
@@ -107,12 +105,12 @@ struct WinogradScratch {
   }
 };
 
-/// Image k of a group, [K, H, W] at `src`, transposed into s.image as [H, W, K]: one
-/// transpose of the whole image (row by row is several times slower).
+/// One image [K, H, W] at `src` transposed into `image` as [H, W, K]: one transpose of
+/// the whole image (row by row is several times slower).
 template <class Scalar>
 void channels_last(const Scalar* src, std::int64_t k, const WinogradDims& d, Scalar* image) {
-  Eigen::Map<WinogradMatrix<Scalar>>(image, d.h * d.w, k) =
-      Eigen::Map<const WinogradMatrix<Scalar>>(src, k, d.h * d.w).transpose();
+  Eigen::Map<RowMatrix<Scalar>>(image, d.h * d.w, k) =
+      Eigen::Map<const RowMatrix<Scalar>>(src, k, d.h * d.w).transpose();
 }
 
 /// Input transform of images [n0, n0 + count) into s.v: V = B^T p B for each tile's 4x4
@@ -162,7 +160,7 @@ void winograd_inputs(const Scalar* x, const WinogradDims& d, std::int64_t n0, st
 template <class Scalar>
 void winograd_conv3x3(const Scalar* x, const Scalar* u, bool transposed, const Scalar* bias,
                       const WinogradDims& d, Scalar* out, Scalar* scratch) {
-  using Matrix = WinogradMatrix<Scalar>;
+  using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
   for (std::int64_t n0 = 0; n0 < d.n; n0 += d.group()) {
@@ -224,7 +222,7 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, bool transposed, const S
 template <class Scalar>
 void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDims& d, Scalar* dw,
                              Scalar* du, Scalar* scratch) {
-  using Matrix = WinogradMatrix<Scalar>;
+  using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
   std::fill(du, du + 16 * c * f, Scalar(0));
