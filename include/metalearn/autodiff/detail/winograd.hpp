@@ -64,10 +64,10 @@ struct WinogradDims {
 
 /// The kernel transform as a 16 x 9 matrix: row 4 i + j, column 3 a + b holds
 /// G[i][a] G[j][b], so u = G k G^T is T times the 9 taps of k (row-major), with
-/// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. `rotated`: the taps of k rotated by
+/// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. `adjoint`: the taps of k rotated by
 /// 180 degrees (the kernels of the transposed convolution).
 template <class Scalar>
-Eigen::Matrix<Scalar, 16, 9> winograd_kernel_transform(bool rotated) {
+Eigen::Matrix<Scalar, 16, 9> winograd_kernel_transform(bool adjoint) {
   const Scalar h = Scalar(0.5);
   const Scalar g[4][3] = {{1, 0, 0}, {h, h, h}, {h, -h, h}, {0, 0, 1}};
   Eigen::Matrix<Scalar, 16, 9> t;
@@ -75,17 +75,17 @@ Eigen::Matrix<Scalar, 16, 9> winograd_kernel_transform(bool rotated) {
     for (int j = 0; j < 4; ++j)
       for (int a = 0; a < 3; ++a)
         for (int b = 0; b < 3; ++b)
-          t(i * 4 + j, rotated ? (2 - a) * 3 + 2 - b : a * 3 + b) = g[i][a] * g[j][b];
+          t(i * 4 + j, adjoint ? (2 - a) * 3 + 2 - b : a * 3 + b) = g[i][a] * g[j][b];
   return t;
 }
 
 /// u = G k G^T for each of the F x C 3x3 kernels k [F, C, 3, 3], stored u[16][F][C]: one
-/// small GEMM. With `rotated`, the kernels rotated by 180 degrees, for the transposed
+/// small GEMM. With `adjoint`, the kernels rotated by 180 degrees, for the transposed
 /// convolution (the input gradient).
 template <class Scalar>
-void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool rotated, Scalar* u) {
+void winograd_kernels(const Scalar* k, std::int64_t f, std::int64_t c, bool adjoint, Scalar* u) {
   Eigen::Map<RowMatrix<Scalar>>(u, 16, f * c).noalias() =
-      winograd_kernel_transform<Scalar>(rotated) *
+      winograd_kernel_transform<Scalar>(adjoint) *
       Eigen::Map<const RowMatrix<Scalar>>(k, f * c, 9).transpose();
 }
 
@@ -155,10 +155,10 @@ void winograd_inputs(const Scalar* x, const WinogradDims& d, std::int64_t n0, st
 }
 
 /// out [N, F, H, W] = conv3x3(x [N, C, H, W]) (+ bias[f]) from kernels transformed by
-/// winograd_kernels into u [16][F][C]; with `transposed`, u is [16][C][F] (the kernels of
+/// winograd_kernels into u [16][F][C]; with `adjoint`, u is [16][C][F] (the kernels of
 /// the convolution whose adjoint this is). `scratch` holds d.scratch() values.
 template <class Scalar>
-void winograd_conv3x3(const Scalar* x, const Scalar* u, bool transposed, const Scalar* bias,
+void winograd_conv3x3(const Scalar* x, const Scalar* u, bool adjoint, const Scalar* bias,
                       const WinogradDims& d, Scalar* out, Scalar* scratch) {
   using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
@@ -170,7 +170,7 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, bool transposed, const S
     for (int k = 0; k < 16; ++k) {
       const Eigen::Map<const Matrix> v(s.v + k * cols * c, cols, c);
       Eigen::Map<Matrix> m(s.m + k * mstep, cols, f);
-      if (transposed)
+      if (adjoint)
         m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, c, f);
       else
         m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, f, c).transpose();

@@ -194,6 +194,13 @@ void col2im(Scalar* col, const ConvDims& d, Scalar* x, std::int64_t ld) {
       }
 }
 
+/// `count` values of scratch from `like`'s tape arena (freed with the tape).
+template <class Scalar>
+Scalar* arena_values(const Var<Scalar>& like, std::int64_t count) {
+  return static_cast<Scalar*>(
+      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(count)));
+}
+
 /// Whether a convolution runs as Winograd F(2x2, 3x3) (winograd.hpp): 3x3 "same" at stride 1
 /// with at least 16 channels in and out (below that the GEMMs are too thin to gain), and
 /// tiles that mostly lie inside the image (7x7 maps: 49 of 64 outputs; 3x3: 9 of 16, no).
@@ -209,9 +216,8 @@ template <class Scalar>
 void winograd_conv(const Var<Scalar>& like, const Scalar* x, const Scalar* g, const Scalar* bias,
                    const ConvDims& d, bool adjoint, Scalar* out) {
   const WinogradDims wd{d.n, adjoint ? d.f : d.c, adjoint ? d.c : d.f, d.h, d.w};
-  auto* u = static_cast<Scalar*>(like.tape().allocate(sizeof(Scalar) * 16 * d.f * d.c));
-  auto* scratch = static_cast<Scalar*>(
-      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(wd.scratch())));
+  Scalar* u = arena_values(like, 16 * d.f * d.c);
+  Scalar* scratch = arena_values(like, wd.scratch());
   winograd_kernels(g, d.f, d.c, adjoint, u);
   winograd_conv3x3(x, u, adjoint, bias, wd, out, scratch);
 }
@@ -221,9 +227,8 @@ template <class Scalar>
 void winograd_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g, const ConvDims& d,
                           Scalar* dw) {
   const WinogradDims wd{d.n, d.c, d.f, d.h, d.w};
-  auto* du = static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * 16 * d.f * d.c));
-  auto* scratch = static_cast<Scalar*>(
-      x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(wd.scratch())));
+  Scalar* du = arena_values(x, 16 * d.f * d.c);
+  Scalar* scratch = arena_values(x, wd.scratch());
   winograd_weight_grad3x3(x.value().data(), g.value().data(), wd, dw, du, scratch);
 }
 
@@ -258,18 +263,16 @@ inline Shape shape_of(const NodeAttrs& a) {
   return Shape{a.integer[2] >> 32, a.integer[2] & lo, a.integer[3] >> 32, a.integer[3] & lo};
 }
 
-/// Scratch for one image's columns, from the tape's arena (freed with the tape).
+/// Scratch for one image's columns.
 template <class Scalar>
 Scalar* column_buffer(const Var<Scalar>& like, const ConvDims& d, std::int64_t columns) {
-  return static_cast<Scalar*>(
-      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.ckk() * columns)));
+  return arena_values(like, d.ckk() * columns);
 }
 
-/// Scratch for an [F, ld] matrix of a batch of output maps, from the tape's arena.
+/// Scratch for an [F, ld] matrix of a batch of output maps.
 template <class Scalar>
 Scalar* output_buffer(const Var<Scalar>& like, const ConvDims& d, std::int64_t ld) {
-  return static_cast<Scalar*>(
-      like.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.f * ld)));
+  return arena_values(like, d.f * ld);
 }
 
 /// Copy images [n0, n0 + g) of a [N, F, P] tensor into a [F, g P] matrix, or back (adding).
