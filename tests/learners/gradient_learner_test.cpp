@@ -406,3 +406,114 @@ TEST_CASE("Maml: differentiated_steps bounds the graph to the last steps",
     }
   CHECK(differs > 1e-6);  // not silently the full meta-gradient
 }
+
+namespace {
+
+// Three-way classification tasks over 4-D points (class c near +-2 on axis c).
+data::Episode<double> blob_episode(ml::Rng& rng) {
+  data::Episode<double> e;
+  e.ways = 3;
+  e.shots = 2;
+  e.queries = 2;
+  e.support_inputs = Tensor<double>(ml::Shape{6, 4});
+  e.query_inputs = Tensor<double>(ml::Shape{6, 4});
+  for (int i = 0; i < 6; ++i) {
+    const int label = i / 2;
+    for (int d = 0; d < 4; ++d) {
+      const double centre = d == label ? 2.0 : 0.0;
+      e.support_inputs.at(i, d) = centre + ml::normal(rng);
+      e.query_inputs.at(i, d) = centre + ml::normal(rng);
+    }
+    e.support_labels.push_back(label);
+    e.query_labels.push_back(label);
+  }
+  return e;
+}
+
+// The meta-gradient and statistics with tasks run in stacked groups (`tasks_per_group` 3 on
+// a 7-task batch: groups of 3, 3, 1) and one at a time agree to rounding.
+template <class Policy, class Adapt = meta::AdaptAll>
+void check_grouping_agrees(nn::Sequential<double> net,
+                           const std::vector<data::Episode<double>>& batch, meta::MamlOptions o) {
+  std::vector<std::vector<Tensor<double>>> grads(2);
+  std::vector<meta::StepStats> stats;
+  for (int per_group : {1, 3}) {
+    o.tasks_per_group = per_group;
+    meta::GradientLearner<Policy, double, Adapt> learner(o);
+    (void)learner.meta_parameters(net);  // Meta-SGD's step sizes
+    stats.push_back(learner.meta_gradient(net, batch, grads[stats.size()]));
+  }
+  CHECK(stats[1].tasks == stats[0].tasks);
+  CHECK_THAT(stats[1].support_loss, WithinRel(stats[0].support_loss, 1e-12));
+  CHECK_THAT(stats[1].query_loss, WithinRel(stats[0].query_loss, 1e-12));
+  CHECK_THAT(stats[1].query_metric, WithinRel(stats[0].query_metric, 1e-12));
+  REQUIRE(grads[1].size() == grads[0].size());
+  for (std::size_t p = 0; p < grads[0].size(); ++p) {
+    REQUIRE(grads[1][p].shape() == grads[0][p].shape());
+    for (std::int64_t i = 0; i < grads[0][p].numel(); ++i)
+      CHECK_THAT(grads[1][p].data()[i], WithinAbs(grads[0][p].data()[i], 1e-12));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GradientLearner: tasks stacked in groups give the one-at-a-time meta-gradient",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(80);
+  std::vector<data::Episode<double>> sines, blobs;
+  for (int t = 0; t < 7; ++t) sines.push_back(sine_episode(rng));
+  for (int t = 0; t < 7; ++t) blobs.push_back(blob_episode(rng));
+  const auto mlp = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto classifier = nn::mlp<double>({4, 8, 3}, rng, nn::Activation::tanh);
+  REQUIRE(mlp.batches_tasks());
+  REQUIRE(meta::stackable(sines));
+  meta::MamlOptions o;
+  o.inner_lr = 0.05;
+  o.threads = 1;
+  for (int steps : {1, 2}) {
+    INFO("inner steps: " << steps);
+    o.inner_steps = steps;
+    check_grouping_agrees<meta::SecondOrder>(mlp, sines, o);
+    check_grouping_agrees<meta::SecondOrder>(classifier, blobs, o);
+    check_grouping_agrees<meta::FirstOrder>(mlp, sines, o);
+    check_grouping_agrees<meta::ReptileUpdate>(mlp, sines, o);
+    check_grouping_agrees<meta::LearnedStepSizes>(mlp, sines, o);
+    check_grouping_agrees<meta::SecondOrder, meta::AdaptHead>(mlp, sines, o);
+  }
+  o.inner_steps = 3;
+  o.differentiated_steps = 1;  // two first-order steps, then one recorded
+  check_grouping_agrees<meta::SecondOrder>(mlp, sines, o);
+  check_grouping_agrees<meta::SecondOrder>(classifier, blobs, o);
+}
+
+TEST_CASE("GradientLearner: which meta-batches and models are stacked", "[learners][error]") {
+  auto rng = ml::test::make_rng(81);
+  std::vector<data::Episode<double>> batch{sine_episode(rng, 5), sine_episode(rng, 5)};
+  CHECK(meta::stackable(batch));
+  batch.push_back(sine_episode(rng, 6));  // a different support size: run one at a time
+  CHECK_FALSE(meta::stackable(batch));
+  const auto groups =
+      meta::group_tasks(std::vector<data::Episode<double>>(batch.begin(), batch.begin() + 2), 2);
+  REQUIRE(groups.size() == 1);
+  CHECK(groups[0].stacked());
+  CHECK(groups[0].episode().support_inputs.shape() == ml::Shape{2, 5, 1});
+  CHECK(groups[0].episode().query_targets.at(1, 4, 0) == batch[1].query_targets.at(4, 0));
+  // Mixed sizes still give the exact meta-gradient (each task alone).
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  meta::MamlOptions o;
+  o.inner_lr = 0.05;
+  check_grouping_agrees<meta::SecondOrder>(net, batch, o);
+  // Convolutional models take no task axis.
+  CHECK_FALSE(nn::conv4<double>({}, rng).batches_tasks());
+  o.tasks_per_group = 0;
+  ml::test::check_throws<ml::InvalidArgument>([&] { meta::Maml bad(o); }, {"tasks_per_group"});
+  // Linear names both accepted layouts.
+  nn::Sequential<double> layer{nn::Linear<double>(3, 2, rng)};
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(layer.parameters().views());
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)layer.forward(w, tape.constant(Tensor<double>(ml::Shape{2, 2, 2, 3})));
+      },
+      {"metalearn::nn::Linear::forward", "[tasks, N, 3]"});
+}

@@ -157,23 +157,25 @@ std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) 
   return out;
 }
 
-/// What one task contributes to a meta-step: its gradient (one tensor per meta-parameter)
-/// and its losses.
+/// What one task, or a group of tasks run together, contributes to a meta-step: the sum
+/// over its tasks of their gradients (one tensor per meta-parameter) and of their losses.
 template <class Scalar>
 struct TaskOutcome {
   std::vector<Tensor<Scalar>> grads;
   double support_loss = 0, query_loss = 0;
-  double metric = 0;  ///< accuracy or MSE
+  double metric = 0;      ///< accuracy or MSE
+  std::size_t tasks = 1;  ///< tasks summed in this outcome
 };
 
-/// The mean of the tasks' gradients into `grads` (summed in task order) and of their
-/// losses, the gradient norm and the finite flag.
+/// The mean over all tasks of the outcomes' gradients into `grads` (summed in outcome
+/// order) and of their losses, the gradient norm and the finite flag.
 template <class Scalar>
 StepStats reduce_outcomes(const std::vector<TaskOutcome<Scalar>>& outcomes,
                           std::vector<Tensor<Scalar>>& grads) {
-  const std::size_t tasks = outcomes.size();
+  std::size_t tasks = 0;
+  for (const auto& o : outcomes) tasks += o.tasks;
   grads = outcomes.at(0).grads;
-  for (std::size_t t = 1; t < tasks; ++t)
+  for (std::size_t t = 1; t < outcomes.size(); ++t)
     for (std::size_t i = 0; i < grads.size(); ++i) grads[i].array() += outcomes[t].grads[i].array();
   const Scalar inv = Scalar(1) / static_cast<Scalar>(tasks);
   for (auto& g : grads) g.array() *= inv;

@@ -33,6 +33,10 @@ class Layer {
   virtual void collect_buffers(const std::string& /*prefix*/, ParameterList<Scalar>& /*out*/) {}
   /// y = layer(params, x). `params` points at num_parameters() Vars.
   virtual Var<Scalar> forward(const Var<Scalar>* params, const Var<Scalar>& x, Mode mode) = 0;
+  /// Whether forward also accepts several tasks at once: inputs with a leading task axis
+  /// ([T, N, ...]) and each parameter either shared or given per task with a leading
+  /// task axis ([T, ...]). Learners then run a meta-batch as batched products.
+  virtual bool batches_tasks() const { return false; }
   /// A deep copy.
   virtual std::unique_ptr<Layer> clone() const = 0;
 };
@@ -52,6 +56,7 @@ class Cloneable : public Layer<Scalar> {
 template <class Scalar = float>
 class Relu : public detail::Cloneable<Relu<Scalar>, Scalar> {
  public:
+  bool batches_tasks() const override { return true; }  // elementwise
   std::string describe() const override { return "Relu"; }
   Var<Scalar> forward(const Var<Scalar>*, const Var<Scalar>& x, Mode) override { return relu(x); }
 };
@@ -60,6 +65,7 @@ class Relu : public detail::Cloneable<Relu<Scalar>, Scalar> {
 template <class Scalar = float>
 class LeakyRelu : public detail::Cloneable<LeakyRelu<Scalar>, Scalar> {
  public:
+  bool batches_tasks() const override { return true; }  // elementwise
   explicit LeakyRelu(double slope = 0.01) : slope_(slope) {}
   std::string describe() const override { return "LeakyRelu(" + std::to_string(slope_) + ")"; }
   Var<Scalar> forward(const Var<Scalar>*, const Var<Scalar>& x, Mode) override {
@@ -74,6 +80,7 @@ class LeakyRelu : public detail::Cloneable<LeakyRelu<Scalar>, Scalar> {
 template <class Scalar = float>
 class Tanh : public detail::Cloneable<Tanh<Scalar>, Scalar> {
  public:
+  bool batches_tasks() const override { return true; }  // elementwise
   std::string describe() const override { return "Tanh"; }
   Var<Scalar> forward(const Var<Scalar>*, const Var<Scalar>& x, Mode) override { return tanh(x); }
 };
@@ -82,6 +89,7 @@ class Tanh : public detail::Cloneable<Tanh<Scalar>, Scalar> {
 template <class Scalar = float>
 class Sigmoid : public detail::Cloneable<Sigmoid<Scalar>, Scalar> {
  public:
+  bool batches_tasks() const override { return true; }  // elementwise
   std::string describe() const override { return "Sigmoid"; }
   Var<Scalar> forward(const Var<Scalar>*, const Var<Scalar>& x, Mode) override {
     return sigmoid(x);

@@ -12,7 +12,8 @@
 namespace metalearn::nn {
 
 /// y = x W + b with W [in, out] and b [out]; x is [N, in]. Initialised as PyTorch's
-/// nn.Linear: W and b uniform in +-1/sqrt(in).
+/// nn.Linear: W and b uniform in +-1/sqrt(in). Batches tasks: x [T, N, in] with W shared
+/// or per task ([T, in, out]) and b shared or per task ([T, out]).
 template <class Scalar = float>
 class Linear : public detail::Cloneable<Linear<Scalar>, Scalar> {
  public:
@@ -33,12 +34,16 @@ class Linear : public detail::Cloneable<Linear<Scalar>, Scalar> {
   }
   Var<Scalar> forward(const Var<Scalar>* p, const Var<Scalar>& x, Mode) override {
     const Shape s = x.shape();
-    if (s.rank() != 2 || s[1] != in())
+    if ((s.rank() != 2 && s.rank() != 3) || s[s.rank() - 1] != in())
       throw InvalidArgument("metalearn::nn::Linear::forward: input has shape " + s.to_string() +
-                            ", expected [N, " + std::to_string(in()) + "]");
+                            ", expected [N, " + std::to_string(in()) + "] or [tasks, N, " +
+                            std::to_string(in()) + "]");
     const Var<Scalar> y = matmul(x, p[0]);
-    return has_bias_ ? y + p[1] : y;
+    if (!has_bias_) return y;
+    const Shape b = p[1].shape();  // per task [T, out] meets y [T, N, out] as [T, 1, out]
+    return b.rank() == 2 ? y + reshape(p[1], Shape{b[0], 1, b[1]}) : y + p[1];
   }
+  bool batches_tasks() const override { return true; }
 
   std::int64_t in() const { return weight_.shape()[0]; }
   std::int64_t out() const { return weight_.shape()[1]; }

@@ -89,6 +89,13 @@ class Sequential {
     return h;
   }
 
+  /// True when every layer accepts a leading task axis (Layer::batches_tasks).
+  bool batches_tasks() const {
+    for (const auto& l : layers_)
+      if (!l->batches_tasks()) return false;
+    return !layers_.empty();
+  }
+
   std::size_t size() const { return layers_.size(); }
   Layer<Scalar>& operator[](std::size_t i) { return *layers_.at(i); }
 
