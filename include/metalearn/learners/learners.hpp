@@ -13,6 +13,7 @@
 #include <metalearn/learners/protonet.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/siamese.hpp>
+#include <metalearn/learners/task_group.hpp>
 #include <metalearn/learners/task_pool.hpp>
 #include <metalearn/learners/trainer.hpp>
 #include <metalearn/learners/triplet.hpp>

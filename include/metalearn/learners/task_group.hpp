@@ -56,8 +56,8 @@ bool same_layout(const data::Episode<Scalar>& a, const data::Episode<Scalar>& b)
 
 template <class Scalar>
 Tensor<Scalar> stack(const std::vector<const Tensor<Scalar>*>& parts) {
-  Tensor<Scalar> out(with_task_axis(parts.front()->shape(), static_cast<std::int64_t>(parts.size())),
-                     Scalar(0));
+  Tensor<Scalar> out(
+      with_task_axis(parts.front()->shape(), static_cast<std::int64_t>(parts.size())), Scalar(0));
   Scalar* dst = out.data();
   for (const Tensor<Scalar>* p : parts) dst = std::copy(p->data(), p->data() + p->numel(), dst);
   return out;
@@ -71,8 +71,8 @@ template <class Scalar>
 bool stackable(const std::vector<data::Episode<Scalar>>& batch) {
   if (batch.empty()) return false;
   const auto& first = batch.front();
-  for (const Tensor<Scalar>* t : {&first.support_inputs, &first.query_inputs,
-                                  &first.support_targets, &first.query_targets})
+  for (const Tensor<Scalar>* t :
+       {&first.support_inputs, &first.query_inputs, &first.support_targets, &first.query_targets})
     if (t->shape().rank() >= Shape::max_rank) return false;
   return std::all_of(batch.begin(), batch.end(),
                      [&](const auto& e) { return detail::same_layout(first, e); });

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <string>
@@ -170,17 +171,25 @@ void sigmoid_backward(BackwardContext<Scalar>& c) {  // d s(x) = s (1 - s)
 }
 template <class Scalar>
 void relu_backward(BackwardContext<Scalar>& c) {
+  // Plain loops that read every operand unconditionally, which GCC turns into vector
+  // compare-and-blend. On 2,000 floats: Eigen 3.4's select 400 ns vs 162, and its
+  // bool-to-float cast (a scalar loop) 2.7 us vs 0.12.
   const Var<Scalar> x = c.input(0);
+  const Scalar* xv = x.value().data();
+  const std::int64_t n = x.numel();
   if (!c.tape.recording()) {  // not recorded: g where x > 0, in one pass
     auto dx = record_constant(x, x.shape());
-    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dx.data, x.numel()) =
-        (x.value().array() > Scalar(0)).select(c.grad_output.value().array(), Scalar(0));
+    const Scalar* g = c.grad_output.value().data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const Scalar gi = g[i];
+      dx.data[i] = xv[i] > Scalar(0) ? gi : Scalar(0);
+    }
     c.grad_inputs[0] = dx.var;
     return;
   }
-  const Var<Scalar> step =
-      constant_of(x, [](const auto& a) { return (a > Scalar(0)).template cast<Scalar>(); });
-  c.grad_inputs[0] = mul(c.grad_output, step);
+  auto step = record_constant(x, x.shape());
+  for (std::int64_t i = 0; i < n; ++i) step.data[i] = xv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
+  c.grad_inputs[0] = mul(c.grad_output, step.var);
 }
 template <class Scalar>
 void leaky_relu_backward(BackwardContext<Scalar>& c) {
