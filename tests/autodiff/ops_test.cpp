@@ -179,6 +179,46 @@ TEST_CASE("matmul: 2-D, fused transposes and batched", "[autodiff][grad][second-
     check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1], true, true)); },
                {uniform(rng, {1, 5}), uniform(rng, {3, 1})});
   }
+  SECTION("small products (register blocks, no packing): values, column tails, gradients") {
+    // Shapes around the blocks: rows 1, 4 + 3 and 10; columns 8, 13 = 8 + 4 + 1 and
+    // 40 = 16 + 16 + 8; A plain or transposed; one batched case.
+    for (const std::int64_t n : {1, 7, 10})
+      for (const std::int64_t m : {8, 13, 40})
+        for (const bool ta : {false, true}) {
+          const std::int64_t k = 6, batch = n == 7 ? 2 : 1;
+          INFO("n " << n << " m " << m << " transposed A " << ta);
+          REQUIRE(ml::detail::use_small_product(n, k, m, false));
+          const auto a = uniform(rng, ta ? Shape{batch, k, n} : Shape{batch, n, k});
+          const auto b = uniform(rng, {batch, k, m});
+          for (const bool as_float : {false, true}) {
+            Tensor<double> got;
+            if (as_float) {
+              ml::Tape<float> tf;
+              got = ml::matmul(tf.constant(a.cast<float>()), tf.constant(b.cast<float>()), ta)
+                        .to_tensor()
+                        .cast<double>();
+            } else {
+              ml::Tape<double> td;
+              got = ml::matmul(td.constant(a), td.constant(b), ta).to_tensor();
+            }
+            REQUIRE(got.shape() == Shape{batch, n, m});
+            double worst = 0;
+            for (std::int64_t t = 0; t < batch; ++t)
+              for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t j = 0; j < m; ++j) {
+                  double sum = 0;
+                  for (std::int64_t p = 0; p < k; ++p)
+                    sum += (ta ? a.at(t, p, i) : a.at(t, i, p)) * b.at(t, p, j);
+                  worst = std::max(worst, std::abs(got.at(t, i, j) - sum));
+                }
+            CHECK(worst < (as_float ? 1e-5 : 1e-13));
+          }
+        }
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1])); },
+               {uniform(rng, {5, 3}), uniform(rng, {3, 9})});
+    check_both([](const Vars& v) { return ml::tanh(ml::matmul(v[0], v[1], true, false)); },
+               {uniform(rng, {2, 3, 5}), uniform(rng, {2, 3, 9})});
+  }
   SECTION("shape errors name the op and both shapes") {
     ml::Tape<double> tape;
     const auto a = tape.constant(Tensor<double>(Shape{2, 3})),
