@@ -37,9 +37,11 @@ class Arena {
       if (c.size - c.used >= bytes) {
         void* p = c.data.get() + c.used;
         c.used += bytes;
+        peak_ = std::max(peak_, below_ + c.used);
         return p;
       }
-      ++current_;  // later chunks were emptied by a rewind; try them before growing
+      below_ += c.size;  // its unused tail stays held until a rewind below it
+      ++current_;        // later chunks were emptied by a rewind; try them before growing
       if (current_ < chunks_.size()) chunks_[current_].used = 0;
     }
     const std::size_t last = chunks_.empty() ? 0 : chunks_.back().size;
@@ -47,6 +49,7 @@ class Arena {
     current_ = chunks_.size() - 1;
     Chunk& c = chunks_.back();
     c.used = bytes;
+    peak_ = std::max(peak_, below_ + c.used);
     return c.data.get();
   }
 
@@ -58,6 +61,7 @@ class Arena {
   /// Free everything allocated after `m`.
   void rewind(Mark m) {
     if (chunks_.empty()) return;
+    for (std::size_t i = m.chunk; i < current_; ++i) below_ -= chunks_[i].size;
     current_ = m.chunk;
     chunks_[current_].used = m.used;
   }
@@ -71,6 +75,7 @@ class Arena {
       add_chunk(total);
     }
     current_ = 0;
+    below_ = 0;
     if (!chunks_.empty()) chunks_[0].used = 0;
   }
 
@@ -78,6 +83,8 @@ class Arena {
   void release() {
     chunks_.clear();
     current_ = 0;
+    below_ = 0;
+    peak_ = 0;
   }
 
   /// Bytes held from the system.
@@ -86,6 +93,10 @@ class Arena {
     for (const Chunk& c : chunks_) total += c.size;
     return total;
   }
+  /// The most bytes ever in use at once (the chunks before the current one counted whole),
+  /// since construction or release(): the memory a workload touches, where capacity()
+  /// rounds up to the doubling chunk sizes.
+  std::size_t peak() const noexcept { return peak_; }
   /// Number of chunks ever requested from the system (a warm loop keeps this constant).
   std::size_t system_allocations() const noexcept { return system_allocations_; }
 
@@ -116,6 +127,8 @@ class Arena {
 
   std::vector<Chunk> chunks_;
   std::size_t current_ = 0;
+  std::size_t below_ = 0;  // total size of the chunks before current_
+  std::size_t peak_ = 0;
   std::size_t system_allocations_ = 0;
 };
 

@@ -136,6 +136,19 @@ class TapeStorage {
   /// Raw arena memory for op attributes (e.g. gather indices); freed with the scope.
   void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
 
+  /// Where the arena and the node list stand, for scratch memory an op gives back when it
+  /// ends (release_scratch).
+  struct ScratchMark {
+    Arena::Mark arena;
+    std::size_t nodes = 0;
+  };
+  ScratchMark scratch_mark() const noexcept { return {arena_.mark(), nodes_.size()}; }
+  /// Free the arena memory allocated since `m`, unless a node was recorded since: its value
+  /// may live there, and values are never freed before their scope ends.
+  void release_scratch(const ScratchMark& m) noexcept {
+    if (nodes_.size() == m.nodes) arena_.rewind(m.arena);
+  }
+
   const Arena& arena() const noexcept { return arena_; }
   /// Give the arena's memory back to the system (only when no scope is active).
   void release_memory() {
