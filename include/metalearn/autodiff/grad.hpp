@@ -43,6 +43,15 @@ class RecordingScope {
   bool was_;
 };
 
+/// The node indices of `out` (a thread-local buffer, reused).
+template <class Scalar>
+std::vector<std::int32_t>& pooled_results(const std::vector<Var<Scalar>>& out) {
+  thread_local std::vector<std::int32_t> nodes;
+  nodes.clear();
+  for (const auto& v : out) nodes.push_back(v.index());
+  return nodes;
+}
+
 /// The reverse sweep: walks the tape backwards from y, once, without recursion.
 template <class Scalar>
 void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
@@ -63,8 +72,8 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
   const std::size_t span = static_cast<std::size_t>(last - first + 1);
   std::vector<unsigned char>& reaches = t.reach_scratch();
   reaches.assign(span, 0);
-  for (const auto& x : xs)
-    if (x.index() <= last) reaches[x.index() - first] = 1;
+  for (const auto& x : xs)  // 2: a requested input (its adjoint is a result)
+    if (x.index() <= last) reaches[x.index() - first] = 2;
   for (std::int32_t i = first; i <= last; ++i) {
     const Node<Scalar>& n = t.node(i);
     if (reaches[i - first] || n.backward == nullptr) continue;
@@ -78,9 +87,14 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
   std::vector<Var<Scalar>>& adjoint = t.adjoint_scratch();
   adjoint.assign(span, Var<Scalar>());
   std::vector<Var<Scalar>>& input_grads = t.input_grad_scratch();
+  // A sweep that is not recorded takes its values from the tape's sweep pool, and frees
+  // each once no adjoint holds it (PyTorch frees a gradient buffer once consumed): without
+  // it, this sweep was half of a second-order MAML task's peak memory.
+  const bool pooled = reaches[last - first] && !(options.create_graph && t.recording());
   if (reaches[last - first]) {
     adjoint[last - first] = seed;
     RecordingScope<Scalar> recording(t, options.create_graph);
+    if (pooled) t.begin_pool();
     for (std::int32_t i = last; i >= first; --i) {
       if (!adjoint[i - first].is_assigned() || !reaches[i - first]) continue;
       const BackwardFn<Scalar> backward = t.node(i).backward;
@@ -100,7 +114,19 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
         METALEARN_ASSERT(g.is_assigned(), "a backward rule left a needed input gradient unset");
         METALEARN_ASSERT(g.shape() == t.node(j).shape, "a backward rule returned a wrong shape");
         Var<Scalar>& acc = adjoint[j - first];
+        const Var<Scalar> before = acc;
         acc = acc.is_assigned() ? add(acc, g) : g;
+        if (pooled) {
+          t.pool_retain(acc.index());
+          if (before.is_assigned()) t.pool_release(before.index());
+        }
+      }
+      if (pooled) {  // node i's adjoint is consumed, unless it is a requested result
+        if (reaches[i - first] != 2) {
+          t.pool_release(g_out.index());
+          adjoint[i - first] = Var<Scalar>();
+        }
+        t.pool_end_step();
       }
     }
   }
@@ -115,11 +141,17 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       std::fill(zero.data, zero.data + x.numel(), Scalar(0));
       out.push_back(zero.var);
     } else {
+      if (pooled) t.end_pool(pooled_results(out));  // drops the sweep's nodes first
       throw InvalidArgument("metalearn::grad: input " + std::to_string(k) + " (shape " +
                             x.shape().to_string() + ", op '" + x.op() +
                             "') is not used to compute the output; set allow_unused to get a "
                             "zero gradient");
     }
+  }
+  if (pooled) {
+    std::vector<std::int32_t>& nodes = pooled_results(out);
+    t.end_pool(nodes);
+    for (std::size_t k = 0; k < out.size(); ++k) out[k] = Var<Scalar>(&t, nodes[k], t.epoch());
   }
 }
 

@@ -97,6 +97,10 @@ class Arena {
   /// since construction or release(): the memory a workload touches, where capacity()
   /// rounds up to the doubling chunk sizes.
   std::size_t peak() const noexcept { return peak_; }
+  /// Bytes in use now, counted as peak() counts them.
+  std::size_t in_use() const noexcept {
+    return chunks_.empty() ? 0 : below_ + chunks_[current_].used;
+  }
   /// Number of chunks ever requested from the system (a warm loop keeps this constant).
   std::size_t system_allocations() const noexcept { return system_allocations_; }
 
