@@ -85,8 +85,9 @@ class Tape {
   std::int32_t size() const { return storage_->size(); }
   /// Bytes the thread's arena holds from the system.
   std::size_t bytes_reserved() const { return storage_->arena().capacity(); }
-  /// The most bytes the thread's arena ever had in use at once (node values, op scratch):
-  /// the memory a workload touched, where bytes_reserved rounds up to doubling chunks.
+  /// The most bytes the thread's tape ever had in use at once (node values, op scratch, and
+  /// the sweep pool of grad calls that are not recorded): the memory a workload touched,
+  /// where bytes_reserved rounds up to doubling chunks.
   std::size_t bytes_peak() const { return storage_->peak_bytes(); }
   /// Chunks the thread's arena ever requested from the system; constant in a warm loop.
   std::size_t arena_allocations() const { return storage_->arena().system_allocations(); }
