@@ -33,7 +33,8 @@ class SweepPool {
       data = free.back();
       free.pop_back();
     } else {
-      owned_.emplace_back(static_cast<std::byte*>(::operator new (bytes, std::align_val_t{alignment})));
+      owned_.emplace_back(
+          static_cast<std::byte*>(::operator new (bytes, std::align_val_t{alignment})));
       data = owned_.back().get();
       held_ += bytes;
     }
