@@ -1,5 +1,7 @@
 // Tape lifetime, stale Vars, nesting, no-grad scopes, threads, and memory reuse.
+#include <algorithm>
 #include <metalearn/autodiff/autodiff.hpp>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -205,4 +207,27 @@ TEST_CASE("grad: a sweep that is not recorded frees each value once consumed",
   const auto again = ml::sum(g * g);
   CHECK(std::isfinite(again.item()));
   CHECK(ml::grad(again, {x}, {false, true})[0].value()[0] == 0.0);  // g is a constant
+}
+
+namespace {
+template <class Scalar>
+void throwing_backward(ml::detail::BackwardContext<Scalar>&) {
+  throw std::runtime_error("backward failed");
+}
+}  // namespace
+
+TEST_CASE("grad: a backward rule that throws leaves the tape recording normally",
+          "[autodiff][memory][error]") {
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(Tensor<double>(Shape{128, 128}, 0.5));
+  auto boom = ml::detail::record("boom", x.shape(), {x}, &throwing_backward<double>);
+  std::copy_n(x.value().data(), x.numel(), boom.data);
+  const auto y = ml::sum(ml::tanh(boom.var));
+  CHECK_THROWS_AS(ml::grad(y, {x}), std::runtime_error);
+  CHECK_FALSE(ml::detail::thread_tape<double>().pooling());
+  // A large value recorded now lives in the arena: later sweeps cannot reuse its memory.
+  const auto kept = ml::tanh(x * 2.0);
+  const double first = kept.value()[0];
+  for (int i = 0; i < 3; ++i) (void)ml::grad(ml::sum(ml::tanh(x * 3.0)), {x});
+  CHECK(kept.value()[0] == first);
 }

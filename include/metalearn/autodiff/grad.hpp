@@ -43,6 +43,25 @@ class RecordingScope {
   bool was_;
 };
 
+/// A sweep drawing its values from the tape's sweep pool (TapeStorage::begin_pool); if it
+/// ends by an exception, the pool is ended with it, so the tape records normally after.
+template <class Scalar>
+class PooledSweep {
+ public:
+  PooledSweep(TapeStorage<Scalar>& t, bool on) : t_(on ? &t : nullptr) {
+    if (t_ != nullptr) t_->begin_pool();
+  }
+  ~PooledSweep() {
+    if (t_ != nullptr && t_->pooling()) t_->end_pool(none_);
+  }
+  PooledSweep(const PooledSweep&) = delete;
+  PooledSweep& operator=(const PooledSweep&) = delete;
+
+ private:
+  TapeStorage<Scalar>* t_;
+  std::vector<std::int32_t> none_;
+};
+
 /// The node indices of `out` (a thread-local buffer, reused).
 template <class Scalar>
 std::vector<std::int32_t>& pooled_results(const std::vector<Var<Scalar>>& out) {
@@ -91,10 +110,10 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
   // each once no adjoint holds it (PyTorch frees a gradient buffer once consumed): without
   // it, this sweep was half of a second-order MAML task's peak memory.
   const bool pooled = reaches[last - first] && !(options.create_graph && t.recording());
+  PooledSweep<Scalar> pool(t, pooled);
   if (reaches[last - first]) {
     adjoint[last - first] = seed;
     RecordingScope<Scalar> recording(t, options.create_graph);
-    if (pooled) t.begin_pool();
     for (std::int32_t i = last; i >= first; --i) {
       if (!adjoint[i - first].is_assigned() || !reaches[i - first]) continue;
       const BackwardFn<Scalar> backward = t.node(i).backward;
@@ -141,7 +160,6 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       std::fill(zero.data, zero.data + x.numel(), Scalar(0));
       out.push_back(zero.var);
     } else {
-      if (pooled) t.end_pool(pooled_results(out));  // drops the sweep's nodes first
       throw InvalidArgument("metalearn::grad: input " + std::to_string(k) + " (shape " +
                             x.shape().to_string() + ", op '" + x.op() +
                             "') is not used to compute the output; set allow_unused to get a "

@@ -131,6 +131,7 @@ class TapeStorage {
     pool_mark_ = scratch_mark();
     node_block_.clear();
   }
+  bool pooling() const noexcept { return pooling_; }
   void pool_retain(std::int32_t node) { pool_.retain(pool_block(node)); }
   void pool_release(std::int32_t node) { pool_.release(pool_block(node)); }
   void pool_end_step() {
