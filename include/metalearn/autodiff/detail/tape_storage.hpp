@@ -225,11 +225,14 @@ class TapeStorage {
   }
 
   const Arena& arena() const noexcept { return arena_; }
-  /// Give the arena's memory back to the system (only when no scope is active).
+  /// Give the arena's and the sweep pool's memory back to the system (only when no scope
+  /// is active).
   void release_memory() {
     if (active())
       throw StateError("metalearn::Tape::release_memory: a tape is still active on this thread");
     arena_.release();
+    pool_ = SweepPool();
+    pool_peak_ = 0;
     nodes_ = {};
     adjoints_ = {};
     reaches_ = {};
