@@ -607,6 +607,9 @@ TEST_CASE("pooling: max, average, global average", "[autodiff][grad][second-orde
   CHECK(ml::global_avg_pool2d(t).to_tensor().at(0, 0) == Approx(4.0));
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::max_pool2d(t, 3, 1); },
                                               {"metalearn::max_pool2d", "[1, 1, 2, 3]"});
+  const auto wide = tape.constant(Tensor<double>(Shape{1, 1, 257, 257}));
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::max_pool2d(wide, 257, 1); },
+                                              {"metalearn::max_pool2d", "kernel 257", "256"});
   // 2x2 stride 2 (conv4's pooling, its own loop): the maximum in each of the four window
   // positions, a tie sends the gradient to the first maximum in row-major order, and the
   // odd last row and column are dropped (floor).
@@ -685,4 +688,36 @@ TEST_CASE("batch_norm: fused scale and shift, gradients of x, gamma and beta",
   ml::test::check_throws<ml::InvalidArgument>(
       [&] { (void)ml::batch_norm(x, b, tape.leaf(uniform(rng, {3}))); },
       {"metalearn::batch_norm", "[3]", "[2]"});
+}
+
+TEST_CASE("batch norm's gradient ops: bn_input_grad and bn_gamma_grad to second order",
+          "[autodiff][grad][second-order]") {
+  // The recorded backward of batch_norm is made of these two ops, so second-order MAML
+  // differentiates them: their fused backward (first order here) and their recorded one
+  // (second order here) are both checked against finite differences.
+  auto rng = ml::test::make_rng(23);
+  const double eps = 1e-5;
+  const auto in = [&](const Vars& v) { return ml::tanh(ml::bn_input_grad(v[0], v[1], v[2], eps)); };
+  const auto gm = [&](const Vars& v) { return ml::tanh(ml::bn_gamma_grad(v[0], v[1], eps)); };
+  for (const Shape& s : {Shape{3, 2, 2, 3}, Shape{5, 2}}) {
+    const auto x = uniform(rng, s, -1.0, 4.0), g = uniform(rng, s), gamma = uniform(rng, {2});
+    check_both(in, {x, gamma, g});
+    check_both(gm, {x, g});
+  }
+  // Values: bn_input_grad is batch_norm's x-gradient, bn_gamma_grad its gamma-gradient.
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(uniform(rng, {3, 2, 2, 3})), gamma = tape.leaf(uniform(rng, {2}));
+  const auto beta = tape.leaf(uniform(rng, {2})), g = tape.constant(uniform(rng, {3, 2, 2, 3}));
+  const auto expected = ml::vjp(ml::batch_norm(x, gamma, beta), {x, gamma}, g);
+  const auto dx = ml::bn_input_grad(x, gamma, g, 1e-5).to_tensor();
+  const auto dgamma = ml::bn_gamma_grad(x, g, 1e-5).to_tensor();
+  for (std::int64_t i = 0; i < dx.numel(); ++i)
+    CHECK_THAT(dx.data()[i], WithinAbs(expected[0].value()[i], 1e-12));
+  for (std::int64_t i = 0; i < 2; ++i)
+    CHECK_THAT(dgamma.data()[i], WithinAbs(expected[1].value()[i], 1e-12));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { (void)ml::bn_input_grad(x, gamma, beta, 1e-5); },
+      {"metalearn::bn_input_grad", "[3, 2, 2, 3]", "[2]"});
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)ml::bn_gamma_grad(x, beta, 1e-5); },
+                                              {"metalearn::bn_gamma_grad", "[2]"});
 }

@@ -89,6 +89,8 @@ class Tape {
   /// the sweep pool of grad calls that are not recorded): the memory a workload touched,
   /// where bytes_reserved rounds up to doubling chunks.
   std::size_t bytes_peak() const { return storage_->peak_bytes(); }
+  /// Start bytes_peak again from the bytes in use now (e.g. to measure a warm loop's step).
+  void reset_peak() { storage_->reset_peak(); }
   /// Chunks the thread's arena ever requested from the system; constant in a warm loop.
   std::size_t arena_allocations() const { return storage_->arena().system_allocations(); }
 

@@ -97,6 +97,8 @@ class Arena {
   /// since construction or release(): the memory a workload touches, where capacity()
   /// rounds up to the doubling chunk sizes.
   std::size_t peak() const noexcept { return peak_; }
+  /// Start peak() again from the bytes in use now.
+  void reset_peak() noexcept { peak_ = in_use(); }
   /// Bytes in use now, counted as peak() counts them.
   std::size_t in_use() const noexcept {
     return chunks_.empty() ? 0 : below_ + chunks_[current_].used;

@@ -168,6 +168,10 @@ class TapeStorage {
   /// The most bytes in use at once: the arena's, and during pooled sweeps the arena's plus
   /// the pool's (held blocks, free lists included).
   std::size_t peak_bytes() const noexcept { return std::max(arena_.peak(), pool_peak_); }
+  void reset_peak() noexcept {
+    arena_.reset_peak();
+    pool_peak_ = 0;
+  }
 
  private:
   std::int32_t pool_block(std::int32_t node) const {

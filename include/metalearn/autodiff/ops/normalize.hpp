@@ -13,12 +13,10 @@
 
 namespace metalearn {
 
-namespace detail {
+template <class Scalar>
+Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps = Scalar(1e-5));
 
-template <class Scalar>
-void channel_normalize_backward(BackwardContext<Scalar>& c);
-template <class Scalar>
-void batch_norm_backward(BackwardContext<Scalar>& c);
+namespace detail {
 
 /// Channel layout of [N, C] or [N, C, H, W]: C channels, each N blocks of `inner` values.
 struct ChannelDims {
@@ -79,84 +77,233 @@ Var<Scalar> channel_inv_std(const Var<Scalar>& x, const ChannelDims& d, Scalar e
   return pow(add_scalar(scale(sum_to(square(centered), pc), inv_m), eps), Scalar(-0.5));
 }
 
+/// Per-channel mean and 1/sqrt(var + eps) of x in tape memory: mean [C], then inv_std [C].
+/// Kept in NodeAttrs::extra by every node of the family below, which share them.
+template <class Scalar>
+const Scalar* channel_stats(const Var<Scalar>& x, const ChannelDims& d, Scalar eps) {
+  auto* stats =
+      static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(2 * d.c)));
+  channel_statistics(x.value().data(), d, static_cast<double>(eps), stats, stats + d.c);
+  return stats;
+}
+
+inline NodeAttrs stats_attrs(const void* stats, double eps) {
+  NodeAttrs a;
+  a.real[0] = eps;
+  a.extra = stats;
+  return a;
+}
+
+/// Calls f(at, n, mean, inv_std) for every contiguous block of n values of channel ch.
+template <class Scalar, class F>
+void channel_blocks(const ChannelDims& d, const Scalar* stats, std::int64_t ch, F f) {
+  for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) { f(at, stats[ch], stats[d.c + ch]); });
+}
+
+template <class Scalar>
+using ArrayMap = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+template <class Scalar>
+using MutableArrayMap = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+
+template <class Scalar>
+void bn_input_grad_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void bn_gamma_grad_backward(BackwardContext<Scalar>& c);
+
 }  // namespace detail
 
-/// (x - mean_c) / sqrt(var_c + eps), with the mean and (biased) variance of each channel c
-/// taken over the batch and, for images, over height and width. x is [N, C] or
-/// [N, C, H, W]. Any order: the backward rule is fused when it is not recorded, and made of
-/// differentiable ops when it is (create_graph).
+/// The gradients of batch normalisation as ops of their own, so a recorded backward pass
+/// (create_graph: second-order MAML) keeps one value per gradient instead of the dozen
+/// full-size intermediates of the formula written in elementwise ops. With x normalised
+/// per channel to xhat = (x - mean) s, s = 1/sqrt(var + eps), M values per channel, and
+/// P(a) = a - mean_c(a) - xhat mean_c(a xhat) (the projection the normalisation's Jacobian
+/// applies, Ioffe & Szegedy 2015, section 3):
+///   bn_input_grad(x, gamma, g) = gamma s P(g)   (dL/dx of batch norm for dL/dy = g)
+///   bn_gamma_grad(x, g)        = sum_c(g xhat)  (dL/dgamma)
+/// Their own backward rules are closed in the family (plus elementwise ops when recorded),
+/// so any order works. `stats` are x's (channel_stats); null computes them.
 template <class Scalar>
-Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps = Scalar(1e-5)) {
+Var<Scalar> bn_input_grad(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var<Scalar>& g,
+                          Scalar eps, const Scalar* stats = nullptr) {
   const Shape s = x.shape();
   const detail::ChannelDims d = detail::channel_dims(s);
-  detail::NodeAttrs attrs;
-  attrs.real[0] = static_cast<double>(eps);
-  auto* inv_std =
-      static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.c)));
-  attrs.extra = inv_std;
-  auto out = detail::record("channel_normalize", s, {x},
-                            &detail::channel_normalize_backward<Scalar>, attrs);
-  const Scalar* px = x.value().data();
-  auto* mean =
-      static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(d.c)));
-  detail::channel_statistics(px, d, static_cast<double>(eps), mean, inv_std);
-  using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-  for (std::int64_t c = 0; c < d.c; ++c)
-    detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
-      Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data + at, d.inner) =
-          (Block(px + at, d.inner) - mean[c]) * inv_std[c];
+  if (g.shape() != s || gamma.shape() != Shape{d.c})
+    throw InvalidArgument("metalearn::bn_input_grad: x " + s.to_string() + ", gamma " +
+                          gamma.shape().to_string() + " and g " + g.shape().to_string() +
+                          " must be x's shape, [C], x's shape");
+  if (stats == nullptr) stats = detail::channel_stats(x, d, eps);
+  auto out =
+      detail::record("bn_input_grad", s, {x, gamma, g}, &detail::bn_input_grad_backward<Scalar>,
+                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  const Scalar *px = x.value().data(), *pg = g.value().data(), *pgamma = gamma.value().data();
+  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
+  using A = detail::ArrayMap<Scalar>;
+  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    Scalar sg = 0, sgx = 0;  // sums of g and of g (x - mean)
+    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      sg += A(pg + at, d.inner).sum();
+      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
     });
+    // gamma s (g - sg/M - xhat (sgx s)/M) with xhat = (x - mean) s.
+    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar is) {
+      const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
+      detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
+          k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
+    });
+  }
+  return out.var;
+}
+
+template <class Scalar>
+Var<Scalar> bn_gamma_grad(const Var<Scalar>& x, const Var<Scalar>& g, Scalar eps,
+                          const Scalar* stats = nullptr) {
+  const Shape s = x.shape();
+  const detail::ChannelDims d = detail::channel_dims(s);
+  if (g.shape() != s)
+    throw InvalidArgument(
+        detail::shapes_message("bn_gamma_grad", "g must have x's shape", s, g.shape()));
+  if (stats == nullptr) stats = detail::channel_stats(x, d, eps);
+  auto out =
+      detail::record("bn_gamma_grad", Shape{d.c}, {x, g}, &detail::bn_gamma_grad_backward<Scalar>,
+                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  const Scalar *px = x.value().data(), *pg = g.value().data();
+  using A = detail::ArrayMap<Scalar>;
+  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    Scalar sgx = 0;
+    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
+    });
+    out.data[ch] = sgx * stats[d.c + ch];
+  }
   return out.var;
 }
 
 namespace detail {
 
-// With y = normalize(x), s = 1/sqrt(var + eps) and M values per channel:
-//   dx = s (g - mean_c(g) - y mean_c(g y)).
 template <class Scalar>
-void channel_normalize_backward(BackwardContext<Scalar>& c) {
-  const Var<Scalar> x = c.input(0), y = c.output(), g = c.grad_output;
-  const Shape s = x.shape();
-  const ChannelDims d = channel_dims(s);
-  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
-  if (!c.tape.recording()) {
-    // Not recorded (no create_graph): one fused pass for the two sums, one for dx.
-    const auto* inv_std = static_cast<const Scalar*>(c.attrs().extra);
-    auto dx = record_constant(x, s);
-    const Scalar *pg = g.value().data(), *py = y.value().data();
-    using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-    for (std::int64_t ch = 0; ch < d.c; ++ch) {
-      Scalar sg = 0, sgy = 0;
-      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
-        sg += Block(pg + at, d.inner).sum();
-        sgy += (Block(pg + at, d.inner) * Block(py + at, d.inner)).sum();
-      });
-      const Scalar mg = sg * inv_m, mgy = sgy * inv_m, is = inv_std[ch];
-      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
-        Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dx.data + at, d.inner) =
-            is * (Block(pg + at, d.inner) - mg - Block(py + at, d.inner) * mgy);
-      });
-    }
-    c.grad_inputs[0] = dx.var;
-    return;
-  }
-  // Recorded: the same formula in differentiable ops, with s as a function of x, so the
-  // result can be differentiated again.
-  const Shape pc = d.per_channel(s.rank());
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const Var<Scalar> centered = x - scale(sum_to(x, pc), inv_m);
-  const Var<Scalar> inv_std =
-      pow(add_scalar(scale(sum_to(square(centered), pc), inv_m), eps), Scalar(-0.5));
-  const Var<Scalar> mg = scale(sum_to(g, pc), inv_m), mgy = scale(sum_to(g * y, pc), inv_m);
-  c.grad_inputs[0] = inv_std * (g - mg - y * mgy);
+Var<Scalar> ones_of(const Var<Scalar>& like, std::int64_t n) {
+  auto one = record_constant(like, Shape{n});
+  std::fill(one.data, one.data + n, Scalar(1));
+  return one.var;
 }
 
+// bn_input_grad's backward for cotangent u. Per channel, with gbar, ubar the means of g
+// and u, m = mean(g xhat), ux = mean(u xhat) and cov = mean(u g) - ubar gbar:
+//   dg     = gamma s P(u)                                     (h is linear and P symmetric)
+//   dgamma = s M (cov - ux m)
+//   dx     = gamma s^2 (xhat (3 m ux - cov) - ux (g - gbar) - m (u - ubar))
+// (dx from d xhat_i/d x_k = s (delta_ik - 1/M - xhat_i xhat_k / M) and
+// d s/d x_k = -s^2 xhat_k / M.)
+template <class Scalar>
+void bn_input_grad_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2), u = c.grad_output;
+  const Shape s = x.shape();
+  const ChannelDims d = channel_dims(s);
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
+  if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
+  if (!c.needed(0) && !c.needed(1)) return;
+  if (!c.tape.recording()) {
+    Output<Scalar> dx{}, dgamma{};
+    if (c.needed(0)) dx = record_constant(x, s);
+    if (c.needed(1)) dgamma = record_constant(x, Shape{d.c});
+    const Scalar *px = x.value().data(), *pg = g.value().data(), *pu = u.value().data(),
+                 *pgamma = gamma.value().data();
+    using A = ArrayMap<Scalar>;
+    for (std::int64_t ch = 0; ch < d.c; ++ch) {
+      Scalar sg = 0, su = 0, sgx = 0, sux = 0, sug = 0;  // sums; x as x - mean
+      channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+        const auto xc = A(px + at, d.inner) - mean;
+        const A gb(pg + at, d.inner), ub(pu + at, d.inner);
+        sg += gb.sum();
+        su += ub.sum();
+        sgx += (gb * xc).sum();
+        sux += (ub * xc).sum();
+        sug += (ub * gb).sum();
+      });
+      const Scalar is = stats[d.c + ch], gbar = sg * inv_m, ubar = su * inv_m;
+      const Scalar m = sgx * is * inv_m, ux = sux * is * inv_m, cov = sug * inv_m - ubar * gbar;
+      if (c.needed(1)) dgamma.data[ch] = is * m_count * (cov - ux * m);
+      if (!c.needed(0)) continue;
+      const Scalar k = pgamma[ch] * is * is, slope = (3 * m * ux - cov) * is;
+      channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+        MutableArrayMap<Scalar>(dx.data + at, d.inner) =
+            k * ((A(px + at, d.inner) - mean) * slope - ux * (A(pg + at, d.inner) - gbar) -
+                 m * (A(pu + at, d.inner) - ubar));
+      });
+    }
+    if (c.needed(0)) c.grad_inputs[0] = dx.var;
+    if (c.needed(1)) c.grad_inputs[1] = dgamma.var;
+    return;
+  }
+  // Recorded (third order and up): the same formulas in differentiable ops of x, gamma, g, u.
+  const Shape pc = d.per_channel(s.rank());
+  const auto mean_c = [&](const Var<Scalar>& a) { return scale(sum_to(a, pc), inv_m); };
+  const Var<Scalar> xhat = channel_normalize(x, eps), is = channel_inv_std(x, d, eps);
+  const Var<Scalar> gbar = mean_c(g), ubar = mean_c(u), m = mean_c(g * xhat), ux = mean_c(u * xhat),
+                    cov = mean_c(u * g) - ubar * gbar;
+  if (c.needed(1)) c.grad_inputs[1] = reshape(scale(is * (cov - ux * m), m_count), Shape{d.c});
+  if (c.needed(0))
+    c.grad_inputs[0] = reshape(gamma, pc) * square(is) *
+                       (xhat * (scale(m * ux, Scalar(3)) - cov) - ux * (g - gbar) - m * (u - ubar));
+}
+
+// bn_gamma_grad's backward for cotangent w [C]: dg = w_c xhat, dx = w_c s P(g).
+template <class Scalar>
+void bn_gamma_grad_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), g = c.input(1), w = c.grad_output;
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, w, g, eps, stats);
+  if (!c.needed(1)) return;
+  const ChannelDims d = channel_dims(x.shape());
+  if (c.tape.recording()) {
+    c.grad_inputs[1] = channel_normalize(x, eps) * reshape(w, d.per_channel(x.rank()));
+    return;
+  }
+  auto dg = record_constant(x, x.shape());
+  const Scalar *px = x.value().data(), *pw = w.value().data();
+  for (std::int64_t ch = 0; ch < d.c; ++ch)
+    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar is) {
+      MutableArrayMap<Scalar>(dg.data + at, d.inner) =
+          (ArrayMap<Scalar>(px + at, d.inner) - mean) * (is * pw[ch]);
+    });
+  c.grad_inputs[1] = dg.var;
+}
+
+template <class Scalar>
+void channel_normalize_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void batch_norm_backward(BackwardContext<Scalar>& c);
+
 }  // namespace detail
+
+/// (x - mean_c) / sqrt(var_c + eps), with the mean and (biased) variance of each channel c
+/// taken over the batch and, for images, over height and width. x is [N, C] or
+/// [N, C, H, W]. Any order (its gradient is bn_input_grad with gamma = 1).
+template <class Scalar>
+Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps) {
+  const Shape s = x.shape();
+  const detail::ChannelDims d = detail::channel_dims(s);
+  const Scalar* stats = detail::channel_stats(x, d, eps);
+  auto out =
+      detail::record("channel_normalize", s, {x}, &detail::channel_normalize_backward<Scalar>,
+                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  const Scalar* px = x.value().data();
+  for (std::int64_t c = 0; c < d.c; ++c)
+    detail::channel_blocks(d, stats, c, [&](std::int64_t at, Scalar mean, Scalar is) {
+      detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
+          (detail::ArrayMap<Scalar>(px + at, d.inner) - mean) * is;
+    });
+  return out.var;
+}
 
 /// Batch normalisation with a per-channel scale and shift, fused:
 /// channel_normalize(x, eps) * gamma_c + beta_c, with gamma and beta of shape [C]. The
 /// forward pass reads x three times (two for the statistics) and writes y once; the
-/// backward pass, when not recorded, makes two passes for all three gradients.
+/// backward pass, when not recorded, makes two passes for all three gradients, and when
+/// recorded is bn_input_grad, bn_gamma_grad and a channel sum.
 template <class Scalar>
 Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var<Scalar>& beta,
                        Scalar eps = Scalar(1e-5)) {
@@ -166,22 +313,16 @@ Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var
     throw InvalidArgument("metalearn::batch_norm: gamma " + gamma.shape().to_string() +
                           " and beta " + beta.shape().to_string() + " must both be [" +
                           std::to_string(d.c) + "] for input " + s.to_string());
-  auto* stats =
-      static_cast<Scalar*>(x.tape().allocate(sizeof(Scalar) * static_cast<std::size_t>(2 * d.c)));
-  detail::NodeAttrs attrs;
-  attrs.real[0] = static_cast<double>(eps);
-  attrs.extra = stats;  // mean [C], then inv_std [C]
+  const Scalar* stats = detail::channel_stats(x, d, eps);
   auto out = detail::record("batch_norm", s, {x, gamma, beta}, &detail::batch_norm_backward<Scalar>,
-                            attrs);
+                            detail::stats_attrs(stats, static_cast<double>(eps)));
   const Scalar* px = x.value().data();
-  detail::channel_statistics(px, d, static_cast<double>(eps), stats, stats + d.c);
   const Scalar *pg = gamma.value().data(), *pb = beta.value().data();
-  using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
   for (std::int64_t c = 0; c < d.c; ++c) {
     const Scalar a = stats[d.c + c] * pg[c], b = pb[c] - stats[c] * a;  // y = a x + b
     detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
-      Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data + at, d.inner) =
-          Block(px + at, d.inner) * a + b;
+      detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
+          detail::ArrayMap<Scalar>(px + at, d.inner) * a + b;
     });
   }
   return out.var;
@@ -189,55 +330,57 @@ Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var
 
 namespace detail {
 
-// y = xhat gamma + beta with xhat = normalize(x), M values per channel, s = inv_std:
-//   dgamma = sum_c(g xhat), dbeta = sum_c(g), dx = gamma s (g - mean_c(g) - xhat mean_c(g xhat)).
+template <class Scalar>
+void channel_normalize_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0);
+  c.grad_inputs[0] = bn_input_grad(x, ones_of(x, x.shape()[1]), c.grad_output,
+                                   static_cast<Scalar>(c.attrs().real[0]),
+                                   static_cast<const Scalar*>(c.attrs().extra));
+}
+
+// y = xhat gamma + beta: dgamma = sum_c(g xhat), dbeta = sum_c(g), dx = bn_input_grad.
 template <class Scalar>
 void batch_norm_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.grad_output;
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
-  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
-  if (!c.tape.recording()) {
-    const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
-    const Scalar *px = x.value().data(), *pg = g.value().data(), *pgamma = gamma.value().data();
-    auto dgamma = record_constant(x, Shape{d.c});
-    auto dbeta = record_constant(x, Shape{d.c});
-    Output<Scalar> dx{};
-    if (c.needed(0)) dx = record_constant(x, s);
-    using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-    for (std::int64_t ch = 0; ch < d.c; ++ch) {
-      const Scalar mean = stats[ch], is = stats[d.c + ch];
-      Scalar sg = 0, sgx = 0;  // sum of g and of g (x - mean)
-      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
-        sg += Block(pg + at, d.inner).sum();
-        sgx += (Block(pg + at, d.inner) * (Block(px + at, d.inner) - mean)).sum();
-      });
-      dbeta.data[ch] = sg;
-      dgamma.data[ch] = sgx * is;
-      if (!c.needed(0)) continue;
-      // dx = gamma s (g - sg/M - xhat (sgx s)/M) with xhat = (x - mean) s.
-      const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
-      for_channel_blocks<Scalar>(d, ch, [&](std::int64_t at) {
-        Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dx.data + at, d.inner) =
-            k * (Block(pg + at, d.inner) - mg - (Block(px + at, d.inner) - mean) * slope);
-      });
-    }
-    if (c.needed(0)) c.grad_inputs[0] = dx.var;
-    c.grad_inputs[1] = dgamma.var;
-    c.grad_inputs[2] = dbeta.var;
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  if (c.tape.recording()) {
+    if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, gamma, g, eps, stats);
+    if (c.needed(1)) c.grad_inputs[1] = bn_gamma_grad(x, g, eps, stats);
+    if (c.needed(2)) c.grad_inputs[2] = reshape(sum_to(g, d.per_channel(s.rank())), Shape{d.c});
     return;
   }
-  // Recorded: the same gradients in differentiable ops of x, gamma and g.
-  const Shape pc = d.per_channel(s.rank());
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const Var<Scalar> xhat = channel_normalize(x, eps);
-  if (c.needed(1)) c.grad_inputs[1] = reshape(sum_to(g * xhat, pc), Shape{d.c});
-  if (c.needed(2)) c.grad_inputs[2] = reshape(sum_to(g, pc), Shape{d.c});
-  if (c.needed(0)) {
-    const Var<Scalar> gx = g * reshape(gamma, pc);
-    const Var<Scalar> mg = scale(sum_to(gx, pc), inv_m), mgx = scale(sum_to(gx * xhat, pc), inv_m);
-    c.grad_inputs[0] = channel_inv_std(x, d, eps) * (gx - mg - xhat * mgx);
+  // Not recorded (first order, or the last sweep of a meta-gradient): all three in two
+  // passes over x and g.
+  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
+  const Scalar *px = x.value().data(), *pg = g.value().data(), *pgamma = gamma.value().data();
+  auto dgamma = record_constant(x, Shape{d.c});
+  auto dbeta = record_constant(x, Shape{d.c});
+  Output<Scalar> dx{};
+  if (c.needed(0)) dx = record_constant(x, s);
+  using A = ArrayMap<Scalar>;
+  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    Scalar sg = 0, sgx = 0;  // sum of g and of g (x - mean)
+    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      sg += A(pg + at, d.inner).sum();
+      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
+    });
+    const Scalar is = stats[d.c + ch];
+    dbeta.data[ch] = sg;
+    dgamma.data[ch] = sgx * is;
+    if (!c.needed(0)) continue;
+    // dx = gamma s (g - sg/M - xhat (sgx s)/M) with xhat = (x - mean) s.
+    const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
+    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      MutableArrayMap<Scalar>(dx.data + at, d.inner) =
+          k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
+    });
   }
+  if (c.needed(0)) c.grad_inputs[0] = dx.var;
+  c.grad_inputs[1] = dgamma.var;
+  c.grad_inputs[2] = dbeta.var;
 }
 
 }  // namespace detail

@@ -60,81 +60,113 @@ void pool_gather_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void pool_scatter_backward(BackwardContext<Scalar>& c);
 
-// Both ops keep the flat input index of every output (arena) and the window geometry.
-inline NodeAttrs pool_attrs(const std::int64_t* idx, const PoolDims& d) {
+/// Where each window's maximum lies, as its row and column inside the window packed in 2
+/// bytes (row << 8 | column): a quarter of PyTorch's 8-byte flat indices, which for conv4's
+/// first block on 75 queries are 7.5 MiB of a MAML task's graph.
+using WindowOffset = std::uint16_t;
+constexpr std::int64_t max_pool_kernel = 256;  // rows and columns fit in a byte each
+
+// Both ops keep the window offsets (arena) and the window geometry.
+inline NodeAttrs pool_attrs(const WindowOffset* offsets, const PoolDims& d) {
   NodeAttrs a;
-  a.extra = idx;
+  a.extra = offsets;
   a.integer[0] = d.k;
   a.integer[1] = d.stride;
   return a;
 }
 
-/// out [N, C, OH, OW] = x at the stored flat indices (one per window). The values are
-/// filled by the caller (max_pool2d finds them with the indices) or here (`fill`).
+/// Calls f(k, flat) for every output k and the flat input index of its window's maximum,
+/// plane by plane, with plane(nc) before each plane's outputs.
+template <class Plane, class F>
+void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plane, F f) {
+  std::int64_t k = 0;
+  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc) {
+    plane(nc);
+    for (std::int64_t oh = 0; oh < d.oh; ++oh) {
+      const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
+      for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k)
+        f(k, top + ow * d.stride + (offsets[k] >> 8) * d.w + (offsets[k] & 0xff));
+    }
+  }
+}
+
+/// out [N, C, OH, OW] = x at the windows' maxima. The values are filled by the caller
+/// (max_pool2d finds them with the offsets) or here (`fill`).
 template <class Scalar>
-Output<Scalar> pool_gather(const Var<Scalar>& x, const std::int64_t* idx, const PoolDims& d,
+Output<Scalar> pool_gather(const Var<Scalar>& x, const WindowOffset* offsets, const PoolDims& d,
                            bool fill) {
   auto out = record("max_pool2d", Shape{d.n, d.c, d.oh, d.ow}, {x}, &pool_gather_backward<Scalar>,
-                    pool_attrs(idx, d));
+                    pool_attrs(offsets, d));
   if (fill) {
     const Scalar* px = x.value().data();
-    for (std::int64_t k = 0; k < d.n * d.c * d.oh * d.ow; ++k) out.data[k] = px[idx[k]];
+    for_each_maximum(
+        d, offsets, [](std::int64_t) {},
+        [&](std::int64_t k, std::int64_t at) { out.data[k] = px[at]; });
   }
   return out;
 }
 
-/// The adjoint of pool_gather: an input-shaped tensor, zero except out[idx[k]] += g[k].
-/// Plane by plane (every window lies in one plane), so the scattered writes land in the
-/// cache lines just zeroed instead of in a tensor zeroed as a whole beforehand.
+/// The adjoint of pool_gather: an input-shaped tensor, zero except at each window's
+/// maximum, which gets the window's g (summed where windows overlap). Zeroed plane by plane
+/// just before the plane's writes, so they land in cache lines just zeroed.
 template <class Scalar>
-Var<Scalar> pool_scatter(const Var<Scalar>& g, const std::int64_t* idx, const PoolDims& d) {
+Var<Scalar> pool_scatter(const Var<Scalar>& g, const WindowOffset* offsets, const PoolDims& d) {
   auto out = record("max_unpool2d", Shape{d.n, d.c, d.h, d.w}, {g}, &pool_scatter_backward<Scalar>,
-                    pool_attrs(idx, d));
+                    pool_attrs(offsets, d));
   const Scalar* pg = g.value().data();
-  const std::int64_t plane = d.h * d.w, windows = d.oh * d.ow;
-  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc) {
-    std::fill(out.data + nc * plane, out.data + (nc + 1) * plane, Scalar(0));
-    for (std::int64_t k = nc * windows; k < (nc + 1) * windows; ++k) out.data[idx[k]] += pg[k];
-  }
+  const std::int64_t plane = d.h * d.w;
+  for_each_maximum(
+      d, offsets,
+      [&](std::int64_t nc) {
+        std::fill(out.data + nc * plane, out.data + (nc + 1) * plane, Scalar(0));
+      },
+      [&](std::int64_t k, std::int64_t at) { out.data[at] += pg[k]; });
   return out.var;
 }
 
 }  // namespace detail
 
-/// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch).
-/// The gradient goes to the first maximum of each window. One pass finds each window's
-/// maximum and its index.
+/// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch),
+/// kernel at most 256. The gradient goes to the first maximum of each window. One pass
+/// finds each window's maximum and where it lies.
 template <class Scalar>
 Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
   const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
+  if (kernel > detail::max_pool_kernel)
+    throw InvalidArgument("metalearn::max_pool2d: kernel " + std::to_string(kernel) +
+                          " is larger than the supported " +
+                          std::to_string(detail::max_pool_kernel));
   const std::int64_t count = d.n * d.c * d.oh * d.ow;
-  auto* idx = static_cast<std::int64_t*>(x.tape().allocate(sizeof(std::int64_t) * count));
-  auto out = detail::pool_gather(x, idx, d, false);
+  auto* offsets = static_cast<detail::WindowOffset*>(
+      x.tape().allocate(sizeof(detail::WindowOffset) * static_cast<std::size_t>(count)));
+  auto out = detail::pool_gather(x, offsets, d, false);
   const Scalar* px = x.value().data();
   Scalar* po = out.data;
   std::int64_t k = 0;
   for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
     for (std::int64_t oh = 0; oh < d.oh; ++oh) {
-      const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
+      const Scalar* top = px + (nc * d.h + oh * d.stride) * d.w;
       if (d.k == 2 && d.stride == 2) {  // conv4's pooling: the four candidates unrolled
         for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
-          std::int64_t best = top + 2 * ow;
-          for (const std::int64_t at : {best + 1, best + d.w, best + d.w + 1})
-            if (px[at] > px[best]) best = at;
-          idx[k] = best;
-          po[k] = px[best];
+          const Scalar* p = top + 2 * ow;
+          detail::WindowOffset best = 0;
+          Scalar m = p[0];
+          if (p[1] > m) m = p[1], best = 1;
+          if (p[d.w] > m) m = p[d.w], best = 0x100;
+          if (p[d.w + 1] > m) m = p[d.w + 1], best = 0x101;
+          offsets[k] = best;
+          po[k] = m;
         }
         continue;
       }
       for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
-        std::int64_t best = top + ow * d.stride;
+        const Scalar* p = top + ow * d.stride;
+        std::int64_t bi = 0, bj = 0;
         for (std::int64_t i = 0; i < d.k; ++i)
-          for (std::int64_t j = 0; j < d.k; ++j) {
-            const std::int64_t at = top + i * d.w + ow * d.stride + j;
-            if (px[at] > px[best]) best = at;
-          }
-        idx[k] = best;
-        po[k] = px[best];
+          for (std::int64_t j = 0; j < d.k; ++j)
+            if (p[i * d.w + j] > p[bi * d.w + bj]) bi = i, bj = j;
+        offsets[k] = static_cast<detail::WindowOffset>(bi << 8 | bj);
+        po[k] = p[bi * d.w + bj];
       }
     }
   return out.var;
@@ -142,20 +174,20 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
 
 namespace detail {
 
-// y = x[idx]: dx = scatter of gy to idx; z = scatter(g, idx): dg = gz[idx].
+// y = x at the maxima: dx = scatter of gy to them; z = scatter(g): dg = gz at the maxima.
 template <class Scalar>
 void pool_gather_backward(BackwardContext<Scalar>& c) {
   const PoolDims d =
       pool_dims("max_pool2d", c.input(0).shape(), c.attrs().integer[0], c.attrs().integer[1]);
   c.grad_inputs[0] =
-      pool_scatter(c.grad_output, static_cast<const std::int64_t*>(c.attrs().extra), d);
+      pool_scatter(c.grad_output, static_cast<const WindowOffset*>(c.attrs().extra), d);
 }
 template <class Scalar>
 void pool_scatter_backward(BackwardContext<Scalar>& c) {
   const PoolDims d =
       pool_dims("max_pool2d", c.node().shape, c.attrs().integer[0], c.attrs().integer[1]);
   c.grad_inputs[0] =
-      pool_gather(c.grad_output, static_cast<const std::int64_t*>(c.attrs().extra), d, true).var;
+      pool_gather(c.grad_output, static_cast<const WindowOffset*>(c.attrs().extra), d, true).var;
 }
 
 }  // namespace detail
