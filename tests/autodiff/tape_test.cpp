@@ -246,3 +246,38 @@ TEST_CASE("Tape: release_memory gives back the sweep pool too", "[autodiff][memo
   CHECK(probe.bytes_peak() == 0);
   CHECK(probe.bytes_reserved() == 0);
 }
+
+TEST_CASE("BlockPool: counted blocks, the smallest free block up to twice the size, rewind",
+          "[autodiff][memory]") {
+  ml::detail::BlockPool pool;
+  const auto a = pool.allocate(1000, 0, 1, false);  // rounded up to 1024
+  void* const first = pool.data(a);
+  CHECK(pool.held() == 1024);
+  pool.retain(a);                // a backward rule reads it
+  CHECK_FALSE(pool.release(a));  // its holder lets go: still read
+  CHECK(pool.release(a));        // nothing counts it: freed
+  CHECK(pool.data(a) == nullptr);
+  const auto b = pool.allocate(600, 1, 1, false);  // 640: the free 1024 block fits (<= 2x)
+  CHECK(pool.data(b) == first);
+  CHECK(pool.held() == 1024);
+  const auto c = pool.allocate(300, 2, 1, false);  // 320: nothing free, a new block
+  CHECK(pool.held() == 1024 + 320);
+  CHECK(pool.release(c));
+  (void)pool.allocate(100, 3, 1, false);  // 128: the free 320 block is over twice that
+  CHECK(pool.held() == 1024 + 320 + 128);
+  // Made in a sweep's step: kept at zero until the step ends.
+  const auto e = pool.allocate(64, 4, 0, true);
+  pool.retain(e);
+  CHECK_FALSE(pool.release(e));
+  CHECK(pool.data(e) != nullptr);
+  pool.end_step();
+  CHECK(pool.data(e) == nullptr);
+  // Rewind frees everything made since the mark, whatever counts it.
+  const std::size_t mark = pool.mark();
+  const auto f = pool.allocate(300, 5, 3, false);  // takes the free 320 block
+  void* const reused = pool.data(f);
+  pool.rewind(mark);
+  CHECK(pool.mark() == mark);
+  CHECK(pool.data(pool.allocate(300, 5, 1, false)) == reused);
+  CHECK(pool.held() == 1024 + 320 + 128 + 64);
+}

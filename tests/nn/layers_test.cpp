@@ -2,6 +2,7 @@
 // second-order gradient checks in double (with respect to parameters and inputs).
 #include <cmath>
 #include <metalearn/metalearn.hpp>
+#include <string>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -147,6 +148,64 @@ TEST_CASE("Sequential: names, order, copies and errors", "[nn][shape][error]") {
       {"metalearn::nn::Sequential::forward", "5 parameters", "expected 6"});
   ml::test::check_throws<ml::InvalidArgument>([&] { (void)nn::mlp<double>({3}, rng); },
                                               {"metalearn::nn::mlp"});
+}
+
+TEST_CASE("Sequential: frees the activations no backward rule reads, gradients unchanged",
+          "[nn][memory][second-order]") {
+  // conv -> batch norm -> max-pool -> relu with values of 64 KiB and more (blocks of their
+  // own). The batch norm output (max-pool's backward reads no value) and the pool output
+  // (relu reads its own output) are freed by forward; the conv output (batch norm reads
+  // it) and the relu output stay.
+  ml::Rng rng{31};
+  nn::Conv2dOptions same;
+  same.kernel = 3;
+  same.padding = 1;
+  nn::Sequential<double> net{nn::Conv2d<double>(2, 8, rng, same),
+                             nn::BatchNorm<double>(8),
+                             nn::MaxPool2d<double>(2),
+                             nn::Relu<double>{},
+                             nn::Flatten<double>{},
+                             nn::Linear<double>(8 * 8 * 8, 3, rng)};
+  auto data_rng = ml::test::make_rng(31);
+  const auto x = ml::test::uniform(data_rng, {16, 2, 16, 16});  // conv output: 256 KiB
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(net.parameters().views());
+  const auto xs = tape.constant(x);
+  const std::int32_t first = tape.size();
+  const auto y = net.forward(w, xs);
+  const auto& storage = ml::detail::thread_tape<double>();
+  int freed = 0, kept = 0;
+  for (std::int32_t i = first; i < tape.size(); ++i) {
+    const std::string op = storage.node(i).op;
+    if (op == "batch_norm" || op == "max_pool2d") freed += storage.node(i).data == nullptr;
+    if (op == "conv2d" || op == "relu") kept += storage.node(i).data != nullptr;
+  }
+  CHECK(freed == 2);
+  CHECK(kept == 2);
+  // First- and second-order gradients are those of the same layers applied one by one
+  // (nothing freed), bit for bit.
+  const auto manual = [&] {
+    ml::Var<double> h = xs;
+    std::size_t offset = 0;
+    for (std::size_t l = 0; l < net.size(); ++l) {
+      h = net[l].forward(w.data() + offset, h, nn::Mode::train);
+      offset += net[l].num_parameters();
+    }
+    return h;
+  }();
+  const auto second_order = [&](const ml::Var<double>& out) {
+    const auto g = ml::grad(ml::sum(ml::square(out)), w, {true});
+    ml::Var<double> norm = ml::sum(ml::square(g[0]));
+    for (std::size_t k = 1; k < g.size(); ++k) norm = norm + ml::sum(ml::square(g[k]));
+    auto h = ml::grad(norm, w);
+    h.insert(h.end(), g.begin(), g.end());
+    return h;
+  };
+  const auto ours = second_order(y), reference = second_order(manual);
+  REQUIRE(ours.size() == reference.size());
+  for (std::size_t k = 0; k < ours.size(); ++k)
+    for (std::int64_t i = 0; i < ours[k].numel(); ++i)
+      CHECK(ours[k].value()[i] == reference[k].value()[i]);
 }
 
 TEST_CASE("conv4: the standard backbones have the published shapes", "[nn][shape]") {

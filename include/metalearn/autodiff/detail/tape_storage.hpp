@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <metalearn/autodiff/detail/arena.hpp>
-#include <metalearn/autodiff/detail/sweep_pool.hpp>
+#include <metalearn/autodiff/detail/block_pool.hpp>
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/error.hpp>
 #include <string>
@@ -28,11 +28,18 @@ struct BackwardContext;
 template <class Scalar>
 using BackwardFn = void (*)(BackwardContext<Scalar>&);
 
+/// Which values a node's backward rule reads (`NodeAttrs::keeps`): bit k for input k,
+/// keeps_output for its own value. What no rule reads can be freed before the scope ends.
+constexpr std::uint8_t keeps_output = 0x80;
+constexpr std::uint8_t keeps_all = 0xff;
+constexpr std::uint8_t keeps_input(int k) { return static_cast<std::uint8_t>(1u << k); }
+
 /// Small per-node attributes: scalars (a step, an exponent) and integers (an axis, a range).
 struct NodeAttrs {
   double real[2] = {0.0, 0.0};
   std::int64_t integer[4] = {0, 0, 0, 0};
   const void* extra = nullptr;  // arena data, e.g. gather indices
+  std::uint8_t keeps = keeps_all;
 };
 
 /// One recorded operation: its value (in the arena), inputs and backward rule.
@@ -63,7 +70,7 @@ class TapeStorage {
   TapeStorage& operator=(const TapeStorage&) = delete;
 
   void begin_scope() {
-    scopes_.push_back({nodes_.size(), arena_.mark(), epoch_});
+    scopes_.push_back({nodes_.size(), arena_.mark(), pool_.mark(), epoch_});
     epoch_ = ++epoch_counter_;
   }
 
@@ -95,98 +102,105 @@ class TapeStorage {
     return index >= 0 && index < size() && nodes_[index].epoch == epoch;
   }
 
-  /// Record a node with fresh arena storage for its value. It gets a backward rule only if
+  /// Record a node with fresh storage for its value. It gets a backward rule only if
   /// recording is on and some input requires a gradient; otherwise it is a constant.
   std::int32_t push(const char* op, Shape shape, const std::int32_t* inputs, std::int32_t n_inputs,
                     BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
     const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * sizeof(Scalar);
-    // A value of a sweep that is not recorded gets a block of its own; small ones stay in
-    // the arena, rewound when the sweep ends: below 64 KiB the bookkeeping costs more than
-    // the memory is worth (every value pooled made a sinusoid MAML step 8% slower).
-    if (pooling_ && bytes >= (std::size_t{64} << 10)) {
+    // Values of 64 KiB or more get blocks of their own, freed once nothing needs them
+    // (release_value, the sweep's adjoints); smaller ones stay in the arena until the
+    // scope ends: below 64 KiB the bookkeeping costs more than the memory is worth (every
+    // value pooled made a sinusoid MAML step 8% slower).
+    if (bytes >= (std::size_t{64} << 10)) {
       check_active(op);
-      Scalar* data = static_cast<Scalar*>(pool_.allocate(bytes));
-      pool_peak_ = std::max(pool_peak_, arena_.in_use() + pool_.held());
-      return push_node(op, shape, data, inputs, n_inputs, backward, attrs, pool_.last_block());
+      // In a pooled sweep only the adjoint slots hold a value; elsewhere its holder does.
+      const std::int32_t block = pool_.allocate(bytes, size(), pooling_ ? 0 : 1, pooling_);
+      note_peak();
+      return push_node(op, shape, static_cast<Scalar*>(pool_.data(block)), inputs, n_inputs,
+                       backward, attrs, block);
     }
     Scalar* data = static_cast<Scalar*>(arena_.allocate(bytes));
+    note_peak();
     return push_node(op, shape, data, inputs, n_inputs, backward, attrs, -1);
   }
 
   /// Record a node whose value aliases existing tape memory (reshape, slice, detach; the
   /// memory is inputs[0]'s value): values on a tape are never written after their node is
-  /// made, so sharing is safe.
+  /// made, so sharing is safe. The view holds its source's block like a value of its own.
   std::int32_t push_view(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
                          std::int32_t n_inputs, BackwardFn<Scalar> backward,
                          const NodeAttrs& attrs = {}) {
-    return push_node(op, shape, data, inputs, n_inputs, backward, attrs,
-                     pooling_ && n_inputs > 0 ? pool_block(inputs[0]) : -1);
+    const std::int32_t block = n_inputs > 0 ? node_block_[inputs[0]] : -1;
+    if (!pooling_) pool_.retain(block);
+    return push_node(op, shape, data, inputs, n_inputs, backward, attrs, block);
   }
 
-  /// Reverse sweeps that are not recorded take their values from the sweep pool between
-  /// begin_pool and end_pool; the sweep holds each value's block (pool_retain) while an
-  /// adjoint slot refers to it.
+  /// The value of `node` is no longer needed by whoever made it (Sequential, for the
+  /// activations between its layers): its block is freed unless a backward rule reads it.
+  /// A freed value's data becomes null, so a stray read fails at once.
+  void release_value(std::int32_t node) {
+    const std::int32_t block = node_block_[node];
+    if (block < 0) return;
+    node_block_[node] = -1;  // released once
+    if (!pool_.release(block)) return;
+    nodes_[node].data = nullptr;
+    nodes_[pool_.owner(block)].data = nullptr;
+  }
+
+  /// Reverse sweeps that are not recorded hold each value's block (pool_retain) while an
+  /// adjoint slot refers to it, between begin_pool and end_pool.
   void begin_pool() {
     pooling_ = true;
     pool_mark_ = scratch_mark();
-    node_block_.clear();
+    sweep_blocks_ = pool_.mark();
   }
   bool pooling() const noexcept { return pooling_; }
-  void pool_retain(std::int32_t node) { pool_.retain(pool_block(node)); }
-  void pool_release(std::int32_t node) { pool_.release(pool_block(node)); }
-  void pool_end_step() {
-    pool_peak_ = std::max(pool_peak_, arena_.in_use() + pool_.held());
-    pool_.end_step();
-  }
-  /// Ends the pooled sweep: every node it recorded is dropped (and the arena memory it
-  /// used); the `results` (node indices) it recorded are recorded again as constants on
-  /// the arena, and `results` names them.
+  void pool_retain(std::int32_t node) { pool_.retain(sweep_block(node)); }
+  void pool_release(std::int32_t node) { pool_.release(sweep_block(node)); }
+  void pool_end_step() { pool_.end_step(); }
+  /// Ends the pooled sweep: every node it recorded is dropped (and the memory it used);
+  /// the `results` (node indices) it recorded are recorded again as constants, and
+  /// `results` names them.
   void end_pool(std::vector<std::int32_t>& results) {
     stash_.clear();
+    stash_shapes_.clear();
     for (const std::int32_t r : results)
-      if (r >= static_cast<std::int32_t>(pool_mark_.nodes))
+      if (r >= static_cast<std::int32_t>(pool_mark_.nodes)) {
         stash_.insert(stash_.end(), nodes_[r].data, nodes_[r].data + nodes_[r].shape.numel());
-    std::size_t offset = 0, k = 0;
-    std::vector<Shape>& shapes = stash_shapes_;
-    shapes.clear();
-    for (const std::int32_t r : results)
-      if (r >= static_cast<std::int32_t>(pool_mark_.nodes)) shapes.push_back(nodes_[r].shape);
+        stash_shapes_.push_back(nodes_[r].shape);
+      }
     nodes_.resize(pool_mark_.nodes);
+    node_block_.resize(pool_mark_.nodes);
     arena_.rewind(pool_mark_.arena);
-    pool_.end_sweep();
+    pool_.rewind(sweep_blocks_);
     pooling_ = false;
-    node_block_.clear();
+    std::size_t offset = 0, k = 0;
     for (std::int32_t& r : results) {
       if (r < static_cast<std::int32_t>(pool_mark_.nodes)) continue;
-      const Shape shape = shapes[k++];
+      const Shape shape = stash_shapes_[k++];
       r = push("gradient", shape, nullptr, 0, nullptr);
       std::copy_n(stash_.data() + offset, shape.numel(), nodes_[r].data);
       offset += static_cast<std::size_t>(shape.numel());
     }
   }
 
-  /// The most bytes in use at once: the arena's, and during pooled sweeps the arena's plus
-  /// the pool's (held blocks, free lists included).
-  std::size_t peak_bytes() const noexcept { return std::max(arena_.peak(), pool_peak_); }
-  void reset_peak() noexcept {
-    arena_.reset_peak();
-    pool_peak_ = 0;
-  }
+  /// The most bytes in use at once: the arena's plus the block pool's (live blocks and
+  /// free lists).
+  std::size_t peak_bytes() const noexcept { return peak_; }
+  void reset_peak() noexcept { peak_ = arena_.in_use() + pool_.held(); }
 
  private:
-  std::int32_t pool_block(std::int32_t node) const {
-    const std::int64_t k =
-        static_cast<std::int64_t>(node) - static_cast<std::int64_t>(pool_mark_.nodes);
-    return pooling_ && k >= 0 && k < static_cast<std::int64_t>(node_block_.size())
-               ? node_block_[static_cast<std::size_t>(k)]
-               : -1;
+  // The block of `node` if the pooled sweep made it (the sweep counts only its own).
+  std::int32_t sweep_block(std::int32_t node) const noexcept {
+    const std::int32_t b = node_block_[node];
+    return b >= static_cast<std::int32_t>(sweep_blocks_) ? b : -1;
   }
+  void note_peak() noexcept { peak_ = std::max(peak_, arena_.in_use() + pool_.held()); }
 
   std::int32_t push_node(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
                          std::int32_t n_inputs, BackwardFn<Scalar> backward, const NodeAttrs& attrs,
                          std::int32_t block) {
     check_active(op);
-    if (pooling_) node_block_.push_back(block);
     bool needs_grad = false;
     if (recording_ && backward != nullptr)
       for (std::int32_t k = 0; k < n_inputs; ++k) needs_grad |= nodes_[inputs[k]].requires_grad();
@@ -194,7 +208,12 @@ class TapeStorage {
     if (needs_grad) {
       in = static_cast<std::int32_t*>(arena_.allocate(sizeof(std::int32_t) * n_inputs));
       std::copy_n(inputs, n_inputs, in);
+      // The backward rule will read these values: they stay until the scope ends.
+      for (std::int32_t k = 0; k < n_inputs; ++k)
+        if (attrs.keeps & keeps_input(k)) pool_.retain(node_block_[inputs[k]]);
+      if (attrs.keeps & keeps_output) pool_.retain(block);
     }
+    node_block_.push_back(block);
     // Filled in place: a Node assembled on the stack and copied in (152 bytes) stalled on
     // store forwarding, 5% of a sinusoid MAML step by perf.
     Node<Scalar>& n = nodes_.emplace_back();
@@ -213,7 +232,11 @@ class TapeStorage {
 
  public:
   /// Raw arena memory for op attributes (e.g. gather indices); freed with the scope.
-  void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
+  void* allocate(std::size_t bytes) {
+    void* p = arena_.allocate(bytes);
+    note_peak();
+    return p;
+  }
 
   /// Where the arena and the node list stand, for scratch memory an op gives back when it
   /// ends (release_scratch).
@@ -235,9 +258,10 @@ class TapeStorage {
     if (active())
       throw StateError("metalearn::Tape::release_memory: a tape is still active on this thread");
     arena_.release();
-    pool_ = SweepPool();
-    pool_peak_ = 0;
+    pool_ = BlockPool();
+    peak_ = 0;
     nodes_ = {};
+    node_block_ = {};
     adjoints_ = {};
     reaches_ = {};
   }
@@ -251,6 +275,7 @@ class TapeStorage {
   struct Scope {
     std::size_t nodes;
     Arena::Mark mark;
+    std::size_t blocks;
     std::uint64_t outer_epoch;
   };
 
@@ -262,6 +287,8 @@ class TapeStorage {
 
   void rewind_to(const Scope& s) {
     nodes_.resize(s.nodes);
+    node_block_.resize(s.nodes);
+    pool_.rewind(s.blocks);
     if (s.nodes == 0 && scopes_.size() <= 1)
       arena_.clear();  // outermost scope empty: merge chunks for the next round
     else
@@ -270,11 +297,12 @@ class TapeStorage {
 
   std::vector<Node<Scalar>> nodes_;
   Arena arena_;
-  SweepPool pool_;
+  BlockPool pool_;
+  std::vector<std::int32_t> node_block_;  // each node's block, -1: arena (or released)
   bool pooling_ = false;
   ScratchMark pool_mark_;
-  std::vector<std::int32_t> node_block_;  // pool block of each node recorded while pooling
-  std::size_t pool_peak_ = 0;
+  std::size_t sweep_blocks_ = 0;  // the pool's mark when the pooled sweep began
+  std::size_t peak_ = 0;
   std::vector<Scalar> stash_;  // results of a pooled sweep while its nodes are dropped
   std::vector<Shape> stash_shapes_;
   std::vector<Scope> scopes_;

@@ -314,8 +314,10 @@ Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var
                           " and beta " + beta.shape().to_string() + " must both be [" +
                           std::to_string(d.c) + "] for input " + s.to_string());
   const Scalar* stats = detail::channel_stats(x, d, eps);
+  detail::NodeAttrs attrs = detail::stats_attrs(stats, static_cast<double>(eps));
+  attrs.keeps = detail::keeps_input(0) | detail::keeps_input(1);  // not y: a pool may drop it
   auto out = detail::record("batch_norm", s, {x, gamma, beta}, &detail::batch_norm_backward<Scalar>,
-                            detail::stats_attrs(stats, static_cast<double>(eps)));
+                            attrs);
   const Scalar* px = x.value().data();
   const Scalar *pg = gamma.value().data(), *pb = beta.value().data();
   for (std::int64_t c = 0; c < d.c; ++c) {

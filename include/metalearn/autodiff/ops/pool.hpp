@@ -66,9 +66,11 @@ void pool_scatter_backward(BackwardContext<Scalar>& c);
 using WindowOffset = std::uint16_t;
 constexpr std::int64_t max_pool_kernel = 256;  // rows and columns fit in a byte each
 
-// Both ops keep the window offsets (arena) and the window geometry.
+// Both ops keep the window offsets (arena) and the window geometry, and no value: each
+// one's backward is the other applied to the cotangent.
 inline NodeAttrs pool_attrs(const WindowOffset* offsets, const PoolDims& d) {
   NodeAttrs a;
+  a.keeps = 0;
   a.extra = offsets;
   a.integer[0] = d.k;
   a.integer[1] = d.stride;
