@@ -147,22 +147,22 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
   std::int64_t k = 0;
   for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
     for (std::int64_t oh = 0; oh < d.oh; ++oh) {
-      const Scalar* top = px + (nc * d.h + oh * d.stride) * d.w;
+      const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
       if (d.k == 2 && d.stride == 2) {  // conv4's pooling: the four candidates unrolled
         for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
-          const Scalar* p = top + 2 * ow;
-          detail::WindowOffset best = 0;
-          Scalar m = p[0];
-          if (p[1] > m) m = p[1], best = 1;
-          if (p[d.w] > m) m = p[d.w], best = 0x100;
-          if (p[d.w + 1] > m) m = p[d.w + 1], best = 0x101;
-          offsets[k] = best;
-          po[k] = m;
+          // Selects for the first maximum in row-major order (ties keep the earlier).
+          const Scalar* p = px + top + 2 * ow;
+          const Scalar a = p[0], b = p[1], c = p[d.w], e = p[d.w + 1];
+          const Scalar ab = b > a ? b : a, ce = e > c ? e : c;
+          const int col_ab = b > a, col_ce = e > c;
+          const bool lower = ce > ab;
+          po[k] = lower ? ce : ab;
+          offsets[k] = static_cast<detail::WindowOffset>(lower ? 0x100 | col_ce : col_ab);
         }
         continue;
       }
       for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
-        const Scalar* p = top + ow * d.stride;
+        const Scalar* p = px + top + ow * d.stride;
         std::int64_t bi = 0, bj = 0;
         for (std::int64_t i = 0; i < d.k; ++i)
           for (std::int64_t j = 0; j < d.k; ++j)
