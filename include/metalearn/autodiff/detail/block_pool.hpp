@@ -56,6 +56,9 @@ class BlockPool {
     return blocks_[static_cast<std::size_t>(id)].owner;
   }
 
+  std::int32_t refs(std::int32_t id) const noexcept {
+    return blocks_[static_cast<std::size_t>(id)].refs;
+  }
   void retain(std::int32_t id) {
     if (id >= 0) ++blocks_[static_cast<std::size_t>(id)].refs;
   }

@@ -158,6 +158,15 @@ class TapeStorage {
   void pool_retain(std::int32_t node) { pool_.retain(sweep_block(node)); }
   void pool_release(std::int32_t node) { pool_.release(sweep_block(node)); }
   void pool_end_step() { pool_.end_step(); }
+  /// In a pooled sweep, a constant node of `node`'s shape on `node`'s memory, for a rule
+  /// to write its result over the cotangent it consumes, when only that cotangent's
+  /// adjoint slot holds the memory (the slot lets go when the step ends); else -1.
+  std::int32_t push_over(std::int32_t node) {
+    const std::int32_t block = sweep_block(node);
+    if (block < 0 || pool_.refs(block) != 1) return -1;
+    return push_node("gradient", nodes_[node].shape, nodes_[node].data, nullptr, 0, nullptr, {},
+                     block);
+  }
   /// Ends the pooled sweep: every node it recorded is dropped (and the memory it used);
   /// the `results` (node indices) it recorded are recorded again as constants, and
   /// `results` names them.

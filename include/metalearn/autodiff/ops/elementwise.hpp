@@ -181,8 +181,8 @@ void relu_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.output();
   const Scalar* xv = x.value().data();
   const std::int64_t n = x.numel();
-  if (!c.tape.recording()) {  // not recorded: g where x > 0, in one pass
-    auto dx = record_constant(x, x.shape());
+  if (!c.tape.recording()) {  // not recorded: g where x > 0, in one pass (over g if free)
+    auto dx = result_over_grad_output(c);
     const Scalar* g = c.grad_output.value().data();
     for (std::int64_t i = 0; i < n; ++i) {
       const Scalar gi = g[i];

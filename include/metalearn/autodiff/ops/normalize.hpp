@@ -361,7 +361,7 @@ void batch_norm_backward(BackwardContext<Scalar>& c) {
   auto dgamma = record_constant(x, Shape{d.c});
   auto dbeta = record_constant(x, Shape{d.c});
   Output<Scalar> dx{};
-  if (c.needed(0)) dx = record_constant(x, s);
+  if (c.needed(0)) dx = result_over_grad_output(c);  // each channel's sums are taken first
   using A = ArrayMap<Scalar>;
   for (std::int64_t ch = 0; ch < d.c; ++ch) {
     Scalar sg = 0, sgx = 0;  // sum of g and of g (x - mean)

