@@ -28,8 +28,9 @@ struct BackwardContext;
 template <class Scalar>
 using BackwardFn = void (*)(BackwardContext<Scalar>&);
 
-/// Which values a node's backward rule reads (`NodeAttrs::keeps`): bit k for input k,
-/// keeps_output for its own value. What no rule reads can be freed before the scope ends.
+/// Which values a node's backward rule reads (`NodeAttrs::keeps`): bit k for input k < 7,
+/// keeps_output for its own value; keeps_all (the default) for every input however many
+/// (concat). What no rule reads can be freed before the scope ends.
 constexpr std::uint8_t keeps_output = 0x80;
 constexpr std::uint8_t keeps_all = 0xff;
 constexpr std::uint8_t keeps_input(int k) { return static_cast<std::uint8_t>(1u << k); }
@@ -219,7 +220,8 @@ class TapeStorage {
       std::copy_n(inputs, n_inputs, in);
       // The backward rule will read these values: they stay until the scope ends.
       for (std::int32_t k = 0; k < n_inputs; ++k)
-        if (attrs.keeps & keeps_input(k)) pool_.retain(node_block_[inputs[k]]);
+        if (attrs.keeps == keeps_all || (k < 7 && (attrs.keeps & keeps_input(k))))
+          pool_.retain(node_block_[inputs[k]]);
       if (attrs.keeps & keeps_output) pool_.retain(block);
     }
     node_block_.push_back(block);
