@@ -84,6 +84,75 @@ TEST_CASE("Maml: the meta-gradient matches finite differences for 1 and 2 inner 
   }
 }
 
+TEST_CASE("Maml: a conv net with large activations: the meta-gradient along random directions",
+          "[learners][second-order][memory]") {
+  // conv -> batch norm -> max-pool -> relu -> linear on activations of 64 KiB and more, so
+  // every memory path runs: counted blocks, the activations Sequential frees, batch norm's
+  // gradient ops recorded in the inner steps, results written over consumed cotangents in
+  // the last sweep. Checked along 3 random directions v: <meta-gradient, v> against
+  // central differences of theta -> L_query(adapt(theta)) along v (evaluate() adapts).
+  ml::Rng rng{81};
+  nn::Conv2dOptions same;
+  same.padding = 1;
+  nn::Sequential<double> net{nn::Conv2d<double>(1, 16, rng, same),
+                             nn::BatchNorm<double>(16),
+                             nn::MaxPool2d<double>(2),
+                             nn::Relu<double>{},
+                             nn::Flatten<double>{},
+                             nn::Linear<double>(16 * 12 * 12, 3, rng)};
+  auto data_rng = ml::test::make_rng(81);
+  data::Episode<double> e;  // 3-way 2-shot, 24x24 images: conv outputs 432 KiB on 6 images
+  e.ways = 3;
+  e.shots = 2;
+  e.queries = 2;
+  e.support_inputs = Tensor<double>(ml::Shape{6, 1, 24, 24});
+  e.query_inputs = Tensor<double>(ml::Shape{6, 1, 24, 24});
+  for (auto* t : {&e.support_inputs, &e.query_inputs})
+    for (std::int64_t i = 0; i < t->numel(); ++i) t->data()[i] = ml::normal(data_rng);
+  for (int i = 0; i < 6; ++i) {
+    e.support_labels.push_back(i / 2);
+    e.query_labels.push_back(i / 2);
+  }
+  meta::MamlOptions o;
+  o.inner_lr = 0.02;
+  o.inner_steps = 2;
+  meta::GradientLearner<meta::SecondOrder, double> maml(o);
+  meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+  std::vector<Tensor<double>> exact, first;
+  maml.meta_gradient(net, {e}, exact);
+  fomaml.meta_gradient(net, {e}, first);
+  auto params = maml.meta_parameters(net);
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<Tensor<double>> v;
+    double along = 0, along_first = 0;
+    double norm = 0;
+    for (std::size_t p = 0; p < params.size(); ++p) {
+      v.push_back(ml::test::uniform(data_rng, params[p].shape(), -1.0, 1.0));
+      for (std::int64_t i = 0; i < v[p].numel(); ++i) norm += v[p].data()[i] * v[p].data()[i];
+    }
+    for (std::size_t p = 0; p < params.size(); ++p)  // a unit direction
+      for (std::int64_t i = 0; i < v[p].numel(); ++i) {
+        v[p].data()[i] /= std::sqrt(norm);
+        along += exact[p].data()[i] * v[p].data()[i];
+        along_first += first[p].data()[i] * v[p].data()[i];
+      }
+    const double h = 1e-6;
+    const auto loss_at = [&](double t) {
+      for (std::size_t p = 0; p < params.size(); ++p)
+        for (std::int64_t i = 0; i < v[p].numel(); ++i) params[p].data()[i] += t * v[p].data()[i];
+      const double l = maml.evaluate(net, e, o.inner_steps).loss;
+      for (std::size_t p = 0; p < params.size(); ++p)
+        for (std::int64_t i = 0; i < v[p].numel(); ++i) params[p].data()[i] -= t * v[p].data()[i];
+      return l;
+    };
+    const double numeric = (loss_at(h) - loss_at(-h)) / (2 * h);
+    INFO("direction " << trial << ": analytic " << along << ", numeric " << numeric
+                      << ", first-order " << along_first);
+    CHECK(std::abs(along - numeric) < 1e-6 + 1e-5 * std::abs(numeric));
+    CHECK(std::abs(along_first - numeric) > 1e-3 * std::abs(numeric));  // second order matters
+  }
+}
+
 TEST_CASE("Fomaml: equals the query gradient at the adapted weights", "[learners]") {
   auto rng = ml::test::make_rng(71);
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
