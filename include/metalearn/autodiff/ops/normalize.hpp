@@ -105,6 +105,33 @@ using ArrayMap = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
 template <class Scalar>
 using MutableArrayMap = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
 
+/// Batch norm's gradient, two passes per channel: the sums of g and of g (x - mean) into
+/// sum_g[ch] and sum_gx[ch] (either may be null), then, if dx is not null,
+/// dx = gamma s (g - sum_g/M - xhat (sum_gx s)/M) with xhat = (x - mean) s. dx may be g's
+/// memory: each channel's sums are taken before its values are written.
+template <class Scalar>
+void bn_grad_passes(const ChannelDims& d, const Scalar* stats, const Scalar* px, const Scalar* pg,
+                    const Scalar* pgamma, Scalar* dx, Scalar* sum_g, Scalar* sum_gx) {
+  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
+  using A = ArrayMap<Scalar>;
+  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    Scalar sg = 0, sgx = 0;
+    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      sg += A(pg + at, d.inner).sum();
+      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
+    });
+    if (sum_g != nullptr) sum_g[ch] = sg;
+    if (sum_gx != nullptr) sum_gx[ch] = sgx;
+    if (dx == nullptr) continue;
+    const Scalar is = stats[d.c + ch];
+    const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
+    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
+      MutableArrayMap<Scalar>(dx + at, d.inner) =
+          k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
+    });
+  }
+}
+
 template <class Scalar>
 void bn_input_grad_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
@@ -135,22 +162,8 @@ Var<Scalar> bn_input_grad(const Var<Scalar>& x, const Var<Scalar>& gamma, const 
   auto out =
       detail::record("bn_input_grad", s, {x, gamma, g}, &detail::bn_input_grad_backward<Scalar>,
                      detail::stats_attrs(stats, static_cast<double>(eps)));
-  const Scalar *px = x.value().data(), *pg = g.value().data(), *pgamma = gamma.value().data();
-  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
-  using A = detail::ArrayMap<Scalar>;
-  for (std::int64_t ch = 0; ch < d.c; ++ch) {
-    Scalar sg = 0, sgx = 0;  // sums of g and of g (x - mean)
-    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
-      sg += A(pg + at, d.inner).sum();
-      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
-    });
-    // gamma s (g - sg/M - xhat (sgx s)/M) with xhat = (x - mean) s.
-    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar is) {
-      const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
-      detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
-          k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
-    });
-  }
+  detail::bn_grad_passes(d, stats, x.value().data(), g.value().data(), gamma.value().data(),
+                         out.data, static_cast<Scalar*>(nullptr), static_cast<Scalar*>(nullptr));
   return out.var;
 }
 
@@ -166,15 +179,10 @@ Var<Scalar> bn_gamma_grad(const Var<Scalar>& x, const Var<Scalar>& g, Scalar eps
   auto out =
       detail::record("bn_gamma_grad", Shape{d.c}, {x, g}, &detail::bn_gamma_grad_backward<Scalar>,
                      detail::stats_attrs(stats, static_cast<double>(eps)));
-  const Scalar *px = x.value().data(), *pg = g.value().data();
-  using A = detail::ArrayMap<Scalar>;
-  for (std::int64_t ch = 0; ch < d.c; ++ch) {
-    Scalar sgx = 0;
-    detail::channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
-      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
-    });
-    out.data[ch] = sgx * stats[d.c + ch];
-  }
+  detail::bn_grad_passes(d, stats, x.value().data(), g.value().data(),
+                         static_cast<const Scalar*>(nullptr), static_cast<Scalar*>(nullptr),
+                         static_cast<Scalar*>(nullptr), out.data);
+  for (std::int64_t ch = 0; ch < d.c; ++ch) out.data[ch] *= stats[d.c + ch];
   return out.var;
 }
 
@@ -356,30 +364,13 @@ void batch_norm_backward(BackwardContext<Scalar>& c) {
   }
   // Not recorded (first order, or the last sweep of a meta-gradient): all three in two
   // passes over x and g.
-  const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
-  const Scalar *px = x.value().data(), *pg = g.value().data(), *pgamma = gamma.value().data();
   auto dgamma = record_constant(x, Shape{d.c});
   auto dbeta = record_constant(x, Shape{d.c});
   Output<Scalar> dx{};
-  if (c.needed(0)) dx = result_over_grad_output(c);  // each channel's sums are taken first
-  using A = ArrayMap<Scalar>;
-  for (std::int64_t ch = 0; ch < d.c; ++ch) {
-    Scalar sg = 0, sgx = 0;  // sum of g and of g (x - mean)
-    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
-      sg += A(pg + at, d.inner).sum();
-      sgx += (A(pg + at, d.inner) * (A(px + at, d.inner) - mean)).sum();
-    });
-    const Scalar is = stats[d.c + ch];
-    dbeta.data[ch] = sg;
-    dgamma.data[ch] = sgx * is;
-    if (!c.needed(0)) continue;
-    // dx = gamma s (g - sg/M - xhat (sgx s)/M) with xhat = (x - mean) s.
-    const Scalar k = pgamma[ch] * is, mg = sg * inv_m, slope = sgx * is * is * inv_m;
-    channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
-      MutableArrayMap<Scalar>(dx.data + at, d.inner) =
-          k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
-    });
-  }
+  if (c.needed(0)) dx = result_over_grad_output(c);
+  bn_grad_passes(d, stats, x.value().data(), g.value().data(), gamma.value().data(), dx.data,
+                 dbeta.data, dgamma.data);
+  for (std::int64_t ch = 0; ch < d.c; ++ch) dgamma.data[ch] *= stats[d.c + ch];
   if (c.needed(0)) c.grad_inputs[0] = dx.var;
   c.grad_inputs[1] = dgamma.var;
   c.grad_inputs[2] = dbeta.var;
