@@ -205,7 +205,7 @@ TEST_CASE("grad: a sweep that is not recorded frees each value once consumed",
   const auto recorded = ml::grad(loss, {x}, {true})[0];
   for (std::int64_t i = 0; i < x0.numel(); ++i)
     CHECK_THAT(g.value()[i], WithinAbs(recorded.value()[i], 1e-12));
-  // The result outlives the sweep's dropped nodes, and the tape keeps recording after it.
+  // The result outlives the sweep's freed values, and the tape keeps recording after it.
   const auto again = ml::sum(g * g);
   CHECK(std::isfinite(again.item()));
   CHECK(ml::grad(again, {x}, {false, true})[0].value()[0] == 0.0);  // g is a constant
@@ -226,7 +226,8 @@ TEST_CASE("grad: a backward rule that throws leaves the tape recording normally"
   std::copy_n(x.value().data(), x.numel(), boom.data);
   const auto y = ml::sum(ml::tanh(boom.var));
   CHECK_THROWS_AS(ml::grad(y, {x}), std::runtime_error);
-  CHECK_FALSE(ml::detail::thread_tape<double>().pooling());
+  // The sweep's adjoints were let go (nothing stays held by its scratch).
+  CHECK(ml::detail::thread_tape<double>().adjoint_scratch().empty());
   // A large value recorded now lives in the arena: later sweeps cannot reuse its memory.
   const auto kept = ml::tanh(x * 2.0);
   const double first = kept.value()[0];
@@ -250,34 +251,62 @@ TEST_CASE("Tape: release_memory gives back the sweep pool too", "[autodiff][memo
 TEST_CASE("BlockPool: counted blocks, the smallest free block up to twice the size, rewind",
           "[autodiff][memory]") {
   ml::detail::BlockPool pool;
-  const auto a = pool.allocate(1000, 0, 1, false);  // rounded up to 1024
+  const auto a = pool.allocate(1000);  // rounded up to 1024, counted by its holders
   void* const first = pool.data(a);
   CHECK(pool.held() == 1024);
+  pool.retain(a);                // its Var
   pool.retain(a);                // a backward rule reads it
-  CHECK_FALSE(pool.release(a));  // its holder lets go: still read
+  CHECK_FALSE(pool.release(a));  // its Var lets go: still read
   CHECK(pool.release(a));        // nothing counts it: freed
   CHECK(pool.data(a) == nullptr);
-  const auto b = pool.allocate(600, 1, 1, false);  // 640: the free 1024 block fits (<= 2x)
+  const auto b = pool.allocate(600);  // 640: the free 1024 block fits (<= 2x)
   CHECK(pool.data(b) == first);
   CHECK(pool.held() == 1024);
-  const auto c = pool.allocate(300, 2, 1, false);  // 320: nothing free, a new block
+  const auto c = pool.allocate(300);  // 320: nothing free, a new block
+  pool.retain(c);
   CHECK(pool.held() == 1024 + 320);
   CHECK(pool.release(c));
-  (void)pool.allocate(100, 3, 1, false);  // 128: the free 320 block is over twice that
+  (void)pool.allocate(100);  // 128: the free 320 block is over twice that
   CHECK(pool.held() == 1024 + 320 + 128);
-  // Made in a sweep's step: kept at zero until the step ends.
-  const auto e = pool.allocate(64, 4, 0, true);
-  pool.retain(e);
-  CHECK_FALSE(pool.release(e));
-  CHECK(pool.data(e) != nullptr);
-  pool.end_step();
-  CHECK(pool.data(e) == nullptr);
   // Rewind frees everything made since the mark, whatever counts it.
   const std::size_t mark = pool.mark();
-  const auto f = pool.allocate(300, 5, 3, false);  // takes the free 320 block
+  const auto f = pool.allocate(300);  // takes the free 320 block
+  for (int k = 0; k < 3; ++k) pool.retain(f);
   void* const reused = pool.data(f);
   pool.rewind(mark);
   CHECK(pool.mark() == mark);
-  CHECK(pool.data(pool.allocate(300, 5, 1, false)) == reused);
-  CHECK(pool.held() == 1024 + 320 + 128 + 64);
+  CHECK(pool.data(pool.allocate(300)) == reused);
+  CHECK(pool.held() == 1024 + 320 + 128);
+}
+
+namespace {
+// Reads its input's value although its op declares that it keeps only its output.
+template <class Scalar>
+void reads_undeclared_input(ml::detail::BackwardContext<Scalar>& c) {
+  (void)c.input(0).value();
+  c.grad_inputs[0] = c.grad_output;
+}
+}  // namespace
+
+TEST_CASE("Var: reading a freed value throws StateError naming the op that made it",
+          "[autodiff][memory][error]") {
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(Tensor<double>(Shape{4, 4, 64, 64}, 0.5));  // 512 KiB values
+  ml::detail::NodeAttrs attrs;
+  attrs.keeps = ml::detail::keeps_output;
+  ml::Var<double> out;
+  {
+    const auto pooled = ml::max_pool2d(x, 1, 1);  // its own rule reads no value
+    auto r = ml::detail::record("sneaky", pooled.shape(), {pooled}, &reads_undeclared_input<double>,
+                                attrs);
+    std::copy_n(pooled.value().data(), pooled.numel(), r.data);
+    out = r.var;
+  }  // the last Var of the max-pool output ends: nothing declared that it reads it
+  try {
+    (void)ml::grad(ml::sum(out), {x});
+    FAIL("no exception");
+  } catch (const ml::StateError& e) {
+    CHECK_THAT(e.what(),
+               Catch::Matchers::Contains("'max_pool2d'") && Catch::Matchers::Contains("was freed"));
+  }
 }

@@ -177,13 +177,13 @@ TEST_CASE("Sequential: frees the activations no backward rule reads, gradients u
   int freed = 0, kept = 0;
   for (std::int32_t i = first; i < tape.size(); ++i) {
     const std::string op = storage.node(i).op;
-    if (op == "batch_norm" || op == "max_pool2d") freed += storage.node(i).data == nullptr;
-    if (op == "conv2d" || op == "relu") kept += storage.node(i).data != nullptr;
+    if (op == "batch_norm" || op == "max_pool2d") freed += storage.value_freed(i);
+    if (op == "conv2d" || op == "relu") kept += !storage.value_freed(i);
   }
   CHECK(freed == 2);
   CHECK(kept == 2);
-  // First- and second-order gradients are those of the same layers applied one by one
-  // (nothing freed), bit for bit.
+  // First- and second-order gradients are those of the same layers applied one by one,
+  // bit for bit.
   const auto manual = [&] {
     ml::Var<double> h = xs;
     std::size_t offset = 0;
@@ -214,6 +214,67 @@ TEST_CASE("Sequential: frees the activations no backward rule reads, gradients u
   for (std::size_t k = 0; k < ours.size(); ++k)
     for (std::int64_t i = 0; i < ours[k].numel(); ++i)
       CHECK(ours[k].value()[i] == reference[k].value()[i]);
+}
+
+namespace {
+// A layer that keeps its input Var for later (here: for a loss term on it), which the old
+// Sequential forbade: it freed the activations between layers by hand.
+template <class Scalar>
+class Tap : public nn::detail::Cloneable<Tap<Scalar>, Scalar> {
+ public:
+  std::string describe() const override { return "Tap"; }
+  ml::Var<Scalar> forward(const ml::Var<Scalar>*, const ml::Var<Scalar>& x, nn::Mode) override {
+    kept = x;
+    return x * Scalar(1);
+  }
+  ml::Var<Scalar> kept;
+};
+}  // namespace
+
+TEST_CASE("Sequential: a layer may keep its input Var; values and gradients stay right",
+          "[nn][memory][second-order]") {
+  ml::Rng rng{32};
+  nn::Conv2dOptions same;
+  same.kernel = 3;
+  same.padding = 1;
+  nn::Sequential<double> net{nn::Conv2d<double>(2, 8, rng, same),
+                             nn::BatchNorm<double>(8),
+                             Tap<double>{},
+                             nn::MaxPool2d<double>(2),
+                             nn::Relu<double>{},
+                             nn::Flatten<double>{},
+                             nn::Linear<double>(8 * 8 * 8, 3, rng)};
+  auto data_rng = ml::test::make_rng(32);
+  const auto x = ml::test::uniform(data_rng, {16, 2, 16, 16});  // values of 256 KiB
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(net.parameters().views());
+  const auto xs = tape.constant(x);
+  const auto y = net.forward(w, xs);
+  // The batch norm output, which only max-pool consumes and which the old Sequential freed,
+  // is held by the Tap layer: readable, and part of the loss.
+  const ml::Var<double> tapped = static_cast<Tap<double>&>(net[2]).kept;
+  const std::size_t conv_params = net[0].num_parameters();
+  const auto bn = net[1].forward(w.data() + conv_params,
+                                 net[0].forward(w.data(), xs, nn::Mode::train), nn::Mode::train);
+  for (std::int64_t i = 0; i < bn.numel(); i += 97) CHECK(tapped.value()[i] == bn.value()[i]);
+  const auto loss = ml::sum(ml::square(y)) + ml::sum(ml::square(tapped));
+  const auto g = ml::grad(loss, w, {true});
+  const auto g_plain = ml::grad(loss, w);
+  // The same loss written without Sequential (every value held to the end).
+  ml::Var<double> h = xs;
+  std::size_t offset = 0;
+  std::vector<ml::Var<double>> all;
+  for (std::size_t l = 0; l < net.size(); ++l) {
+    h = net[l].forward(w.data() + offset, h, nn::Mode::train);
+    all.push_back(h);
+    offset += net[l].num_parameters();
+  }
+  const auto reference = ml::grad(ml::sum(ml::square(h)) + ml::sum(ml::square(all[1])), w);
+  for (std::size_t k = 0; k < w.size(); ++k)
+    for (std::int64_t i = 0; i < w[k].numel(); ++i) {
+      CHECK(g_plain[k].value()[i] == reference[k].value()[i]);
+      CHECK_THAT(g[k].value()[i], WithinAbs(reference[k].value()[i], 1e-10));
+    }
 }
 
 TEST_CASE("conv4: the standard backbones have the published shapes", "[nn][shape]") {

@@ -43,33 +43,17 @@ class RecordingScope {
   bool was_;
 };
 
-/// A sweep drawing its values from the tape's sweep pool (TapeStorage::begin_pool); if it
-/// ends by an exception, the pool is ended with it, so the tape records normally after.
-template <class Scalar>
-class PooledSweep {
- public:
-  PooledSweep(TapeStorage<Scalar>& t, bool on) : t_(on ? &t : nullptr) {
-    if (t_ != nullptr) t_->begin_pool();
+/// Empties a sweep's scratch vectors when it ends (normally or by a throwing rule), so the
+/// Vars in them let their values go.
+template <class T>
+struct ClearOnExit {
+  std::vector<T>& a;
+  std::vector<T>& b;
+  ~ClearOnExit() {
+    a.clear();
+    b.clear();
   }
-  ~PooledSweep() {
-    if (t_ != nullptr && t_->pooling()) t_->end_pool(none_);
-  }
-  PooledSweep(const PooledSweep&) = delete;
-  PooledSweep& operator=(const PooledSweep&) = delete;
-
- private:
-  TapeStorage<Scalar>* t_;
-  std::vector<std::int32_t> none_;
 };
-
-/// The node indices of `out` (a thread-local buffer, reused).
-template <class Scalar>
-std::vector<std::int32_t>& pooled_results(const std::vector<Var<Scalar>>& out) {
-  thread_local std::vector<std::int32_t> nodes;
-  nodes.clear();
-  for (const auto& v : out) nodes.push_back(v.index());
-  return nodes;
-}
 
 /// The reverse sweep: walks the tape backwards from y, once, without recursion.
 template <class Scalar>
@@ -89,39 +73,42 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
   // reaches[i - first]: node i lies on a path from some requested input (a forward pass
   // over the tape, so the sweep below skips everything that cannot contribute).
   const std::size_t span = static_cast<std::size_t>(last - first + 1);
-  std::vector<unsigned char>& reaches = t.reach_scratch();
-  reaches.assign(span, 0);
-  for (const auto& x : xs)  // 2: a requested input (its adjoint is a result)
-    if (x.index() <= last) reaches[x.index() - first] = 2;
+  std::vector<Reach>& reaches = t.reach_scratch();
+  reaches.assign(span, Reach::unreached);
+  for (const auto& x : xs)
+    if (x.index() <= last) reaches[x.index() - first] = Reach::requested;
   for (std::int32_t i = first; i <= last; ++i) {
     const Node<Scalar>& n = t.node(i);
-    if (reaches[i - first] || n.backward == nullptr) continue;
+    if (reaches[i - first] != Reach::unreached || n.backward == nullptr) continue;
     for (std::int32_t k = 0; k < n.n_inputs; ++k)
-      if (n.inputs[k] >= first && reaches[n.inputs[k] - first]) {
-        reaches[i - first] = 1;
+      if (n.inputs[k] >= first && reaches[n.inputs[k] - first] != Reach::unreached) {
+        reaches[i - first] = Reach::on_path;
         break;
       }
   }
 
+  // The adjoints are Vars, so they hold their values like any Var: each is let go once its
+  // node's rule has consumed it (unless it is a requested result), and freed then unless a
+  // recorded rule reads it (PyTorch frees a gradient buffer once consumed; without this the
+  // last sweep of a meta-gradient was half of a second-order MAML task's peak memory).
   std::vector<Var<Scalar>>& adjoint = t.adjoint_scratch();
   adjoint.assign(span, Var<Scalar>());
   std::vector<Var<Scalar>>& input_grads = t.input_grad_scratch();
-  // A sweep that is not recorded takes its values from the tape's sweep pool, and frees
-  // each once no adjoint holds it (PyTorch frees a gradient buffer once consumed): without
-  // it, this sweep was half of a second-order MAML task's peak memory.
-  const bool pooled = reaches[last - first] && !(options.create_graph && t.recording());
-  PooledSweep<Scalar> pool(t, pooled);
-  if (reaches[last - first]) {
+  const ClearOnExit<Var<Scalar>> clear_scratch{adjoint, input_grads};  // capacity, not values
+  if (reaches[last - first] != Reach::unreached) {
     adjoint[last - first] = seed;
     RecordingScope<Scalar> recording(t, options.create_graph);
     for (std::int32_t i = last; i >= first; --i) {
-      if (!adjoint[i - first].is_assigned() || !reaches[i - first]) continue;
+      if (!adjoint[i - first].is_assigned() || reaches[i - first] == Reach::unreached) continue;
       const BackwardFn<Scalar> backward = t.node(i).backward;
       if (backward == nullptr) continue;  // a leaf
       const std::int32_t n_inputs = t.node(i).n_inputs;
       input_grads.assign(static_cast<std::size_t>(n_inputs), Var<Scalar>());
-      const Var<Scalar> g_out = adjoint[i - first];
-      BackwardContext<Scalar> ctx{t, i, g_out, input_grads.data(), reaches.data(), first};
+      Var<Scalar> g_out = reaches[i - first] == Reach::requested
+                              ? adjoint[i - first]
+                              : std::move(adjoint[i - first]);  // consumed here
+      BackwardContext<Scalar> ctx{t,    i, std::move(g_out), input_grads.data(), reaches.data(),
+                                  first};
       bool any_needed = false;  // false for a requested input that is not a leaf
       for (std::int32_t k = 0; k < n_inputs; ++k) any_needed |= ctx.needed(k);
       if (!any_needed) continue;
@@ -129,23 +116,11 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       for (std::int32_t k = 0; k < n_inputs; ++k) {
         if (!ctx.needed(k)) continue;
         const std::int32_t j = t.node(i).inputs[k];
-        const Var<Scalar> g = input_grads[k];
+        Var<Scalar>& g = input_grads[k];
         METALEARN_ASSERT(g.is_assigned(), "a backward rule left a needed input gradient unset");
         METALEARN_ASSERT(g.shape() == t.node(j).shape, "a backward rule returned a wrong shape");
         Var<Scalar>& acc = adjoint[j - first];
-        const Var<Scalar> before = acc;
-        acc = acc.is_assigned() ? add(acc, g) : g;
-        if (pooled) {
-          t.pool_retain(acc.index());
-          if (before.is_assigned()) t.pool_release(before.index());
-        }
-      }
-      if (pooled) {  // node i's adjoint is consumed, unless it is a requested result
-        if (reaches[i - first] != 2) {
-          t.pool_release(g_out.index());
-          adjoint[i - first] = Var<Scalar>();
-        }
-        t.pool_end_step();
+        acc = acc.is_assigned() ? add(acc, g) : std::move(g);
       }
     }
   }
@@ -165,11 +140,6 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
                             "') is not used to compute the output; set allow_unused to get a "
                             "zero gradient");
     }
-  }
-  if (pooled) {
-    std::vector<std::int32_t>& nodes = pooled_results(out);
-    t.end_pool(nodes);
-    for (std::size_t k = 0; k < out.size(); ++k) out[k] = Var<Scalar>(&t, nodes[k], t.epoch());
   }
 }
 

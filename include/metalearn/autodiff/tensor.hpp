@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <metalearn/autodiff/detail/aligned_allocator.hpp>
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/error.hpp>
 #include <string>
@@ -88,7 +89,8 @@ class Tensor {
   Tensor(Shape shape, Scalar value)
       : shape_(shape), data_(static_cast<std::size_t>(shape.numel()), value) {}
   /// Shape and row-major values; throws InvalidArgument if the counts differ.
-  Tensor(Shape shape, std::vector<Scalar> values) : shape_(shape), data_(std::move(values)) {
+  Tensor(Shape shape, const std::vector<Scalar>& values)
+      : shape_(shape), data_(values.begin(), values.end()) {
     if (static_cast<std::int64_t>(data_.size()) != shape.numel())
       throw InvalidArgument("metalearn::Tensor: " + std::to_string(data_.size()) +
                             " values given for shape " + shape.to_string() + " (" +
@@ -179,7 +181,7 @@ class Tensor {
   }
 
   Shape shape_;
-  std::vector<Scalar> data_;
+  std::vector<Scalar, detail::AlignedAllocator<Scalar>> data_;  // 64-byte aligned: same bits
 };
 
 }  // namespace metalearn

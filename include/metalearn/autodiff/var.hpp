@@ -8,11 +8,17 @@
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/error.hpp>
 #include <string>
+#include <utility>
 
 namespace metalearn {
 
 /// A value recorded on a tape: (tape, epoch, index). Cheap to copy. Using a Var after its
 /// Tape was reset or ended throws StateError, in every build (the check is one compare).
+///
+/// A Var is also what keeps its value alive (the one lifetime rule, docs/autodiff.md
+/// "Memory"): a large value lives while a Var, a later backward rule that reads it, or a
+/// sweep's adjoint refers to it, and is freed when the last of them lets go. Hold any Var
+/// as long as you like; the memory follows.
 template <class Scalar = float>
 class Var {
  public:
@@ -21,7 +27,33 @@ class Var {
   /// An empty Var; using it throws StateError.
   Var() = default;
   Var(detail::TapeStorage<Scalar>* tape, std::int32_t index, std::uint64_t epoch)
-      : tape_(tape), index_(index), epoch_(epoch) {}
+      : tape_(tape), index_(index), epoch_(epoch), counted_(tape != nullptr && tape->hold(index)) {}
+  Var(const Var& o) noexcept
+      : tape_(o.tape_), index_(o.index_), epoch_(o.epoch_), counted_(o.counted_) {
+    if (counted_) counted_ = tape_->hold_again(index_, epoch_);
+  }
+  Var(Var&& o) noexcept : tape_(o.tape_), index_(o.index_), epoch_(o.epoch_), counted_(o.counted_) {
+    o.counted_ = false;
+  }
+  Var& operator=(const Var& o) noexcept {
+    Var copy(o);
+    swap(copy);
+    return *this;
+  }
+  Var& operator=(Var&& o) noexcept {
+    Var moved(std::move(o));
+    swap(moved);
+    return *this;
+  }
+  ~Var() {
+    if (counted_) tape_->drop(index_, epoch_);
+  }
+  void swap(Var& o) noexcept {
+    std::swap(tape_, o.tape_);
+    std::swap(index_, o.index_);
+    std::swap(epoch_, o.epoch_);
+    std::swap(counted_, o.counted_);
+  }
 
   /// The tape storage, after checking this Var is still live.
   detail::TapeStorage<Scalar>& tape() const {
@@ -36,10 +68,11 @@ class Var {
   Shape shape() const { return node().shape; }
   int rank() const { return shape().rank(); }
   std::int64_t numel() const { return shape().numel(); }
-  /// Read-only view of the value, valid while the tape scope lives.
+  /// Read-only view of the value, valid while the tape scope lives. Throws StateError if the
+  /// value was freed (only a backward rule reading an input it did not declare can see one).
   TensorView<Scalar> value() const {
-    const auto& n = node();
-    return TensorView<Scalar>(n.data, n.shape);
+    const detail::TapeStorage<Scalar>& t = tape();
+    return TensorView<Scalar>(t.value_data(index_), t.node(index_).shape);
   }
   /// The value of a one-element Var.
   Scalar item() const { return value().item(); }
@@ -61,6 +94,7 @@ class Var {
   detail::TapeStorage<Scalar>* tape_ = nullptr;
   std::int32_t index_ = -1;
   std::uint64_t epoch_ = 0;
+  bool counted_ = false;  // this Var holds a count on its value's block
 };
 
 namespace detail {
@@ -70,11 +104,11 @@ namespace detail {
 template <class Scalar>
 struct BackwardContext {
   TapeStorage<Scalar>& tape;
-  std::int32_t index;            // the node being differentiated
-  Var<Scalar> grad_output;       // cotangent of its output, same shape
-  Var<Scalar>* grad_inputs;      // one slot per input, filled by the rule when needed(k)
-  const unsigned char* reaches;  // per node: leads to a requested input
-  std::int32_t first;            // lowest node index that can lead to a requested input
+  std::int32_t index;        // the node being differentiated
+  Var<Scalar> grad_output;   // cotangent of its output, same shape
+  Var<Scalar>* grad_inputs;  // one slot per input, filled by the rule when needed(k)
+  const Reach* reaches;      // per node from `first`: see Reach
+  std::int32_t first;        // lowest node index that can lead to a requested input
 
   const Node<Scalar>& node() const { return tape.node(index); }
   Var<Scalar> output() const { return Var<Scalar>(&tape, index, node().epoch); }
@@ -84,7 +118,7 @@ struct BackwardContext {
   }
   bool needed(int k) const {
     const std::int32_t i = node().inputs[k];
-    return i >= first && reaches[i - first] != 0;
+    return i >= first && reaches[i - first] != Reach::unreached;
   }
   const NodeAttrs& attrs() const { return node().attrs; }
 };

@@ -13,9 +13,9 @@
 namespace metalearn::nn {
 
 /// Layers applied in order. Owns its layers (deep copies on copy). Parameters are named
-/// "<layer index>.<name>", e.g. "0.weight", "0.bias", "2.weight". `forward` frees the
-/// activations between layers that no backward rule needs (TapeStorage::release_value), so
-/// a layer must not keep its input Var for later use.
+/// "<layer index>.<name>", e.g. "0.weight", "0.bias", "2.weight". An activation between
+/// layers that no backward rule reads is freed as soon as the next layer is done with it
+/// (the Var that held it ends); a layer may keep any Var it likes.
 ///
 /// ```
 /// metalearn::Rng rng{1};
@@ -82,16 +82,12 @@ class Sequential {
     if (params.size() != num_parameters())
       throw InvalidArgument("metalearn::nn::Sequential::forward: " + std::to_string(params.size()) +
                             " parameters given, expected " + std::to_string(num_parameters()));
-    // The activations between layers are this function's own: once the next layer has
-    // consumed one, its value is released, and freed unless a backward rule reads it (a
-    // batch norm output that only a max-pool consumes; 25 MiB of a conv4 MAML task).
-    const std::int32_t first = x.tape().size();
+    // Assigning over h lets the previous activation go: freed unless a backward rule reads
+    // it (a batch norm output that only a max-pool consumes; 25 MiB of a conv4 MAML task).
     Var<Scalar> h = x;
     std::size_t offset = 0;
     for (const auto& l : layers_) {
-      const Var<Scalar> next = l->forward(params.data() + offset, h, mode);
-      if (h.index() >= first && next.index() != h.index()) h.tape().release_value(h.index());
-      h = next;
+      h = l->forward(params.data() + offset, h, mode);
       offset += l->num_parameters();
     }
     return h;

@@ -16,21 +16,19 @@ namespace metalearn::detail {
 /// A tape's bump arena frees values only when their scope ends. For large values that
 /// kept everything a MAML task ever computed: activations no backward rule reads (a batch
 /// norm output that only a max-pool consumes), and every adjoint of the meta-gradient's
-/// last sweep. Here each large value gets a block counted by what still needs it (its
-/// holder, the backward rules that read it, the adjoint slots of a sweep); a block nothing
-/// counts goes back to a free list at once, or, if made in the current step of a sweep,
-/// when that step ends. A value takes the smallest free block that fits and is at most twice
-/// its size (a block keeps its size; larger ones given to small values left conv4's large
-/// values without a block, 10 MiB more at the peak). Free blocks are kept for the next task,
-/// like the arena's chunks. Blocks are made and dropped in stack order with the nodes:
-/// rewind(mark) frees every block made since `mark`.
+/// last sweep. Here each large value gets a block counted by what still refers to it (the
+/// Vars of its node and of views of it, and the backward rules that read it); a block
+/// nothing counts goes back to a free list at once. A value takes the smallest free block
+/// that fits and is at most twice its size (a block keeps its size; larger ones given to
+/// small values left conv4's large values without a block, 10 MiB more at the peak). Free
+/// blocks are kept for the next task, like the arena's chunks. Blocks are made and dropped
+/// in stack order with the nodes: rewind(mark) frees every block made since `mark`.
 class BlockPool {
  public:
   static constexpr std::size_t alignment = 64;
 
-  /// A block of `bytes` for the value of node `owner`, counted `refs` times; `in_step`:
-  /// made by the current step of a sweep (kept until end_step even at zero).
-  std::int32_t allocate(std::size_t bytes, std::int32_t owner, std::int32_t refs, bool in_step) {
+  /// A block of at least `bytes`, counted zero times (its holders retain it).
+  std::int32_t allocate(std::size_t bytes) {
     bytes = (bytes + alignment - 1) / alignment * alignment;
     if (bytes == 0) bytes = alignment;
     std::byte* data = nullptr;
@@ -47,14 +45,11 @@ class BlockPool {
       held_ += bytes;
     }
     const auto id = static_cast<std::int32_t>(blocks_.size());
-    blocks_.push_back({data, bytes, refs, owner});
-    if (in_step) made_this_step_.push_back(id);
+    blocks_.push_back({data, bytes, 0});
     return id;
   }
+  /// The block's memory; null once it was freed.
   void* data(std::int32_t id) const noexcept { return blocks_[static_cast<std::size_t>(id)].data; }
-  std::int32_t owner(std::int32_t id) const noexcept {
-    return blocks_[static_cast<std::size_t>(id)].owner;
-  }
 
   std::int32_t refs(std::int32_t id) const noexcept {
     return blocks_[static_cast<std::size_t>(id)].refs;
@@ -66,16 +61,9 @@ class BlockPool {
   bool release(std::int32_t id) {
     if (id < 0) return false;
     Block& b = blocks_[static_cast<std::size_t>(id)];
-    if (--b.refs > 0 || b.data == nullptr || made_in_step(id)) return false;
+    if (--b.refs > 0 || b.data == nullptr) return false;
     free_block(id);
     return true;
-  }
-
-  /// The step of a sweep ends: free its blocks that nothing holds.
-  void end_step() {
-    for (const std::int32_t id : made_this_step_)
-      if (blocks_[static_cast<std::size_t>(id)].refs == 0) free_block(id);
-    made_this_step_.clear();
   }
 
   /// Where the pool stands, to rewind to.
@@ -85,7 +73,6 @@ class BlockPool {
     for (std::size_t id = m; id < blocks_.size(); ++id)
       if (blocks_[id].data) free_block(static_cast<std::int32_t>(id));
     blocks_.resize(m);
-    made_this_step_.clear();
   }
 
   /// Bytes held from the system (live blocks and free lists).
@@ -96,7 +83,6 @@ class BlockPool {
     std::byte* data;
     std::size_t size;
     std::int32_t refs;
-    std::int32_t owner;
   };
   struct Free {
     void operator()(std::byte* p) const noexcept {
@@ -104,11 +90,6 @@ class BlockPool {
     }
   };
 
-  bool made_in_step(std::int32_t id) const {
-    for (const std::int32_t m : made_this_step_)
-      if (m == id) return true;
-    return false;
-  }
   void free_block(std::int32_t id) {
     Block& b = blocks_[static_cast<std::size_t>(id)];
 #ifndef NDEBUG
@@ -118,8 +99,7 @@ class BlockPool {
     b.data = nullptr;
   }
 
-  std::vector<Block> blocks_;  // by id, in the order made
-  std::vector<std::int32_t> made_this_step_;
+  std::vector<Block> blocks_;                            // by id, in the order made
   std::map<std::size_t, std::vector<std::byte*>> free_;  // by block size
   std::vector<std::unique_ptr<std::byte[], Free>> owned_;
   std::size_t held_ = 0;

@@ -66,16 +66,14 @@ Output<Scalar> record_constant(const Var<Scalar>& like, const Shape& shape) {
 
 /// A constant of grad_output's shape for a backward rule's result, written element by
 /// element after the rule has read grad_output's value at the same place: in a sweep that
-/// is not recorded it reuses grad_output's memory when nothing else holds it (the adjoint
-/// is consumed by this step; it saves a full-size buffer at the peak, e.g. batch norm's and
-/// relu's input gradients), else fresh memory. Never for a requested input's own adjoint.
+/// is not recorded it reuses grad_output's block when the rule's context is its only
+/// holder (the adjoint is consumed by this step; it saves a full-size buffer at the peak,
+/// e.g. batch norm's and relu's input gradients), else fresh memory.
 template <class Scalar>
 Output<Scalar> result_over_grad_output(BackwardContext<Scalar>& c) {
   const Var<Scalar>& g = c.grad_output;
-  if (c.reaches[c.index - c.first] != 2) {
-    const std::int32_t i = c.tape.push_over(g.index());
-    if (i >= 0) return {Var<Scalar>(&c.tape, i, c.tape.epoch()), c.tape.node(i).data};
-  }
+  const std::int32_t i = c.tape.push_over(g.index());
+  if (i >= 0) return {Var<Scalar>(&c.tape, i, c.tape.epoch()), c.tape.node(i).data};
   return record_constant(g, g.shape());
 }
 

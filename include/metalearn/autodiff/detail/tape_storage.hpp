@@ -23,6 +23,13 @@ namespace metalearn::detail {
 template <class Scalar>
 struct BackwardContext;
 
+/// What a reverse sweep knows of a node between the output and the requested inputs.
+enum class Reach : unsigned char {
+  unreached,  ///< no path from a requested input: its rule is skipped
+  on_path,    ///< on a path from a requested input to the output
+  requested,  ///< a requested input: its adjoint is a result, never consumed
+};
+
 /// Backward rule of an op: reads the output's cotangent and writes the inputs' cotangents,
 /// using differentiable ops only (so the rule itself is recorded when create_graph is on).
 template <class Scalar>
@@ -108,14 +115,14 @@ class TapeStorage {
   std::int32_t push(const char* op, Shape shape, const std::int32_t* inputs, std::int32_t n_inputs,
                     BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
     const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * sizeof(Scalar);
-    // Values of 64 KiB or more get blocks of their own, freed once nothing needs them
-    // (release_value, the sweep's adjoints); smaller ones stay in the arena until the
-    // scope ends: below 64 KiB the bookkeeping costs more than the memory is worth (every
-    // value pooled made a sinusoid MAML step 8% slower).
+    // Values of 64 KiB or more get blocks of their own, freed once nothing refers to them;
+    // smaller ones stay in the arena until the scope ends: below 64 KiB the bookkeeping
+    // costs more than the memory is worth.
     if (bytes >= (std::size_t{64} << 10)) {
       check_active(op);
-      // In a pooled sweep only the adjoint slots hold a value; elsewhere its holder does.
-      const std::int32_t block = pool_.allocate(bytes, size(), pooling_ ? 0 : 1, pooling_);
+      // Counted from zero: the Var made for the node, and the backward rules that read it,
+      // hold it (hold, push_node); the last to let go frees it.
+      const std::int32_t block = pool_.allocate(bytes);
       note_peak();
       return push_node(op, shape, static_cast<Scalar*>(pool_.data(block)), inputs, n_inputs,
                        backward, attrs, block);
@@ -127,71 +134,57 @@ class TapeStorage {
 
   /// Record a node whose value aliases existing tape memory (reshape, slice, detach; the
   /// memory is inputs[0]'s value): values on a tape are never written after their node is
-  /// made, so sharing is safe. The view holds its source's block like a value of its own.
+  /// made, so sharing is safe. The view's Vars hold its source's block like their own.
   std::int32_t push_view(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
                          std::int32_t n_inputs, BackwardFn<Scalar> backward,
                          const NodeAttrs& attrs = {}) {
     const std::int32_t block = n_inputs > 0 ? node_block_[inputs[0]] : -1;
-    if (!pooling_) pool_.retain(block);
     return push_node(op, shape, data, inputs, n_inputs, backward, attrs, block);
   }
 
-  /// The value of `node` is no longer needed by whoever made it (Sequential, for the
-  /// activations between its layers): its block is freed unless a backward rule reads it.
-  /// A freed value's data becomes null, so a stray read fails at once.
-  void release_value(std::int32_t node) {
-    const std::int32_t block = node_block_[node];
-    if (block < 0) return;
-    node_block_[node] = -1;  // released once
-    if (!pool_.release(block)) return;
-    nodes_[node].data = nullptr;
-    nodes_[pool_.owner(block)].data = nullptr;
+  /// The one lifetime rule: a Var holds its value's block (a value in the arena needs no
+  /// count). `hold` for a Var made for node `i`; true if it counts.
+  bool hold(std::int32_t i) {
+    const std::int32_t block = node_block_[static_cast<std::size_t>(i)];
+    if (block < 0) return false;
+    pool_.retain(block);
+    return true;
+  }
+  /// A copy of a counting Var; false (and nothing held) if that Var is stale.
+  bool hold_again(std::int32_t i, std::uint64_t epoch) noexcept {
+    if (!valid(i, epoch)) return false;
+    pool_.retain(node_block_[static_cast<std::size_t>(i)]);
+    return true;
+  }
+  /// A counting Var ends: its block is freed if nothing else holds it.
+  void drop(std::int32_t i, std::uint64_t epoch) noexcept {
+    if (valid(i, epoch)) pool_.release(node_block_[static_cast<std::size_t>(i)]);
+  }
+  /// Node `i`'s value; throws StateError naming its op if the value was freed (a backward
+  /// rule reading a value its op did not declare in NodeAttrs::keeps).
+  const Scalar* value_data(std::int32_t i) const {
+    if (value_freed(i))
+      throw StateError(std::string("metalearn::Var::value: the value of '") + nodes_[i].op +
+                       "' (node " + std::to_string(i) +
+                       ") was freed: nothing held it. A backward rule may read only the values "
+                       "its op declares in NodeAttrs::keeps");
+    return nodes_[i].data;
   }
 
-  /// Reverse sweeps that are not recorded hold each value's block (pool_retain) while an
-  /// adjoint slot refers to it, between begin_pool and end_pool.
-  void begin_pool() {
-    pooling_ = true;
-    pool_mark_ = scratch_mark();
-    sweep_blocks_ = pool_.mark();
+  /// True if node `i`'s value was freed (nothing refers to it any more).
+  bool value_freed(std::int32_t i) const noexcept {
+    const std::int32_t block = node_block_[static_cast<std::size_t>(i)];
+    return block >= 0 && pool_.data(block) == nullptr;
   }
-  bool pooling() const noexcept { return pooling_; }
-  void pool_retain(std::int32_t node) { pool_.retain(sweep_block(node)); }
-  void pool_release(std::int32_t node) { pool_.release(sweep_block(node)); }
-  void pool_end_step() { pool_.end_step(); }
-  /// In a pooled sweep, a constant node of `node`'s shape on `node`'s memory, for a rule
-  /// to write its result over the cotangent it consumes, when only that cotangent's
-  /// adjoint slot holds the memory (the slot lets go when the step ends); else -1.
+
+  /// For a rule of a sweep that is not recorded, writing its result over the cotangent it
+  /// consumes (result_over_grad_output): a node of `node`'s shape on `node`'s block when
+  /// the rule's context is the only holder of that block; else -1.
   std::int32_t push_over(std::int32_t node) {
-    const std::int32_t block = sweep_block(node);
-    if (block < 0 || pool_.refs(block) != 1) return -1;
+    const std::int32_t block = node_block_[static_cast<std::size_t>(node)];
+    if (recording_ || block < 0 || pool_.refs(block) != 1) return -1;
     return push_node("gradient", nodes_[node].shape, nodes_[node].data, nullptr, 0, nullptr, {},
                      block);
-  }
-  /// Ends the pooled sweep: every node it recorded is dropped (and the memory it used);
-  /// the `results` (node indices) it recorded are recorded again as constants, and
-  /// `results` names them.
-  void end_pool(std::vector<std::int32_t>& results) {
-    stash_.clear();
-    stash_shapes_.clear();
-    for (const std::int32_t r : results)
-      if (r >= static_cast<std::int32_t>(pool_mark_.nodes)) {
-        stash_.insert(stash_.end(), nodes_[r].data, nodes_[r].data + nodes_[r].shape.numel());
-        stash_shapes_.push_back(nodes_[r].shape);
-      }
-    nodes_.resize(pool_mark_.nodes);
-    node_block_.resize(pool_mark_.nodes);
-    arena_.rewind(pool_mark_.arena);
-    pool_.rewind(sweep_blocks_);
-    pooling_ = false;
-    std::size_t offset = 0, k = 0;
-    for (std::int32_t& r : results) {
-      if (r < static_cast<std::int32_t>(pool_mark_.nodes)) continue;
-      const Shape shape = stash_shapes_[k++];
-      r = push("gradient", shape, nullptr, 0, nullptr);
-      std::copy_n(stash_.data() + offset, shape.numel(), nodes_[r].data);
-      offset += static_cast<std::size_t>(shape.numel());
-    }
   }
 
   /// The most bytes in use at once: the arena's plus the block pool's (live blocks and
@@ -200,11 +193,6 @@ class TapeStorage {
   void reset_peak() noexcept { peak_ = arena_.in_use() + pool_.held(); }
 
  private:
-  // The block of `node` if the pooled sweep made it (the sweep counts only its own).
-  std::int32_t sweep_block(std::int32_t node) const noexcept {
-    const std::int32_t b = node_block_[node];
-    return b >= static_cast<std::int32_t>(sweep_blocks_) ? b : -1;
-  }
   void note_peak() noexcept { peak_ = std::max(peak_, arena_.in_use() + pool_.held()); }
 
   std::int32_t push_node(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
@@ -279,7 +267,7 @@ class TapeStorage {
 
   // Scratch reused by every grad() call, so a warm loop allocates nothing.
   std::vector<Var<Scalar>>& adjoint_scratch() { return adjoints_; }
-  std::vector<unsigned char>& reach_scratch() { return reaches_; }
+  std::vector<Reach>& reach_scratch() { return reaches_; }
   std::vector<Var<Scalar>>& input_grad_scratch() { return input_grads_; }
 
  private:
@@ -309,19 +297,14 @@ class TapeStorage {
   std::vector<Node<Scalar>> nodes_;
   Arena arena_;
   BlockPool pool_;
-  std::vector<std::int32_t> node_block_;  // each node's block, -1: arena (or released)
-  bool pooling_ = false;
-  ScratchMark pool_mark_;
-  std::size_t sweep_blocks_ = 0;  // the pool's mark when the pooled sweep began
+  std::vector<std::int32_t> node_block_;  // each node's block, -1: in the arena
   std::size_t peak_ = 0;
-  std::vector<Scalar> stash_;  // results of a pooled sweep while its nodes are dropped
-  std::vector<Shape> stash_shapes_;
   std::vector<Scope> scopes_;
   std::uint64_t epoch_ = 0;
   std::uint64_t epoch_counter_ = 0;
   bool recording_ = true;
   std::vector<Var<Scalar>> adjoints_;
-  std::vector<unsigned char> reaches_;
+  std::vector<Reach> reaches_;
   std::vector<Var<Scalar>> input_grads_;
 };
 
