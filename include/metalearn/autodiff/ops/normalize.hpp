@@ -351,7 +351,8 @@ void channel_normalize_backward(BackwardContext<Scalar>& c) {
 // y = xhat gamma + beta: dgamma = sum_c(g xhat), dbeta = sum_c(g), dx = bn_input_grad.
 template <class Scalar>
 void batch_norm_backward(BackwardContext<Scalar>& c) {
-  const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.grad_output;
+  const Var<Scalar> x = c.input(0), gamma = c.input(1);
+  const Var<Scalar>& g = c.grad_output;  // not a copy: result_over_grad_output counts holders
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
   const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
