@@ -43,6 +43,22 @@ class RecordingScope {
   bool was_;
 };
 
+/// The values node i's rule does not declare are sealed while it runs (seal_undeclared).
+template <class Scalar>
+class Sealed {
+ public:
+  Sealed(TapeStorage<Scalar>& t, std::int32_t i, std::int32_t keep) : t_(t), i_(i) {
+    t_.seal_undeclared(i_, keep);
+  }
+  ~Sealed() { t_.unseal(i_); }
+  Sealed(const Sealed&) = delete;
+  Sealed& operator=(const Sealed&) = delete;
+
+ private:
+  TapeStorage<Scalar>& t_;
+  std::int32_t i_;
+};
+
 /// Empties a sweep's scratch vectors when it ends (normally or by a throwing rule), so the
 /// Vars in them let their values go.
 template <class T>
@@ -79,7 +95,7 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
     if (x.index() <= last) reaches[x.index() - first] = Reach::requested;
   for (std::int32_t i = first; i <= last; ++i) {
     const Node<Scalar>& n = t.node(i);
-    if (reaches[i - first] != Reach::unreached || n.backward == nullptr) continue;
+    if (reaches[i - first] != Reach::unreached || n.rule == nullptr) continue;
     for (std::int32_t k = 0; k < n.n_inputs; ++k)
       if (n.inputs[k] >= first && reaches[n.inputs[k] - first] != Reach::unreached) {
         reaches[i - first] = Reach::on_path;
@@ -100,8 +116,12 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
     RecordingScope<Scalar> recording(t, options.create_graph);
     for (std::int32_t i = last; i >= first; --i) {
       if (!adjoint[i - first].is_assigned() || reaches[i - first] == Reach::unreached) continue;
-      const BackwardFn<Scalar> backward = t.node(i).backward;
-      if (backward == nullptr) continue;  // a leaf
+      const OpRule<Scalar>* rule = t.node(i).rule;
+      if (rule == nullptr) continue;  // a leaf
+      // One rule per op: the differentiable one when recorded, the fused one (if the op has
+      // one) when not; the op never asks which.
+      const BackwardFn<Scalar> backward =
+          rule->fused != nullptr && !t.recording() ? rule->fused : rule->backward;
       const std::int32_t n_inputs = t.node(i).n_inputs;
       input_grads.assign(static_cast<std::size_t>(n_inputs), Var<Scalar>());
       Var<Scalar> g_out = reaches[i - first] == Reach::requested
@@ -112,7 +132,10 @@ void reverse_sweep(const Var<Scalar>& y, const std::vector<Var<Scalar>>& xs,
       bool any_needed = false;  // false for a requested input that is not a leaf
       for (std::int32_t k = 0; k < n_inputs; ++k) any_needed |= ctx.needed(k);
       if (!any_needed) continue;
-      backward(ctx);
+      {
+        const Sealed<Scalar> sealed(t, i, ctx.grad_output.index());
+        backward(ctx);
+      }
       for (std::int32_t k = 0; k < n_inputs; ++k) {
         if (!ctx.needed(k)) continue;
         const std::int32_t j = t.node(i).inputs[k];

@@ -84,7 +84,9 @@ inline std::string element_name(std::size_t input, std::int64_t i) {
 
 }  // namespace detail
 
-/// Compares grad() of `f` at `inputs` with central finite differences, element by element.
+/// Compares grad() of `f` at `inputs` with central finite differences, element by element,
+/// through both backward paths of every op: the sweep that is not recorded (each op's fused
+/// rule where it has one) and the recorded one (create_graph: the differentiable rules).
 /// `f` maps `const std::vector<Var<double>>&` to a Var of any shape (a non-scalar output
 /// is reduced with fixed random weights). Double precision only: in float, rounding
 /// swamps the differences.
@@ -99,7 +101,10 @@ GradcheckResult gradcheck(F f, const std::vector<Tensor<double>>& inputs,
   const auto xs = tape.leaves(inputs);
   GradOptions go;
   go.allow_unused = true;
-  const auto g = grad(detail::weighted_output(f, xs, tape, options.seed), xs, go);
+  const auto loss = detail::weighted_output(f, xs, tape, options.seed);
+  const auto g = grad(loss, xs, go);
+  go.create_graph = true;
+  const auto g_recorded = grad(loss, xs, go);
   detail::Comparison cmp(options, "gradcheck");
   std::vector<Tensor<double>> at = inputs;
   for (std::size_t k = 0; k < inputs.size(); ++k)
@@ -110,7 +115,10 @@ GradcheckResult gradcheck(F f, const std::vector<Tensor<double>>& inputs,
       at[k].data()[i] = x - h;
       const double down = loss_at(at);
       at[k].data()[i] = x;
-      cmp.add(g[k].value().data()[i], (up - down) / (2 * h), detail::element_name(k, i));
+      const double numeric = (up - down) / (2 * h);
+      cmp.add(g[k].value().data()[i], numeric, detail::element_name(k, i));
+      cmp.add(g_recorded[k].value().data()[i], numeric,
+              detail::element_name(k, i) + " (recorded sweep)");
     }
   return cmp.result();
 }

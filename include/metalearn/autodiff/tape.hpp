@@ -61,8 +61,7 @@ class Tape {
   /// A constant from an Eigen matrix or expression (rank 2).
   template <class Derived, detail::Requires<detail::is_eigen_v<Derived>> = 0>
   Var<Scalar> constant(const Eigen::EigenBase<Derived>& m) {
-    const std::int32_t i =
-        storage_->push("constant", Shape{m.rows(), m.cols()}, nullptr, 0, nullptr);
+    const std::int32_t i = storage_->push_constant("constant", Shape{m.rows(), m.cols()});
     Eigen::Map<detail::RowMatrix<Scalar>>(storage_->node(i).data, m.rows(), m.cols()) =
         m.derived().template cast<Scalar>();
     return Var<Scalar>(storage_, i, storage_->epoch());
@@ -97,7 +96,7 @@ class Tape {
  private:
   std::size_t depth() const { return storage_->depth(); }
   Var<Scalar> record(const char* op, const TensorView<Scalar>& value, bool is_leaf) {
-    const std::int32_t i = storage_->push(op, value.shape(), nullptr, 0, nullptr);
+    const std::int32_t i = storage_->push_constant(op, value.shape());
     auto& n = storage_->node(i);
     n.is_leaf = is_leaf;
     std::copy(value.data(), value.data() + value.numel(), n.data);
@@ -113,7 +112,7 @@ class Tape {
 template <class Scalar>
 Var<Scalar> constant(const TensorView<Scalar>& value) {
   detail::TapeStorage<Scalar>& t = detail::thread_tape<Scalar>();
-  const std::int32_t i = t.push("constant", value.shape(), nullptr, 0, nullptr);
+  const std::int32_t i = t.push_constant("constant", value.shape());
   std::copy(value.data(), value.data() + value.numel(), t.node(i).data);
   return Var<Scalar>(&t, i, t.epoch());
 }

@@ -32,27 +32,36 @@ TapeStorage<Scalar>& common_tape(const char* op, std::initializer_list<Var<Scala
   return *tape;
 }
 
-/// Record the output of `op` with fresh storage.
+/// Record the output of the op `rule` with fresh storage; the caller fills `data`.
 template <class Scalar>
-Output<Scalar> record(const char* op, const Shape& shape, std::initializer_list<Var<Scalar>> inputs,
-                      BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
-  TapeStorage<Scalar>& t = common_tape(op, inputs);
+Output<Scalar> record(const OpRule<Scalar>& rule, const Shape& shape,
+                      std::initializer_list<Var<Scalar>> inputs, const NodeAttrs& attrs = {}) {
+  TapeStorage<Scalar>& t = common_tape(rule.name, inputs);
   std::int32_t idx[8];
   std::int32_t n = 0;
   for (const auto& v : inputs) idx[n++] = v.index();
-  const std::int32_t i = t.push(op, shape, idx, n, backward, attrs);
+  const std::int32_t i = t.push(rule, shape, idx, n, attrs);
   return {Var<Scalar>(&t, i, t.epoch()), t.node(i).data};
 }
 
-/// Record the output of `op` as a view of existing tape memory (no copy).
+/// Record the output of the op `rule` as a view of existing tape memory (no copy).
 template <class Scalar>
-Var<Scalar> record_view(const char* op, const Shape& shape, const Scalar* data,
-                        const Var<Scalar>& input, BackwardFn<Scalar> backward,
-                        const NodeAttrs& attrs = {}) {
+Var<Scalar> record_view(const OpRule<Scalar>& rule, const Shape& shape, const Scalar* data,
+                        const Var<Scalar>& input, const NodeAttrs& attrs = {}) {
   TapeStorage<Scalar>& t = input.tape();
   const std::int32_t idx = input.index();
   const std::int32_t i =
-      t.push_view(op, shape, const_cast<Scalar*>(data), &idx, 1, backward, attrs);
+      t.push_view(rule.name, &rule, shape, const_cast<Scalar*>(data), &idx, 1, attrs);
+  return Var<Scalar>(&t, i, t.epoch());
+}
+
+/// `input`'s value as a constant (no rule, no copy).
+template <class Scalar>
+Var<Scalar> record_constant_view(const char* op, const Var<Scalar>& input) {
+  TapeStorage<Scalar>& t = input.tape();
+  const std::int32_t idx = input.index();
+  const std::int32_t i =
+      t.push_view(op, nullptr, input.shape(), const_cast<Scalar*>(input.value().data()), &idx, 1);
   return Var<Scalar>(&t, i, t.epoch());
 }
 
@@ -60,7 +69,7 @@ Var<Scalar> record_view(const char* op, const Shape& shape, const Scalar* data,
 template <class Scalar>
 Output<Scalar> record_constant(const Var<Scalar>& like, const Shape& shape) {
   TapeStorage<Scalar>& t = like.tape();
-  const std::int32_t i = t.push("constant", shape, nullptr, 0, nullptr);
+  const std::int32_t i = t.push_constant("constant", shape);
   return {Var<Scalar>(&t, i, t.epoch()), t.node(i).data};
 }
 

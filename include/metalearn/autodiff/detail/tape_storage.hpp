@@ -30,27 +30,42 @@ enum class Reach : unsigned char {
   requested,  ///< a requested input: its adjoint is a result, never consumed
 };
 
-/// Backward rule of an op: reads the output's cotangent and writes the inputs' cotangents,
-/// using differentiable ops only (so the rule itself is recorded when create_graph is on).
+/// Backward rule of an op: reads the output's cotangent and writes the inputs' cotangents.
 template <class Scalar>
 using BackwardFn = void (*)(BackwardContext<Scalar>&);
 
-/// Which values a node's backward rule reads (`NodeAttrs::keeps`): bit k for input k < 7,
-/// keeps_output for its own value; keeps_all (the default) for every input however many
-/// (concat). What no rule reads can be freed before the scope ends.
-constexpr std::uint8_t keeps_output = 0x80;
-constexpr std::uint8_t keeps_all = 0xff;
-constexpr std::uint8_t keeps_input(int k) { return static_cast<std::uint8_t>(1u << k); }
+/// Which values an op's backward rules read (OpRule::reads): reads_input(k) for input k
+/// (k < 31), reads_output for the op's own value. What no rule reads is freed as soon as no
+/// Var holds it; a rule that reads anything else throws StateError (the sweep seals it).
+using Reads = std::uint32_t;
+constexpr Reads reads_nothing = 0;
+constexpr Reads reads_output = Reads{1} << 31;
+constexpr Reads reads_input(int k) { return Reads{1} << k; }
+constexpr bool reads_has_input(Reads r, int k) { return k < 31 && (r & reads_input(k)) != 0; }
 
-/// Small per-node attributes: scalars (a step, an exponent) and integers (an axis, a range).
+/// Everything the tape knows of an op, one per op (an `inline const` variable template
+/// beside the op). `backward` is required and written in differentiable ops, so a sweep
+/// with create_graph records it and any order works; `fused` is an optional second entry
+/// computing the same gradient in plain loops, which the sweep runs instead when it is not
+/// recorded. The op body never tests which sweep it is in. gradcheck checks both.
+template <class Scalar>
+struct OpRule {
+  const char* name;
+  BackwardFn<Scalar> backward;         ///< required: differentiable
+  Reads reads;                         ///< required: the values both rules read
+  BackwardFn<Scalar> fused = nullptr;  ///< optional: same gradient, for sweeps not recorded
+};
+
+/// Small per-node attributes: scalars (a step, an exponent), integers (an axis, a stride),
+/// a shape (a convolution's other operand) and arena data (gather indices, statistics).
 struct NodeAttrs {
   double real[2] = {0.0, 0.0};
   std::int64_t integer[4] = {0, 0, 0, 0};
-  const void* extra = nullptr;  // arena data, e.g. gather indices
-  std::uint8_t keeps = keeps_all;
+  Shape shape;
+  const void* extra = nullptr;
 };
 
-/// One recorded operation: its value (in the arena), inputs and backward rule.
+/// One recorded operation: its value (in the arena or a block), inputs and rule.
 template <class Scalar>
 struct Node {
   Scalar* data = nullptr;
@@ -58,12 +73,13 @@ struct Node {
   const char* op = "";
   const std::int32_t* inputs = nullptr;
   std::int32_t n_inputs = 0;
-  BackwardFn<Scalar> backward = nullptr;  // null: constant, leaf, or recorded without grad
+  const OpRule<Scalar>* rule = nullptr;  // null: constant, leaf, or recorded without grad
   std::uint64_t epoch = 0;
   bool is_leaf = false;
+  bool sealed = false;  // while a rule that does not declare reading it runs
   NodeAttrs attrs;
 
-  bool requires_grad() const noexcept { return is_leaf || backward != nullptr; }
+  bool requires_grad() const noexcept { return is_leaf || rule != nullptr; }
 };
 
 /// The nodes and arena of one thread and scalar type. Tape scopes nest on it: a scope
@@ -110,10 +126,21 @@ class TapeStorage {
     return index >= 0 && index < size() && nodes_[index].epoch == epoch;
   }
 
-  /// Record a node with fresh storage for its value. It gets a backward rule only if
+  /// Record a node of `rule` with fresh storage for its value. It keeps its rule only if
   /// recording is on and some input requires a gradient; otherwise it is a constant.
-  std::int32_t push(const char* op, Shape shape, const std::int32_t* inputs, std::int32_t n_inputs,
-                    BackwardFn<Scalar> backward, const NodeAttrs& attrs = {}) {
+  std::int32_t push(const OpRule<Scalar>& rule, Shape shape, const std::int32_t* inputs,
+                    std::int32_t n_inputs, const NodeAttrs& attrs = {}) {
+    return push_value(rule.name, &rule, shape, inputs, n_inputs, attrs);
+  }
+  /// Record a constant (or a leaf, when the caller marks it) named `op`.
+  std::int32_t push_constant(const char* op, Shape shape) {
+    return push_value(op, nullptr, shape, nullptr, 0, {});
+  }
+
+ private:
+  std::int32_t push_value(const char* op, const OpRule<Scalar>* rule, Shape shape,
+                          const std::int32_t* inputs, std::int32_t n_inputs,
+                          const NodeAttrs& attrs) {
     const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * sizeof(Scalar);
     // Values of 64 KiB or more get blocks of their own, freed once nothing refers to them;
     // smaller ones stay in the arena until the scope ends: below 64 KiB the bookkeeping
@@ -124,22 +151,24 @@ class TapeStorage {
       // hold it (hold, push_node); the last to let go frees it.
       const std::int32_t block = pool_.allocate(bytes);
       note_peak();
-      return push_node(op, shape, static_cast<Scalar*>(pool_.data(block)), inputs, n_inputs,
-                       backward, attrs, block);
+      return push_node(op, rule, shape, static_cast<Scalar*>(pool_.data(block)), inputs, n_inputs,
+                       attrs, block);
     }
     Scalar* data = static_cast<Scalar*>(arena_.allocate(bytes));
     note_peak();
-    return push_node(op, shape, data, inputs, n_inputs, backward, attrs, -1);
+    return push_node(op, rule, shape, data, inputs, n_inputs, attrs, -1);
   }
 
+ public:
   /// Record a node whose value aliases existing tape memory (reshape, slice, detach; the
   /// memory is inputs[0]'s value): values on a tape are never written after their node is
   /// made, so sharing is safe. The view's Vars hold its source's block like their own.
-  std::int32_t push_view(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
-                         std::int32_t n_inputs, BackwardFn<Scalar> backward,
+  /// `rule` null: a constant view (detach).
+  std::int32_t push_view(const char* op, const OpRule<Scalar>* rule, Shape shape, Scalar* data,
+                         const std::int32_t* inputs, std::int32_t n_inputs,
                          const NodeAttrs& attrs = {}) {
     const std::int32_t block = n_inputs > 0 ? node_block_[inputs[0]] : -1;
-    return push_node(op, shape, data, inputs, n_inputs, backward, attrs, block);
+    return push_node(op, rule, shape, data, inputs, n_inputs, attrs, block);
   }
 
   /// The one lifetime rule: a Var holds its value's block (a value in the arena needs no
@@ -160,15 +189,41 @@ class TapeStorage {
   void drop(std::int32_t i, std::uint64_t epoch) noexcept {
     if (valid(i, epoch)) pool_.release(node_block_[static_cast<std::size_t>(i)]);
   }
-  /// Node `i`'s value; throws StateError naming its op if the value was freed (a backward
-  /// rule reading a value its op did not declare in NodeAttrs::keeps).
+  /// Node `i`'s value; throws StateError naming its op if the value was freed or is sealed
+  /// (a backward rule reading a value its OpRule does not declare in `reads`).
   const Scalar* value_data(std::int32_t i) const {
+    if (nodes_[i].sealed)
+      throw StateError(std::string("metalearn::Var::value: the backward rule of '") +
+                       (running_rule_ != nullptr ? running_rule_ : "?") + "' read the value of '" +
+                       nodes_[i].op + "' (node " + std::to_string(i) +
+                       "), which its OpRule does not declare in `reads`");
     if (value_freed(i))
       throw StateError(std::string("metalearn::Var::value: the value of '") + nodes_[i].op +
                        "' (node " + std::to_string(i) +
                        ") was freed: nothing held it. A backward rule may read only the values "
-                       "its op declares in NodeAttrs::keeps");
+                       "its OpRule declares in `reads`");
     return nodes_[i].data;
+  }
+
+  /// While a backward rule of node `i` runs, the values it does not declare are sealed:
+  /// reading one throws, in every build (so every gradcheck also checks the declarations,
+  /// whatever the values' sizes). `keep` is the cotangent, always readable.
+  void seal_undeclared(std::int32_t i, std::int32_t keep) noexcept {
+    Node<Scalar>& n = nodes_[i];
+    const Reads r = n.rule->reads;
+    for (std::int32_t k = 0; k < n.n_inputs; ++k)
+      if (!reads_has_input(r, k)) nodes_[n.inputs[k]].sealed = true;
+    for (std::int32_t k = 0; k < n.n_inputs; ++k)  // an input given twice, read once
+      if (reads_has_input(r, k)) nodes_[n.inputs[k]].sealed = false;
+    if (!(r & reads_output)) n.sealed = true;
+    if (keep >= 0) nodes_[keep].sealed = false;
+    running_rule_ = n.rule->name;
+  }
+  void unseal(std::int32_t i) noexcept {
+    Node<Scalar>& n = nodes_[i];
+    for (std::int32_t k = 0; k < n.n_inputs; ++k) nodes_[n.inputs[k]].sealed = false;
+    n.sealed = false;
+    running_rule_ = nullptr;
   }
 
   /// True if node `i`'s value was freed (nothing refers to it any more).
@@ -183,7 +238,7 @@ class TapeStorage {
   std::int32_t push_over(std::int32_t node) {
     const std::int32_t block = node_block_[static_cast<std::size_t>(node)];
     if (recording_ || block < 0 || pool_.refs(block) != 1) return -1;
-    return push_node("gradient", nodes_[node].shape, nodes_[node].data, nullptr, 0, nullptr, {},
+    return push_node("gradient", nullptr, nodes_[node].shape, nodes_[node].data, nullptr, 0, {},
                      block);
   }
 
@@ -195,12 +250,12 @@ class TapeStorage {
  private:
   void note_peak() noexcept { peak_ = std::max(peak_, arena_.in_use() + pool_.held()); }
 
-  std::int32_t push_node(const char* op, Shape shape, Scalar* data, const std::int32_t* inputs,
-                         std::int32_t n_inputs, BackwardFn<Scalar> backward, const NodeAttrs& attrs,
+  std::int32_t push_node(const char* op, const OpRule<Scalar>* rule, Shape shape, Scalar* data,
+                         const std::int32_t* inputs, std::int32_t n_inputs, const NodeAttrs& attrs,
                          std::int32_t block) {
     check_active(op);
     bool needs_grad = false;
-    if (recording_ && backward != nullptr)
+    if (recording_ && rule != nullptr)
       for (std::int32_t k = 0; k < n_inputs; ++k) needs_grad |= nodes_[inputs[k]].requires_grad();
     std::int32_t* in = nullptr;  // allocated first: a throw leaves the tape unchanged
     if (needs_grad) {
@@ -208,9 +263,8 @@ class TapeStorage {
       std::copy_n(inputs, n_inputs, in);
       // The backward rule will read these values: they stay until the scope ends.
       for (std::int32_t k = 0; k < n_inputs; ++k)
-        if (attrs.keeps == keeps_all || (k < 7 && (attrs.keeps & keeps_input(k))))
-          pool_.retain(node_block_[inputs[k]]);
-      if (attrs.keeps & keeps_output) pool_.retain(block);
+        if (reads_has_input(rule->reads, k)) pool_.retain(node_block_[inputs[k]]);
+      if (rule->reads & reads_output) pool_.retain(block);
     }
     node_block_.push_back(block);
     // Filled in place: a Node assembled on the stack and copied in (152 bytes) stalled on
@@ -224,7 +278,7 @@ class TapeStorage {
     if (needs_grad) {
       n.inputs = in;
       n.n_inputs = n_inputs;
-      n.backward = backward;
+      n.rule = rule;
     }
     return size() - 1;
   }
@@ -303,6 +357,7 @@ class TapeStorage {
   std::uint64_t epoch_ = 0;
   std::uint64_t epoch_counter_ = 0;
   bool recording_ = true;
+  const char* running_rule_ = nullptr;  // the rule whose undeclared values are sealed
   std::vector<Var<Scalar>> adjoints_;
   std::vector<Reach> reaches_;
   std::vector<Var<Scalar>> input_grads_;

@@ -13,11 +13,10 @@ namespace detail {
 /// Shared forward of the broadcasting binary ops. `f` is a generic lambda applied to Eigen
 /// arrays on the fast paths (equal shapes, one scalar operand) and to scalars elsewhere.
 template <class Scalar, class F>
-Var<Scalar> binary_op(const char* op, const Var<Scalar>& a, const Var<Scalar>& b,
-                      BackwardFn<Scalar> backward, F f) {
+Var<Scalar> binary_op(const OpRule<Scalar>& rule, const Var<Scalar>& a, const Var<Scalar>& b, F f) {
   const Shape sa = a.shape(), sb = b.shape();
-  const Shape so = broadcast_shapes(op, sa, sb);
-  auto out = record(op, so, {a, b}, backward);
+  const Shape so = broadcast_shapes(rule.name, sa, sb);
+  auto out = record(rule, so, {a, b});
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   Eigen::Map<Array> o(out.data, so.numel());
   const Scalar* pa = a.value().data();
@@ -49,37 +48,53 @@ void scale_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void add_scalar_backward(BackwardContext<Scalar>& c);
 
+template <class Scalar>
+inline const OpRule<Scalar> add_rule{"add", &add_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> sub_rule{"sub", &sub_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> mul_rule{"mul", &mul_backward<Scalar>, reads_input(0) | reads_input(1)};
+template <class Scalar>
+inline const OpRule<Scalar> div_rule{"div", &div_backward<Scalar>, reads_input(1) | reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> neg_rule{"neg", &neg_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> scale_rule{"scale", &scale_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> add_scalar_rule{"add_scalar", &add_scalar_backward<Scalar>,
+                                            reads_nothing};
+
 }  // namespace detail
 
 /// a + b, broadcasting.
 template <class Scalar>
 Var<Scalar> add(const Var<Scalar>& a, const Var<Scalar>& b) {
-  return detail::binary_op("add", a, b, &detail::add_backward<Scalar>,
+  return detail::binary_op(detail::add_rule<Scalar>, a, b,
                            [](const auto& x, const auto& y) { return x + y; });
 }
 /// a - b, broadcasting.
 template <class Scalar>
 Var<Scalar> sub(const Var<Scalar>& a, const Var<Scalar>& b) {
-  return detail::binary_op("sub", a, b, &detail::sub_backward<Scalar>,
+  return detail::binary_op(detail::sub_rule<Scalar>, a, b,
                            [](const auto& x, const auto& y) { return x - y; });
 }
 /// Element-wise a * b, broadcasting.
 template <class Scalar>
 Var<Scalar> mul(const Var<Scalar>& a, const Var<Scalar>& b) {
-  return detail::binary_op("mul", a, b, &detail::mul_backward<Scalar>,
+  return detail::binary_op(detail::mul_rule<Scalar>, a, b,
                            [](const auto& x, const auto& y) { return x * y; });
 }
 /// Element-wise a / b, broadcasting.
 template <class Scalar>
 Var<Scalar> div(const Var<Scalar>& a, const Var<Scalar>& b) {
-  return detail::binary_op("div", a, b, &detail::div_backward<Scalar>,
+  return detail::binary_op(detail::div_rule<Scalar>, a, b,
                            [](const auto& x, const auto& y) { return x / y; });
 }
 
 /// -x.
 template <class Scalar>
 Var<Scalar> neg(const Var<Scalar>& x) {
-  auto out = detail::record("neg", x.shape(), {x}, &detail::neg_backward<Scalar>);
+  auto out = detail::record(detail::neg_rule<Scalar>, x.shape(), {x});
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = -x.value().array();
   return out.var;
 }
@@ -89,7 +104,7 @@ template <class Scalar>
 Var<Scalar> scale(const Var<Scalar>& x, Scalar c) {
   detail::NodeAttrs attrs;
   attrs.real[0] = static_cast<double>(c);
-  auto out = detail::record("scale", x.shape(), {x}, &detail::scale_backward<Scalar>, attrs);
+  auto out = detail::record(detail::scale_rule<Scalar>, x.shape(), {x}, attrs);
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = x.value().array() * c;
   return out.var;
 }
@@ -97,7 +112,7 @@ Var<Scalar> scale(const Var<Scalar>& x, Scalar c) {
 /// x + c for a constant c.
 template <class Scalar>
 Var<Scalar> add_scalar(const Var<Scalar>& x, Scalar c) {
-  auto out = detail::record("add_scalar", x.shape(), {x}, &detail::add_scalar_backward<Scalar>);
+  auto out = detail::record(detail::add_scalar_rule<Scalar>, x.shape(), {x});
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = x.value().array() + c;
   return out.var;
 }

@@ -108,6 +108,12 @@ void broadcast_to_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void sum_to_backward(BackwardContext<Scalar>& c);
 
+template <class Scalar>
+inline const OpRule<Scalar> broadcast_to_rule{"broadcast_to", &broadcast_to_backward<Scalar>,
+                                              reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> sum_to_rule{"sum_to", &sum_to_backward<Scalar>, reads_nothing};
+
 }  // namespace detail
 
 /// The NumPy broadcast of two shapes (right-aligned; each pair of dimensions equal or one
@@ -132,7 +138,7 @@ Var<Scalar> broadcast_to(const Var<Scalar>& x, const Shape& shape) {
   if (!detail::broadcasts_to(sx, shape))
     throw InvalidArgument(detail::shapes_message("broadcast_to", "cannot broadcast", sx, shape));
   if (sx == shape) return x;
-  auto out = detail::record("broadcast_to", shape, {x}, &detail::broadcast_to_backward<Scalar>);
+  auto out = detail::record(detail::broadcast_to_rule<Scalar>, shape, {x});
   const Scalar* px = x.value().data();
   detail::broadcast_apply(px, sx, px, sx, out.data, shape, [](Scalar v, Scalar) { return v; });
   return out.var;
@@ -146,7 +152,7 @@ Var<Scalar> sum_to(const Var<Scalar>& x, const Shape& shape) {
   if (!detail::broadcasts_to(shape, sx))
     throw InvalidArgument(detail::shapes_message("sum_to", "cannot reduce", sx, shape));
   if (sx == shape) return x;
-  auto out = detail::record("sum_to", shape, {x}, &detail::sum_to_backward<Scalar>);
+  auto out = detail::record(detail::sum_to_rule<Scalar>, shape, {x});
   const Scalar* px = x.value().data();
   Scalar* po = out.data;
   std::fill(po, po + shape.numel(), Scalar(0));

@@ -32,6 +32,17 @@ void conv2d_input_grad_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void conv2d_weight_grad_backward(BackwardContext<Scalar>& c);
 
+// The three are bilinear in their two tensor operands, and each rule reads both.
+template <class Scalar>
+inline const OpRule<Scalar> conv2d_rule{"conv2d", &conv2d_backward<Scalar>,
+                                        reads_input(0) | reads_input(1)};
+template <class Scalar>
+inline const OpRule<Scalar> conv2d_input_grad_rule{
+    "conv2d_input_grad", &conv2d_input_grad_backward<Scalar>, reads_input(0) | reads_input(1)};
+template <class Scalar>
+inline const OpRule<Scalar> conv2d_weight_grad_rule{
+    "conv2d_weight_grad", &conv2d_weight_grad_backward<Scalar>, reads_input(0) | reads_input(1)};
+
 /// Sizes of one convolution: input [N, C, H, W], weight [F, C, KH, KW], output [N, F, OH, OW].
 struct ConvDims {
   std::int64_t n, c, h, w, f, kh, kw, oh, ow, stride, pad;
@@ -263,22 +274,13 @@ using MatMap = Eigen::Map<RowMatrix<Scalar>>;
 template <class Scalar>
 using ConstMatMap = Eigen::Map<const RowMatrix<Scalar>>;
 
-inline NodeAttrs conv_attrs(Conv2dGeometry g, const Shape& other = Shape{}) {
+inline NodeAttrs conv_attrs(Conv2dGeometry g) {
   NodeAttrs a;
   a.integer[0] = g.stride;
   a.integer[1] = g.padding;
-  // For the adjoint ops: the shape they produce ([N, C, H, W] or [F, C, KH, KW]), packed.
-  if (other.rank() == 4) {
-    a.integer[2] = other[0] << 32 | other[1];
-    a.integer[3] = other[2] << 32 | other[3];
-  }
   return a;
 }
 inline Conv2dGeometry geometry_of(const NodeAttrs& a) { return {a.integer[0], a.integer[1]}; }
-inline Shape shape_of(const NodeAttrs& a) {
-  const std::int64_t lo = (std::int64_t{1} << 32) - 1;
-  return Shape{a.integer[2] >> 32, a.integer[2] & lo, a.integer[3] >> 32, a.integer[3] & lo};
-}
 
 /// Scratch for a group's columns.
 template <class Scalar>
@@ -359,8 +361,8 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
 template <class Scalar>
 Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, Conv2dGeometry g = {}) {
   const detail::ConvDims d = detail::conv_dims("conv2d", x.shape(), w.shape(), g);
-  auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w},
-                            &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
+  auto out = detail::record(detail::conv2d_rule<Scalar>, Shape{d.n, d.f, d.oh, d.ow}, {x, w},
+                            detail::conv_attrs(g));
   detail::conv2d_compute(x, w, static_cast<const Scalar*>(nullptr), d, out.data);
   return out.var;
 }
@@ -374,8 +376,8 @@ Var<Scalar> conv2d(const Var<Scalar>& x, const Var<Scalar>& w, const Var<Scalar>
   if (b.shape() != Shape{d.f})
     throw InvalidArgument(detail::shapes_message(
         "conv2d", "bias must be [F] for weight [F, C, KH, KW]", b.shape(), w.shape()));
-  auto out = detail::record("conv2d", Shape{d.n, d.f, d.oh, d.ow}, {x, w, b},
-                            &detail::conv2d_backward<Scalar>, detail::conv_attrs(g));
+  auto out = detail::record(detail::conv2d_rule<Scalar>, Shape{d.n, d.f, d.oh, d.ow}, {x, w, b},
+                            detail::conv_attrs(g));
   detail::conv2d_compute(x, w, b.value().data(), d, out.data);
   return out.var;
 }
@@ -390,9 +392,8 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
     throw InvalidArgument(detail::shapes_message("conv2d_input_grad",
                                                  "gradient does not match the convolution's output",
                                                  g.shape(), Shape{d.n, d.f, d.oh, d.ow}));
-  auto out = detail::record("conv2d_input_grad", input_shape, {g, w},
-                            &detail::conv2d_input_grad_backward<Scalar>,
-                            detail::conv_attrs(geo, input_shape));
+  auto out = detail::record(detail::conv2d_input_grad_rule<Scalar>, input_shape, {g, w},
+                            detail::conv_attrs(geo));
   if (detail::use_winograd(d)) {
     detail::winograd_conv(g, g.value().data(), w.value().data(),
                           static_cast<const Scalar*>(nullptr), d, true, out.data);
@@ -425,9 +426,8 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
     throw InvalidArgument(detail::shapes_message("conv2d_weight_grad",
                                                  "gradient does not match the convolution's output",
                                                  g.shape(), Shape{d.n, d.f, d.oh, d.ow}));
-  auto out = detail::record("conv2d_weight_grad", weight_shape, {x, g},
-                            &detail::conv2d_weight_grad_backward<Scalar>,
-                            detail::conv_attrs(geo, weight_shape));
+  auto out = detail::record(detail::conv2d_weight_grad_rule<Scalar>, weight_shape, {x, g},
+                            detail::conv_attrs(geo));
   if (detail::use_winograd(d)) {
     detail::winograd_weight_grad(x, g, d, out.data);
     return out.var;

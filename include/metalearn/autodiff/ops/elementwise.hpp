@@ -16,9 +16,9 @@ namespace detail {
 
 /// Shared forward of the unary element-wise ops: out = f(x) on Eigen arrays.
 template <class Scalar, class F>
-Var<Scalar> unary_op(const char* op, const Var<Scalar>& x, BackwardFn<Scalar> backward, F f,
+Var<Scalar> unary_op(const OpRule<Scalar>& rule, const Var<Scalar>& x, F f,
                      const NodeAttrs& attrs = {}) {
-  auto out = record(op, x.shape(), {x}, backward, attrs);
+  auto out = record(rule, x.shape(), {x}, attrs);
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = f(x.value().array());
   return out.var;
 }
@@ -54,32 +54,56 @@ template <class Scalar>
 void leaky_relu_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void softplus_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void relu_fused_backward(BackwardContext<Scalar>& c);
+
+// relu reads its output only: y > 0 exactly where x > 0, so x itself can go.
+template <class Scalar>
+inline const OpRule<Scalar> exp_rule{"exp", &exp_backward<Scalar>, reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> log_rule{"log", &log_backward<Scalar>, reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> sqrt_rule{"sqrt", &sqrt_backward<Scalar>, reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> square_rule{"square", &square_backward<Scalar>, reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> pow_rule{"pow", &pow_backward<Scalar>, reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> abs_rule{"abs", &abs_backward<Scalar>, reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> tanh_rule{"tanh", &tanh_backward<Scalar>, reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> sigmoid_rule{"sigmoid", &sigmoid_backward<Scalar>, reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> relu_rule{"relu", &relu_backward<Scalar>, reads_output,
+                                      &relu_fused_backward<Scalar>};
+template <class Scalar>
+inline const OpRule<Scalar> leaky_relu_rule{"leaky_relu", &leaky_relu_backward<Scalar>,
+                                            reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> softplus_rule{"softplus", &softplus_backward<Scalar>, reads_input(0)};
 
 }  // namespace detail
 
 /// e^x.
 template <class Scalar>
 Var<Scalar> exp(const Var<Scalar>& x) {
-  return detail::unary_op("exp", x, &detail::exp_backward<Scalar>,
-                          [](const auto& a) { return a.exp(); });
+  return detail::unary_op(detail::exp_rule<Scalar>, x, [](const auto& a) { return a.exp(); });
 }
 /// Natural logarithm (NaN for negative x, -inf at 0, as std::log).
 template <class Scalar>
 Var<Scalar> log(const Var<Scalar>& x) {
-  return detail::unary_op("log", x, &detail::log_backward<Scalar>,
-                          [](const auto& a) { return a.log(); });
+  return detail::unary_op(detail::log_rule<Scalar>, x, [](const auto& a) { return a.log(); });
 }
 /// Square root. Its derivative is infinite at 0: keep inputs positive (add an epsilon).
 template <class Scalar>
 Var<Scalar> sqrt(const Var<Scalar>& x) {
-  return detail::unary_op("sqrt", x, &detail::sqrt_backward<Scalar>,
-                          [](const auto& a) { return a.sqrt(); });
+  return detail::unary_op(detail::sqrt_rule<Scalar>, x, [](const auto& a) { return a.sqrt(); });
 }
 /// x^2.
 template <class Scalar>
 Var<Scalar> square(const Var<Scalar>& x) {
-  return detail::unary_op("square", x, &detail::square_backward<Scalar>,
-                          [](const auto& a) { return a.square(); });
+  return detail::unary_op(detail::square_rule<Scalar>, x, [](const auto& a) { return a.square(); });
 }
 /// x^p for a constant exponent p (non-integer p needs x > 0).
 template <class Scalar>
@@ -87,24 +111,22 @@ Var<Scalar> pow(const Var<Scalar>& x, Scalar p) {
   detail::NodeAttrs attrs;
   attrs.real[0] = static_cast<double>(p);
   return detail::unary_op(
-      "pow", x, &detail::pow_backward<Scalar>, [p](const auto& a) { return a.pow(p); }, attrs);
+      detail::pow_rule<Scalar>, x, [p](const auto& a) { return a.pow(p); }, attrs);
 }
 /// |x|; its derivative at 0 is taken as 0.
 template <class Scalar>
 Var<Scalar> abs(const Var<Scalar>& x) {
-  return detail::unary_op("abs", x, &detail::abs_backward<Scalar>,
-                          [](const auto& a) { return a.abs(); });
+  return detail::unary_op(detail::abs_rule<Scalar>, x, [](const auto& a) { return a.abs(); });
 }
 /// Hyperbolic tangent.
 template <class Scalar>
 Var<Scalar> tanh(const Var<Scalar>& x) {
-  return detail::unary_op("tanh", x, &detail::tanh_backward<Scalar>,
-                          [](const auto& a) { return a.tanh(); });
+  return detail::unary_op(detail::tanh_rule<Scalar>, x, [](const auto& a) { return a.tanh(); });
 }
 /// Logistic sigmoid 1 / (1 + e^-x), computed without overflow for large |x|.
 template <class Scalar>
 Var<Scalar> sigmoid(const Var<Scalar>& x) {
-  return detail::unary_op("sigmoid", x, &detail::sigmoid_backward<Scalar>, [](const auto& a) {
+  return detail::unary_op(detail::sigmoid_rule<Scalar>, x, [](const auto& a) {
     return (a >= Scalar(0))
         .select(Scalar(1) / (Scalar(1) + (-a).exp()), a.exp() / (Scalar(1) + a.exp()));
   });
@@ -112,11 +134,8 @@ Var<Scalar> sigmoid(const Var<Scalar>& x) {
 /// max(x, 0); derivative 0 at x = 0.
 template <class Scalar>
 Var<Scalar> relu(const Var<Scalar>& x) {
-  detail::NodeAttrs attrs;
-  attrs.keeps = detail::keeps_output;  // y > 0 exactly where x > 0: x itself can go
-  return detail::unary_op(
-      "relu", x, &detail::relu_backward<Scalar>, [](const auto& a) { return a.max(Scalar(0)); },
-      attrs);
+  return detail::unary_op(detail::relu_rule<Scalar>, x,
+                          [](const auto& a) { return a.max(Scalar(0)); });
 }
 /// x for x > 0, slope * x otherwise.
 template <class Scalar>
@@ -124,13 +143,13 @@ Var<Scalar> leaky_relu(const Var<Scalar>& x, Scalar slope = Scalar(0.01)) {
   detail::NodeAttrs attrs;
   attrs.real[0] = static_cast<double>(slope);
   return detail::unary_op(
-      "leaky_relu", x, &detail::leaky_relu_backward<Scalar>,
+      detail::leaky_relu_rule<Scalar>, x,
       [slope](const auto& a) { return (a > Scalar(0)).select(a, a * slope); }, attrs);
 }
 /// log(1 + e^x), computed stably as max(x, 0) + log1p(e^-|x|).
 template <class Scalar>
 Var<Scalar> softplus(const Var<Scalar>& x) {
-  return detail::unary_op("softplus", x, &detail::softplus_backward<Scalar>, [](const auto& a) {
+  return detail::unary_op(detail::softplus_rule<Scalar>, x, [](const auto& a) {
     return a.max(Scalar(0)) + (-a.abs()).exp().log1p();
   });
 }
@@ -172,28 +191,31 @@ void sigmoid_backward(BackwardContext<Scalar>& c) {  // d s(x) = s (1 - s)
   const Var<Scalar> s = c.output();
   c.grad_inputs[0] = mul(c.grad_output, mul(s, Scalar(1) - s));
 }
+// d relu(x) = g where x > 0 (the mask from the output: y > 0 where x > 0). Plain loops that
+// read every operand unconditionally, which GCC turns into vector compare-and-blend. On
+// 2,000 floats: Eigen 3.4's select 400 ns vs 162, and its bool-to-float cast (a scalar
+// loop) 2.7 us vs 0.12.
 template <class Scalar>
 void relu_backward(BackwardContext<Scalar>& c) {
-  // Plain loops that read every operand unconditionally, which GCC turns into vector
-  // compare-and-blend. On 2,000 floats: Eigen 3.4's select 400 ns vs 162, and its
-  // bool-to-float cast (a scalar loop) 2.7 us vs 0.12. The mask comes from the output
-  // (y > 0 where x > 0), the one value relu keeps.
-  const Var<Scalar> x = c.output();
-  const Scalar* xv = x.value().data();
-  const std::int64_t n = x.numel();
-  if (!c.tape.recording()) {  // not recorded: g where x > 0, in one pass (over g if free)
-    auto dx = result_over_grad_output(c);
-    const Scalar* g = c.grad_output.value().data();
-    for (std::int64_t i = 0; i < n; ++i) {
-      const Scalar gi = g[i];
-      dx.data[i] = xv[i] > Scalar(0) ? gi : Scalar(0);
-    }
-    c.grad_inputs[0] = dx.var;
-    return;
-  }
-  auto step = record_constant(x, x.shape());
-  for (std::int64_t i = 0; i < n; ++i) step.data[i] = xv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
+  const Var<Scalar> y = c.output();
+  const Scalar* yv = y.value().data();
+  auto step = record_constant(y, y.shape());
+  for (std::int64_t i = 0; i < y.numel(); ++i)
+    step.data[i] = yv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
   c.grad_inputs[0] = mul(c.grad_output, step.var);
+}
+// The same in one pass, over the cotangent's memory when nothing else holds it.
+template <class Scalar>
+void relu_fused_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> y = c.output();
+  const Scalar* yv = y.value().data();
+  auto dx = result_over_grad_output(c);
+  const Scalar* g = c.grad_output.value().data();
+  for (std::int64_t i = 0; i < y.numel(); ++i) {
+    const Scalar gi = g[i];
+    dx.data[i] = yv[i] > Scalar(0) ? gi : Scalar(0);
+  }
+  c.grad_inputs[0] = dx.var;
 }
 template <class Scalar>
 void leaky_relu_backward(BackwardContext<Scalar>& c) {

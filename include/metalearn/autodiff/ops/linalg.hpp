@@ -18,6 +18,12 @@ void matmul_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void permute_backward(BackwardContext<Scalar>& c);
 
+template <class Scalar>
+inline const OpRule<Scalar> matmul_rule{"matmul", &matmul_backward<Scalar>,
+                                        reads_input(0) | reads_input(1)};
+template <class Scalar>
+inline const OpRule<Scalar> permute_rule{"permute", &permute_backward<Scalar>, reads_nothing};
+
 /// Rows and columns of op(X) for the last two axes of a rank-2 or rank-3 shape.
 inline std::array<std::int64_t, 2> op_dims(const Shape& s, bool transposed) {
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
@@ -102,7 +108,7 @@ Var<Scalar> matmul(const Var<Scalar>& a, const Var<Scalar>& b, bool transpose_a 
   detail::NodeAttrs attrs;
   attrs.integer[0] = transpose_a;
   attrs.integer[1] = transpose_b;
-  auto out = detail::record("matmul", so, {a, b}, &detail::matmul_backward<Scalar>, attrs);
+  auto out = detail::record(detail::matmul_rule<Scalar>, so, {a, b}, attrs);
 
   using Map = Eigen::Map<const detail::RowMatrix<Scalar>>;
   const Scalar* pa = a.value().data();
@@ -150,7 +156,7 @@ Var<Scalar> permute(const Var<Scalar>& x, const std::array<int, 4>& perm) {
   const Shape so = Shape::from_array(dims, r);
   detail::NodeAttrs attrs;
   for (int i = 0; i < r; ++i) attrs.integer[i] = perm[i];
-  auto out = detail::record("permute", so, {x}, &detail::permute_backward<Scalar>, attrs);
+  auto out = detail::record(detail::permute_rule<Scalar>, so, {x}, attrs);
   const Scalar* px = x.value().data();
   if (r == 2 && perm[0] == 1) {
     Eigen::Map<detail::RowMatrix<Scalar>>(out.data, so[0], so[1]) =

@@ -21,6 +21,14 @@ template <class Scalar>
 void cross_entropy_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void bce_with_logits_backward(BackwardContext<Scalar>& c);
+
+template <class Scalar>
+inline const OpRule<Scalar> cross_entropy_rule{"cross_entropy", &cross_entropy_backward<Scalar>,
+                                               reads_input(0)};
+template <class Scalar>
+inline const OpRule<Scalar> bce_with_logits_rule{"binary_cross_entropy_with_logits",
+                                                 &bce_with_logits_backward<Scalar>,
+                                                 reads_input(0) | reads_input(1)};
 }  // namespace detail
 
 /// Mean squared error, mean((prediction - target)^2). The shapes must be equal: a silent
@@ -55,8 +63,7 @@ Var<Scalar> cross_entropy(const Var<Scalar>& logits, const std::vector<std::int6
   std::copy(labels.begin(), labels.end(), stored);
   detail::NodeAttrs attrs;
   attrs.extra = stored;
-  auto out = detail::record("cross_entropy", Shape{}, {logits},
-                            &detail::cross_entropy_backward<Scalar>, attrs);
+  auto out = detail::record(detail::cross_entropy_rule<Scalar>, Shape{}, {logits}, attrs);
   const Eigen::Map<const detail::RowMatrix<Scalar>> X(logits.value().data(), s[0], s[1]);
   Scalar total = 0;
   for (std::int64_t r = 0; r < s[0]; ++r) {
@@ -78,8 +85,7 @@ Var<Scalar> binary_cross_entropy_with_logits(const Var<Scalar>& logits,
                                                  targets.shape()));
   if (logits.numel() == 0)
     throw InvalidArgument("metalearn::binary_cross_entropy_with_logits: empty input");
-  auto out = detail::record("binary_cross_entropy_with_logits", Shape{}, {logits, targets},
-                            &detail::bce_with_logits_backward<Scalar>);
+  auto out = detail::record(detail::bce_with_logits_rule<Scalar>, Shape{}, {logits, targets});
   const auto x = logits.value().array();
   const auto y = targets.value().array();
   *out.data = (x.max(Scalar(0)) - x * y + (-x.abs()).exp().log1p()).mean();

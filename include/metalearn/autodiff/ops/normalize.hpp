@@ -135,7 +135,35 @@ void bn_grad_passes(const ChannelDims& d, const Scalar* stats, const Scalar* px,
 template <class Scalar>
 void bn_input_grad_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
+void bn_input_grad_fused_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
 void bn_gamma_grad_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void bn_gamma_grad_fused_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void channel_normalize_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void batch_norm_backward(BackwardContext<Scalar>& c);
+template <class Scalar>
+void batch_norm_fused_backward(BackwardContext<Scalar>& c);
+
+// Each keeps x's statistics (mean, 1/std) in the arena, computed once by the forward pass.
+template <class Scalar>
+inline const OpRule<Scalar> bn_input_grad_rule{"bn_input_grad", &bn_input_grad_backward<Scalar>,
+                                               reads_input(0) | reads_input(1) | reads_input(2),
+                                               &bn_input_grad_fused_backward<Scalar>};
+template <class Scalar>
+inline const OpRule<Scalar> bn_gamma_grad_rule{"bn_gamma_grad", &bn_gamma_grad_backward<Scalar>,
+                                               reads_input(0) | reads_input(1),
+                                               &bn_gamma_grad_fused_backward<Scalar>};
+template <class Scalar>
+inline const OpRule<Scalar> channel_normalize_rule{
+    "channel_normalize", &channel_normalize_backward<Scalar>, reads_input(0)};
+// Not y: a pool after batch norm may let it go.
+template <class Scalar>
+inline const OpRule<Scalar> batch_norm_rule{"batch_norm", &batch_norm_backward<Scalar>,
+                                            reads_input(0) | reads_input(1),
+                                            &batch_norm_fused_backward<Scalar>};
 
 }  // namespace detail
 
@@ -159,9 +187,8 @@ Var<Scalar> bn_input_grad(const Var<Scalar>& x, const Var<Scalar>& gamma, const 
                           gamma.shape().to_string() + " and g " + g.shape().to_string() +
                           " must be x's shape, [C], x's shape");
   if (stats == nullptr) stats = detail::channel_stats(x, d, eps);
-  auto out =
-      detail::record("bn_input_grad", s, {x, gamma, g}, &detail::bn_input_grad_backward<Scalar>,
-                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  auto out = detail::record(detail::bn_input_grad_rule<Scalar>, s, {x, gamma, g},
+                            detail::stats_attrs(stats, static_cast<double>(eps)));
   detail::bn_grad_passes(d, stats, x.value().data(), g.value().data(), gamma.value().data(),
                          out.data, static_cast<Scalar*>(nullptr), static_cast<Scalar*>(nullptr));
   return out.var;
@@ -176,9 +203,8 @@ Var<Scalar> bn_gamma_grad(const Var<Scalar>& x, const Var<Scalar>& g, Scalar eps
     throw InvalidArgument(
         detail::shapes_message("bn_gamma_grad", "g must have x's shape", s, g.shape()));
   if (stats == nullptr) stats = detail::channel_stats(x, d, eps);
-  auto out =
-      detail::record("bn_gamma_grad", Shape{d.c}, {x, g}, &detail::bn_gamma_grad_backward<Scalar>,
-                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  auto out = detail::record(detail::bn_gamma_grad_rule<Scalar>, Shape{d.c}, {x, g},
+                            detail::stats_attrs(stats, static_cast<double>(eps)));
   detail::bn_grad_passes(d, stats, x.value().data(), g.value().data(),
                          static_cast<const Scalar*>(nullptr), static_cast<Scalar*>(nullptr),
                          static_cast<Scalar*>(nullptr), out.data);
@@ -202,9 +228,11 @@ Var<Scalar> ones_of(const Var<Scalar>& like, std::int64_t n) {
 //   dx     = gamma s^2 (xhat (3 m ux - cov) - ux (g - gbar) - m (u - ubar))
 // (dx from d xhat_i/d x_k = s (delta_ik - 1/M - xhat_i xhat_k / M) and
 // d s/d x_k = -s^2 xhat_k / M.)
+// The same formulas in plain loops (fused: sweeps that are not recorded).
 template <class Scalar>
-void bn_input_grad_backward(BackwardContext<Scalar>& c) {
-  const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2), u = c.grad_output;
+void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2);
+  const Var<Scalar>& u = c.grad_output;
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
   const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
@@ -212,7 +240,7 @@ void bn_input_grad_backward(BackwardContext<Scalar>& c) {
   const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
   if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
   if (!c.needed(0) && !c.needed(1)) return;
-  if (!c.tape.recording()) {
+  {
     Output<Scalar> dx{}, dgamma{};
     if (c.needed(0)) dx = record_constant(x, s);
     if (c.needed(1)) dgamma = record_constant(x, Shape{d.c});
@@ -243,9 +271,21 @@ void bn_input_grad_backward(BackwardContext<Scalar>& c) {
     }
     if (c.needed(0)) c.grad_inputs[0] = dx.var;
     if (c.needed(1)) c.grad_inputs[1] = dgamma.var;
-    return;
   }
-  // Recorded (third order and up): the same formulas in differentiable ops of x, gamma, g, u.
+}
+
+// Recorded (third order and up): the formulas above in differentiable ops of x, gamma, g, u.
+template <class Scalar>
+void bn_input_grad_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2);
+  const Var<Scalar>& u = c.grad_output;
+  const Shape s = x.shape();
+  const ChannelDims d = channel_dims(s);
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
+  if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
+  if (!c.needed(0) && !c.needed(1)) return;
   const Shape pc = d.per_channel(s.rank());
   const auto mean_c = [&](const Var<Scalar>& a) { return scale(sum_to(a, pc), inv_m); };
   const Var<Scalar> xhat = channel_normalize(x, eps), is = channel_inv_std(x, d, eps);
@@ -260,16 +300,25 @@ void bn_input_grad_backward(BackwardContext<Scalar>& c) {
 // bn_gamma_grad's backward for cotangent w [C]: dg = w_c xhat, dx = w_c s P(g).
 template <class Scalar>
 void bn_gamma_grad_backward(BackwardContext<Scalar>& c) {
-  const Var<Scalar> x = c.input(0), g = c.input(1), w = c.grad_output;
+  const Var<Scalar> x = c.input(0), g = c.input(1);
+  const Var<Scalar>& w = c.grad_output;
+  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, w, g, eps, stats);
+  if (c.needed(1))
+    c.grad_inputs[1] =
+        channel_normalize(x, eps) * reshape(w, channel_dims(x.shape()).per_channel(x.rank()));
+}
+// dg = w_c xhat in one pass.
+template <class Scalar>
+void bn_gamma_grad_fused_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), g = c.input(1);
+  const Var<Scalar>& w = c.grad_output;
   const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
   const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
   if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, w, g, eps, stats);
   if (!c.needed(1)) return;
   const ChannelDims d = channel_dims(x.shape());
-  if (c.tape.recording()) {
-    c.grad_inputs[1] = channel_normalize(x, eps) * reshape(w, d.per_channel(x.rank()));
-    return;
-  }
   auto dg = record_constant(x, x.shape());
   const Scalar *px = x.value().data(), *pw = w.value().data();
   for (std::int64_t ch = 0; ch < d.c; ++ch)
@@ -279,11 +328,6 @@ void bn_gamma_grad_backward(BackwardContext<Scalar>& c) {
     });
   c.grad_inputs[1] = dg.var;
 }
-
-template <class Scalar>
-void channel_normalize_backward(BackwardContext<Scalar>& c);
-template <class Scalar>
-void batch_norm_backward(BackwardContext<Scalar>& c);
 
 }  // namespace detail
 
@@ -295,9 +339,8 @@ Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps) {
   const Shape s = x.shape();
   const detail::ChannelDims d = detail::channel_dims(s);
   const Scalar* stats = detail::channel_stats(x, d, eps);
-  auto out =
-      detail::record("channel_normalize", s, {x}, &detail::channel_normalize_backward<Scalar>,
-                     detail::stats_attrs(stats, static_cast<double>(eps)));
+  auto out = detail::record(detail::channel_normalize_rule<Scalar>, s, {x},
+                            detail::stats_attrs(stats, static_cast<double>(eps)));
   const Scalar* px = x.value().data();
   for (std::int64_t c = 0; c < d.c; ++c)
     detail::channel_blocks(d, stats, c, [&](std::int64_t at, Scalar mean, Scalar is) {
@@ -322,10 +365,8 @@ Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var
                           " and beta " + beta.shape().to_string() + " must both be [" +
                           std::to_string(d.c) + "] for input " + s.to_string());
   const Scalar* stats = detail::channel_stats(x, d, eps);
-  detail::NodeAttrs attrs = detail::stats_attrs(stats, static_cast<double>(eps));
-  attrs.keeps = detail::keeps_input(0) | detail::keeps_input(1);  // not y: a pool may drop it
-  auto out = detail::record("batch_norm", s, {x, gamma, beta}, &detail::batch_norm_backward<Scalar>,
-                            attrs);
+  auto out = detail::record(detail::batch_norm_rule<Scalar>, s, {x, gamma, beta},
+                            detail::stats_attrs(stats, static_cast<double>(eps)));
   const Scalar* px = x.value().data();
   const Scalar *pg = gamma.value().data(), *pb = beta.value().data();
   for (std::int64_t c = 0; c < d.c; ++c) {
@@ -357,14 +398,19 @@ void batch_norm_backward(BackwardContext<Scalar>& c) {
   const ChannelDims d = channel_dims(s);
   const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
   const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
-  if (c.tape.recording()) {
-    if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, gamma, g, eps, stats);
-    if (c.needed(1)) c.grad_inputs[1] = bn_gamma_grad(x, g, eps, stats);
-    if (c.needed(2)) c.grad_inputs[2] = reshape(sum_to(g, d.per_channel(s.rank())), Shape{d.c});
-    return;
-  }
-  // Not recorded (first order, or the last sweep of a meta-gradient): all three in two
-  // passes over x and g.
+  if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, gamma, g, eps, stats);
+  if (c.needed(1)) c.grad_inputs[1] = bn_gamma_grad(x, g, eps, stats);
+  if (c.needed(2)) c.grad_inputs[2] = reshape(sum_to(g, d.per_channel(s.rank())), Shape{d.c});
+}
+// Not recorded (first order, or the last sweep of a meta-gradient): all three in two passes
+// over x and g.
+template <class Scalar>
+void batch_norm_fused_backward(BackwardContext<Scalar>& c) {
+  const Var<Scalar> x = c.input(0), gamma = c.input(1);
+  const Var<Scalar>& g = c.grad_output;  // not a copy: result_over_grad_output counts holders
+  const Shape s = x.shape();
+  const ChannelDims d = channel_dims(s);
+  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
   auto dgamma = record_constant(x, Shape{d.c});
   auto dbeta = record_constant(x, Shape{d.c});
   Output<Scalar> dx{};

@@ -61,17 +61,23 @@ void pool_gather_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void pool_scatter_backward(BackwardContext<Scalar>& c);
 
+// Both ops keep the window offsets (arena) and the window geometry, and read no value:
+// each one's backward is the other applied to the cotangent.
+template <class Scalar>
+inline const OpRule<Scalar> max_pool2d_rule{"max_pool2d", &pool_gather_backward<Scalar>,
+                                            reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> max_unpool2d_rule{"max_unpool2d", &pool_scatter_backward<Scalar>,
+                                              reads_nothing};
+
 /// Where each window's maximum lies, as its row and column inside the window packed in 2
 /// bytes (row << 8 | column): a quarter of PyTorch's 8-byte flat indices, which for conv4's
 /// first block on 75 queries are 7.5 MiB of a MAML task's graph.
 using WindowOffset = std::uint16_t;
 constexpr std::int64_t max_pool_kernel = 256;  // rows and columns fit in a byte each
 
-// Both ops keep the window offsets (arena) and the window geometry, and no value: each
-// one's backward is the other applied to the cotangent.
 inline NodeAttrs pool_attrs(const WindowOffset* offsets, const PoolDims& d) {
   NodeAttrs a;
-  a.keeps = 0;
   a.extra = offsets;
   a.integer[0] = d.k;
   a.integer[1] = d.stride;
@@ -98,8 +104,8 @@ void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plan
 template <class Scalar>
 Output<Scalar> pool_gather(const Var<Scalar>& x, const WindowOffset* offsets, const PoolDims& d,
                            bool fill) {
-  auto out = record("max_pool2d", Shape{d.n, d.c, d.oh, d.ow}, {x}, &pool_gather_backward<Scalar>,
-                    pool_attrs(offsets, d));
+  auto out =
+      record(max_pool2d_rule<Scalar>, Shape{d.n, d.c, d.oh, d.ow}, {x}, pool_attrs(offsets, d));
   if (fill) {
     const Scalar* px = x.value().data();
     for_each_maximum(
@@ -114,8 +120,8 @@ Output<Scalar> pool_gather(const Var<Scalar>& x, const WindowOffset* offsets, co
 /// just before the plane's writes, so they land in cache lines just zeroed.
 template <class Scalar>
 Var<Scalar> pool_scatter(const Var<Scalar>& g, const WindowOffset* offsets, const PoolDims& d) {
-  auto out = record("max_unpool2d", Shape{d.n, d.c, d.h, d.w}, {g}, &pool_scatter_backward<Scalar>,
-                    pool_attrs(offsets, d));
+  auto out =
+      record(max_unpool2d_rule<Scalar>, Shape{d.n, d.c, d.h, d.w}, {g}, pool_attrs(offsets, d));
   const Scalar* pg = g.value().data();
   const std::int64_t plane = d.h * d.w;
   for_each_maximum(

@@ -30,10 +30,20 @@ inline Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
 template <class Scalar>
 void extremum_backward(BackwardContext<Scalar>& c);
 
+// The gradient goes to the first extremal element: found again from x and the output.
+template <class Scalar>
+inline const OpRule<Scalar> max_rule{"max", &extremum_backward<Scalar>,
+                                     reads_input(0) | reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> min_rule{"min", &extremum_backward<Scalar>,
+                                     reads_input(0) | reads_output};
+
 /// max (is_max) or min along `axis`, keeping the axis. Ties: the first extremal element
 /// gets the whole gradient, so the derivative is a valid subgradient.
 template <class Scalar>
-Var<Scalar> extremum(const char* op, const Var<Scalar>& x, int axis, bool keepdim, bool is_max) {
+Var<Scalar> extremum(const Var<Scalar>& x, int axis, bool keepdim, bool is_max) {
+  const OpRule<Scalar>& rule = is_max ? max_rule<Scalar> : min_rule<Scalar>;
+  const char* op = rule.name;
   const Shape sx = x.shape();
   const int a = sx.normalize_axis(axis, (std::string("metalearn::") + op).c_str());
   if (sx[a] == 0)
@@ -43,7 +53,7 @@ Var<Scalar> extremum(const char* op, const Var<Scalar>& x, int axis, bool keepdi
   attrs.integer[0] = a;
   attrs.integer[1] = is_max;
   const Shape kept = reduced_shape(sx, a, true);
-  auto out = record(op, kept, {x}, &extremum_backward<Scalar>, attrs);
+  auto out = record(rule, kept, {x}, attrs);
   std::int64_t outer = 1, inner = 1;
   for (int i = 0; i < a; ++i) outer *= sx[i];
   for (int i = a + 1; i < sx.rank(); ++i) inner *= sx[i];
@@ -97,13 +107,13 @@ Var<Scalar> mean(const Var<Scalar>& x, int axis, bool keepdim = false) {
 /// Largest element along `axis`. The gradient goes to the first largest element.
 template <class Scalar>
 Var<Scalar> max(const Var<Scalar>& x, int axis, bool keepdim = false) {
-  return detail::extremum("max", x, axis, keepdim, true);
+  return detail::extremum(x, axis, keepdim, true);
 }
 
 /// Smallest element along `axis`. The gradient goes to the first smallest element.
 template <class Scalar>
 Var<Scalar> min(const Var<Scalar>& x, int axis, bool keepdim = false) {
-  return detail::extremum("min", x, axis, keepdim, false);
+  return detail::extremum(x, axis, keepdim, false);
 }
 
 namespace detail {

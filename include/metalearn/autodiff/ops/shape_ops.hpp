@@ -28,6 +28,22 @@ void gather_rows_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c);
 
+// Shape and indexing ops read no values: their rules move the cotangent around.
+template <class Scalar>
+inline const OpRule<Scalar> reshape_rule{"reshape", &reshape_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> slice_rule{"slice", &slice_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> pad_rows_rule{"pad_rows", &pad_rows_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> concat_rule{"concat", &concat_backward<Scalar>, reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> gather_rows_rule{"gather_rows", &gather_rows_backward<Scalar>,
+                                             reads_nothing};
+template <class Scalar>
+inline const OpRule<Scalar> scatter_add_rows_rule{
+    "scatter_add_rows", &scatter_add_rows_backward<Scalar>, reads_nothing};
+
 /// Shape with the leading dimension replaced.
 inline Shape with_rows(const Shape& s, std::int64_t rows) {
   auto d = s.dims();
@@ -64,8 +80,7 @@ Var<Scalar> reshape(const Var<Scalar>& x, const Shape& shape) {
     throw InvalidArgument(
         detail::shapes_message("reshape", "element counts differ", x.shape(), shape));
   if (shape == x.shape()) return x;
-  return detail::record_view("reshape", shape, x.value().data(), x,
-                             &detail::reshape_backward<Scalar>);
+  return detail::record_view(detail::reshape_rule<Scalar>, shape, x.value().data(), x);
 }
 
 /// [N, d1, d2, ...] -> [N, d1 * d2 * ...]. No copy.
@@ -79,7 +94,7 @@ Var<Scalar> flatten(const Var<Scalar>& x) {
 /// The same value as a constant: gradients stop here (first-order MAML's trick). No copy.
 template <class Scalar>
 Var<Scalar> detach(const Var<Scalar>& x) {
-  return detail::record_view<Scalar>("detach", x.shape(), x.value().data(), x, nullptr);
+  return detail::record_constant_view("detach", x);
 }
 
 /// Rows [begin, end) along the leading axis. No copy.
@@ -94,9 +109,8 @@ Var<Scalar> slice(const Var<Scalar>& x, std::int64_t begin, std::int64_t end) {
   detail::NodeAttrs attrs;
   attrs.integer[0] = begin;
   attrs.integer[1] = end;
-  return detail::record_view("slice", detail::with_rows(sx, end - begin),
-                             x.value().data() + begin * row, x, &detail::slice_backward<Scalar>,
-                             attrs);
+  return detail::record_view(detail::slice_rule<Scalar>, detail::with_rows(sx, end - begin),
+                             x.value().data() + begin * row, x, attrs);
 }
 
 /// Zero rows added along the leading axis: `before` above and `after` below (the adjoint
@@ -112,7 +126,7 @@ Var<Scalar> pad_rows(const Var<Scalar>& x, std::int64_t before, std::int64_t aft
   attrs.integer[0] = before;
   attrs.integer[1] = after;
   const Shape so = detail::with_rows(sx, sx[0] + before + after);
-  auto out = detail::record("pad_rows", so, {x}, &detail::pad_rows_backward<Scalar>, attrs);
+  auto out = detail::record(detail::pad_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = so[0] == 0 ? 0 : so.numel() / so[0];
   std::fill(out.data, out.data + so.numel(), Scalar(0));
   std::copy(x.value().data(), x.value().data() + sx.numel(), out.data + before * row);
@@ -140,8 +154,8 @@ Var<Scalar> concat(const std::vector<Var<Scalar>>& xs) {
     idx[k] = xs[k].index();
   }
   const Shape so = detail::with_rows(s0, rows);
-  const std::int32_t i = t.push("concat", so, idx, static_cast<std::int32_t>(xs.size()),
-                                &detail::concat_backward<Scalar>);
+  const std::int32_t i =
+      t.push(detail::concat_rule<Scalar>, so, idx, static_cast<std::int32_t>(xs.size()));
   Scalar* p = t.node(i).data;
   for (const auto& x : xs) p = std::copy(x.value().data(), x.value().data() + x.numel(), p);
   return Var<Scalar>(&t, i, t.epoch());
@@ -157,7 +171,7 @@ Var<Scalar> gather_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, s
   attrs.extra = idx;
   attrs.integer[0] = static_cast<std::int64_t>(n);
   const Shape so = with_rows(sx, static_cast<std::int64_t>(n));
-  auto out = record("gather_rows", so, {x}, &gather_rows_backward<Scalar>, attrs);
+  auto out = record(gather_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   const Scalar* px = x.value().data();
   if (row == 1) {  // element gathers (pooling): no per-row copy call
@@ -184,7 +198,7 @@ Var<Scalar> scatter_add_rows_trusted(const Var<Scalar>& x, const std::int64_t* i
   attrs.extra = idx;
   attrs.integer[0] = rows;
   const Shape so = with_rows(sx, rows);
-  auto out = record("scatter_add_rows", so, {x}, &scatter_add_rows_backward<Scalar>, attrs);
+  auto out = record(scatter_add_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
   std::fill(out.data, out.data + so.numel(), Scalar(0));
   const Scalar* px = x.value().data();

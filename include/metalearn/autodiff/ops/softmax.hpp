@@ -17,6 +17,12 @@ void softmax_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void log_softmax_backward(BackwardContext<Scalar>& c);
 
+template <class Scalar>
+inline const OpRule<Scalar> softmax_rule{"softmax", &softmax_backward<Scalar>, reads_output};
+template <class Scalar>
+inline const OpRule<Scalar> log_softmax_rule{"log_softmax", &log_softmax_backward<Scalar>,
+                                             reads_output};
+
 /// Row-wise (last axis) log-sum-exp shift: writes x - max - log(sum(exp(x - max))).
 template <class Scalar>
 void log_softmax_rows(const Scalar* x, Scalar* out, std::int64_t rows, std::int64_t cols) {
@@ -43,7 +49,7 @@ template <class Scalar>
 Var<Scalar> softmax(const Var<Scalar>& x) {
   const Shape s = x.shape();
   detail::require_classes("softmax", s);
-  auto out = detail::record("softmax", s, {x}, &detail::softmax_backward<Scalar>);
+  auto out = detail::record(detail::softmax_rule<Scalar>, s, {x});
   detail::log_softmax_rows(x.value().data(), out.data, s.rows(), s.cols());
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>> o(out.data, s.numel());
   o = o.exp();
@@ -55,7 +61,7 @@ template <class Scalar>
 Var<Scalar> log_softmax(const Var<Scalar>& x) {
   const Shape s = x.shape();
   detail::require_classes("log_softmax", s);
-  auto out = detail::record("log_softmax", s, {x}, &detail::log_softmax_backward<Scalar>);
+  auto out = detail::record(detail::log_softmax_rule<Scalar>, s, {x});
   detail::log_softmax_rows(x.value().data(), out.data, s.rows(), s.cols());
   return out.var;
 }
