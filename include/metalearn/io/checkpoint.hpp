@@ -22,7 +22,7 @@
 
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/error.hpp>
-#include <metalearn/nn/parameter.hpp>
+#include <metalearn/parameter_list.hpp>
 #include <metalearn/random.hpp>
 
 namespace metalearn::io {
@@ -123,7 +123,7 @@ template <class Scalar>
 class Checkpoint {
  public:
   /// Register the tensors of `list` under "<group>.<name>".
-  Checkpoint& tensors(const std::string& group, nn::ParameterList<Scalar> list) {
+  Checkpoint& tensors(const std::string& group, ParameterList<Scalar> list) {
     for (std::size_t i = 0; i < list.size(); ++i) add_name(group + "." + list.name(i));
     groups_.push_back({group, std::move(list)});
     return *this;
@@ -284,7 +284,7 @@ class Checkpoint {
  private:
   struct Group {
     std::string name;
-    nn::ParameterList<Scalar> list;
+    ParameterList<Scalar> list;
   };
   struct Counter {
     std::string name;

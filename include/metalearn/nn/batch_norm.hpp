@@ -96,10 +96,9 @@ class BatchNorm : public detail::Cloneable<BatchNorm<Scalar>, Scalar> {
   // Running averages use the unbiased variance, as PyTorch does. Computed from the input's
   // values (statistics are not differentiated through the running averages).
   void update_running(const Var<Scalar>& x, std::int64_t count) {
-    const auto d = metalearn::detail::channel_dims(x.shape());
-    std::vector<Scalar> mean(static_cast<std::size_t>(d.c));
-    std::vector<double> var(static_cast<std::size_t>(d.c));
-    metalearn::detail::channel_statistics(x.value().data(), d, mean.data(), var.data());
+    std::vector<Scalar> mean;
+    std::vector<double> var;
+    channel_moments(x.value(), mean, var);
     const double m = options_.momentum,
                  unbias = count > 1 ? double(count) / double(count - 1) : 1.0;
     for (std::size_t k = 0; k < mean.size(); ++k) {

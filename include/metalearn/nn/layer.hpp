@@ -5,7 +5,7 @@
 
 #include <memory>
 #include <metalearn/autodiff/autodiff.hpp>
-#include <metalearn/nn/parameter.hpp>
+#include <metalearn/parameter_list.hpp>
 #include <string>
 
 namespace metalearn::nn {

@@ -9,6 +9,6 @@
 #include <metalearn/nn/layer.hpp>
 #include <metalearn/nn/linear.hpp>
 #include <metalearn/nn/models.hpp>
-#include <metalearn/nn/parameter.hpp>
 #include <metalearn/nn/pool.hpp>
 #include <metalearn/nn/sequential.hpp>
+#include <metalearn/parameter_list.hpp>

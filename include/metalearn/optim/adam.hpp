@@ -23,7 +23,7 @@ namespace detail {
 template <class Scalar, bool Decoupled>
 class AdamBase : public Optimizer<Scalar> {
  public:
-  AdamBase(nn::ParameterList<Scalar> params, AdamOptions options, const char* who)
+  AdamBase(ParameterList<Scalar> params, AdamOptions options, const char* who)
       : Optimizer<Scalar>(std::move(params), options.lr, who), options_(options) {
     if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1 &&
           options.eps > 0 && options.weight_decay >= 0))
@@ -76,7 +76,7 @@ class AdamBase : public Optimizer<Scalar> {
 template <class Scalar = float>
 class Adam : public detail::AdamBase<Scalar, false> {
  public:
-  Adam(nn::ParameterList<Scalar> params, AdamOptions options = {})
+  Adam(ParameterList<Scalar> params, AdamOptions options = {})
       : detail::AdamBase<Scalar, false>(std::move(params), options, "metalearn::optim::Adam") {}
 };
 
@@ -84,7 +84,7 @@ class Adam : public detail::AdamBase<Scalar, false> {
 template <class Scalar = float>
 class AdamW : public detail::AdamBase<Scalar, true> {
  public:
-  AdamW(nn::ParameterList<Scalar> params, AdamOptions options = {})
+  AdamW(ParameterList<Scalar> params, AdamOptions options = {})
       : detail::AdamBase<Scalar, true>(std::move(params), options, "metalearn::optim::AdamW") {}
 };
 

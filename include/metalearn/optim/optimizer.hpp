@@ -9,7 +9,7 @@
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/autodiff/var.hpp>
 #include <metalearn/error.hpp>
-#include <metalearn/nn/parameter.hpp>
+#include <metalearn/parameter_list.hpp>
 #include <string>
 #include <vector>
 
@@ -36,7 +36,7 @@ TensorView<Scalar> view_of(const Var<Scalar>& v) {
 template <class Scalar>
 class Optimizer {
  public:
-  Optimizer(nn::ParameterList<Scalar> params, double lr, const char* who)
+  Optimizer(ParameterList<Scalar> params, double lr, const char* who)
       : params_(std::move(params)), lr_(params_.size(), lr), who_(who) {
     check_lr(lr);
   }
@@ -68,10 +68,10 @@ class Optimizer {
   /// Steps taken so far.
   std::int64_t steps() const { return steps_; }
   /// The parameters being optimized.
-  nn::ParameterList<Scalar>& parameters() { return params_; }
+  ParameterList<Scalar>& parameters() { return params_; }
   /// The optimizer's state tensors (moments), named after the parameters, for checkpoints.
-  nn::ParameterList<Scalar> state() {
-    nn::ParameterList<Scalar> out;
+  ParameterList<Scalar> state() {
+    ParameterList<Scalar> out;
     for (std::size_t k = 0; k < state_.size(); ++k)
       for (std::size_t i = 0; i < params_.size(); ++i)
         out.add(state_names_[k] + "." + params_.name(i), state_[k][i]);
@@ -106,7 +106,7 @@ class Optimizer {
   }
   std::vector<Tensor<Scalar>>& state_tensors(std::size_t k) { return state_[k]; }
 
-  nn::ParameterList<Scalar> params_;
+  ParameterList<Scalar> params_;
   std::int64_t steps_ = 0;
 
  private:

@@ -23,7 +23,7 @@ struct SgdOptions {
 template <class Scalar = float>
 class Sgd : public Optimizer<Scalar> {
  public:
-  Sgd(nn::ParameterList<Scalar> params, SgdOptions options = {})
+  Sgd(ParameterList<Scalar> params, SgdOptions options = {})
       : Optimizer<Scalar>(std::move(params), options.lr, "metalearn::optim::Sgd"),
         options_(options) {
     if (options.momentum < 0 || options.weight_decay < 0 || options.dampening < 0 ||

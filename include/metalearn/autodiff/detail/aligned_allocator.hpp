@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 
 namespace metalearn::detail {
@@ -23,11 +24,22 @@ struct AlignedAllocator {
   template <class U>
   AlignedAllocator(const AlignedAllocator<U>&) noexcept {}  // NOLINT: rebinding is implicit
 
+  // Over-allocates by `alignment` through plain operator new and keeps the offset in the
+  // byte before the block (as Eigen's handmade_aligned_malloc): the aligned operator new
+  // misses glibc's fast path, which cost 6% of a sinusoid MAML step (many small tensors).
   T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{alignment}));
+    if (n > (static_cast<std::size_t>(-1) - alignment) / sizeof(T))
+      throw std::bad_array_new_length();
+    auto* raw = static_cast<unsigned char*>(::operator new(n * sizeof(T) + alignment));
+    const std::size_t offset =
+        alignment - (reinterpret_cast<std::uintptr_t>(raw) & (alignment - 1));  // 1..64
+    unsigned char* aligned = raw + offset;
+    aligned[-1] = static_cast<unsigned char>(offset);
+    return reinterpret_cast<T*>(aligned);
   }
   void deallocate(T* p, std::size_t) noexcept {
-    ::operator delete (p, std::align_val_t{alignment});
+    auto* aligned = reinterpret_cast<unsigned char*>(p);
+    ::operator delete(aligned - aligned[-1]);
   }
 
   template <class U>

@@ -11,6 +11,7 @@
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/error.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace metalearn {
@@ -56,12 +57,11 @@ struct OpRule {
   BackwardFn<Scalar> fused = nullptr;  ///< optional: same gradient, for sweeps not recorded
 };
 
-/// Small per-node attributes: scalars (a step, an exponent), integers (an axis, a stride),
-/// a shape (a convolution's other operand) and arena data (gather indices, statistics).
+/// Small per-node attributes: scalars (a step, an exponent), integers (an axis, a stride)
+/// and arena data (gather indices, statistics).
 struct NodeAttrs {
   double real[2] = {0.0, 0.0};
   std::int64_t integer[4] = {0, 0, 0, 0};
-  Shape shape;
   const void* extra = nullptr;
 };
 
@@ -76,7 +76,8 @@ struct Node {
   const OpRule<Scalar>* rule = nullptr;  // null: constant, leaf, or recorded without grad
   std::uint64_t epoch = 0;
   bool is_leaf = false;
-  bool sealed = false;  // while a rule that does not declare reading it runs
+  bool sealed = false;      // while a rule that does not declare reading it runs
+  std::int32_t block = -1;  // the pool block holding the value; -1: in the arena
   NodeAttrs attrs;
 
   bool requires_grad() const noexcept { return is_leaf || rule != nullptr; }
@@ -167,14 +168,14 @@ class TapeStorage {
   std::int32_t push_view(const char* op, const OpRule<Scalar>* rule, Shape shape, Scalar* data,
                          const std::int32_t* inputs, std::int32_t n_inputs,
                          const NodeAttrs& attrs = {}) {
-    const std::int32_t block = n_inputs > 0 ? node_block_[inputs[0]] : -1;
+    const std::int32_t block = n_inputs > 0 ? nodes_[inputs[0]].block : -1;
     return push_node(op, rule, shape, data, inputs, n_inputs, attrs, block);
   }
 
   /// The one lifetime rule: a Var holds its value's block (a value in the arena needs no
   /// count). `hold` for a Var made for node `i`; true if it counts.
   bool hold(std::int32_t i) {
-    const std::int32_t block = node_block_[static_cast<std::size_t>(i)];
+    const std::int32_t block = nodes_[i].block;
     if (block < 0) return false;
     pool_.retain(block);
     return true;
@@ -182,12 +183,12 @@ class TapeStorage {
   /// A copy of a counting Var; false (and nothing held) if that Var is stale.
   bool hold_again(std::int32_t i, std::uint64_t epoch) noexcept {
     if (!valid(i, epoch)) return false;
-    pool_.retain(node_block_[static_cast<std::size_t>(i)]);
+    pool_.retain(nodes_[i].block);
     return true;
   }
   /// A counting Var ends: its block is freed if nothing else holds it.
   void drop(std::int32_t i, std::uint64_t epoch) noexcept {
-    if (valid(i, epoch)) pool_.release(node_block_[static_cast<std::size_t>(i)]);
+    if (valid(i, epoch)) pool_.release(nodes_[i].block);
   }
   /// Node `i`'s value; throws StateError naming its op if the value was freed or is sealed
   /// (a backward rule reading a value its OpRule does not declare in `reads`).
@@ -228,7 +229,7 @@ class TapeStorage {
 
   /// True if node `i`'s value was freed (nothing refers to it any more).
   bool value_freed(std::int32_t i) const noexcept {
-    const std::int32_t block = node_block_[static_cast<std::size_t>(i)];
+    const std::int32_t block = nodes_[i].block;
     return block >= 0 && pool_.data(block) == nullptr;
   }
 
@@ -236,7 +237,7 @@ class TapeStorage {
   /// consumes (result_over_grad_output): a node of `node`'s shape on `node`'s block when
   /// the rule's context is the only holder of that block; else -1.
   std::int32_t push_over(std::int32_t node) {
-    const std::int32_t block = node_block_[static_cast<std::size_t>(node)];
+    const std::int32_t block = nodes_[node].block;
     if (recording_ || block < 0 || pool_.refs(block) != 1) return -1;
     return push_node("gradient", nullptr, nodes_[node].shape, nodes_[node].data, nullptr, 0, {},
                      block);
@@ -263,10 +264,9 @@ class TapeStorage {
       std::copy_n(inputs, n_inputs, in);
       // The backward rule will read these values: they stay until the scope ends.
       for (std::int32_t k = 0; k < n_inputs; ++k)
-        if (reads_has_input(rule->reads, k)) pool_.retain(node_block_[inputs[k]]);
+        if (reads_has_input(rule->reads, k)) pool_.retain(nodes_[inputs[k]].block);
       if (rule->reads & reads_output) pool_.retain(block);
     }
-    node_block_.push_back(block);
     // Filled in place: a Node assembled on the stack and copied in (152 bytes) stalled on
     // store forwarding, 5% of a sinusoid MAML step by perf.
     Node<Scalar>& n = nodes_.emplace_back();
@@ -274,6 +274,7 @@ class TapeStorage {
     n.shape = shape;
     n.op = op;
     n.epoch = epoch_;
+    n.block = block;
     n.attrs = attrs;
     if (needs_grad) {
       n.inputs = in;
@@ -291,18 +292,16 @@ class TapeStorage {
     return p;
   }
 
-  /// Where the arena and the node list stand, for scratch memory an op gives back when it
-  /// ends (release_scratch).
-  struct ScratchMark {
-    Arena::Mark arena;
-    std::size_t nodes = 0;
-  };
-  ScratchMark scratch_mark() const noexcept { return {arena_.mark(), nodes_.size()}; }
-  /// Free the arena memory allocated since `m`, unless a node was recorded since: its value
-  /// may live there, and values are never freed before their scope ends.
-  void release_scratch(const ScratchMark& m) noexcept {
-    if (nodes_.size() == m.nodes) arena_.rewind(m.arena);
+  /// Scratch memory for one op's computation (a convolution's column matrices): a block
+  /// of the pool held by the caller until release_scratch, then free for the next value.
+  std::pair<std::int32_t, void*> hold_scratch(std::size_t bytes) {
+    check_active("scratch");
+    const std::int32_t block = pool_.allocate(bytes);
+    pool_.retain(block);
+    note_peak();
+    return {block, pool_.data(block)};
   }
+  void release_scratch(std::int32_t block) noexcept { pool_.release(block); }
 
   const Arena& arena() const noexcept { return arena_; }
   /// Give the arena's and the sweep pool's memory back to the system (only when no scope
@@ -314,7 +313,6 @@ class TapeStorage {
     pool_ = BlockPool();
     peak_ = 0;
     nodes_ = {};
-    node_block_ = {};
     adjoints_ = {};
     reaches_ = {};
   }
@@ -340,7 +338,6 @@ class TapeStorage {
 
   void rewind_to(const Scope& s) {
     nodes_.resize(s.nodes);
-    node_block_.resize(s.nodes);
     pool_.rewind(s.blocks);
     if (s.nodes == 0 && scopes_.size() <= 1)
       arena_.clear();  // outermost scope empty: merge chunks for the next round
@@ -351,7 +348,6 @@ class TapeStorage {
   std::vector<Node<Scalar>> nodes_;
   Arena arena_;
   BlockPool pool_;
-  std::vector<std::int32_t> node_block_;  // each node's block, -1: in the arena
   std::size_t peak_ = 0;
   std::vector<Scope> scopes_;
   std::uint64_t epoch_ = 0;

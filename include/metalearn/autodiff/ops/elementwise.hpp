@@ -199,9 +199,9 @@ template <class Scalar>
 void relu_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> y = c.output();
   const Scalar* yv = y.value().data();
+  const std::int64_t n = y.numel();  // hoisted: the loop vectorises
   auto step = record_constant(y, y.shape());
-  for (std::int64_t i = 0; i < y.numel(); ++i)
-    step.data[i] = yv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
+  for (std::int64_t i = 0; i < n; ++i) step.data[i] = yv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
   c.grad_inputs[0] = mul(c.grad_output, step.var);
 }
 // The same in one pass, over the cotangent's memory when nothing else holds it.
@@ -211,7 +211,8 @@ void relu_fused_backward(BackwardContext<Scalar>& c) {
   const Scalar* yv = y.value().data();
   auto dx = result_over_grad_output(c);
   const Scalar* g = c.grad_output.value().data();
-  for (std::int64_t i = 0; i < y.numel(); ++i) {
+  const std::int64_t n = y.numel();
+  for (std::int64_t i = 0; i < n; ++i) {
     const Scalar gi = g[i];
     dx.data[i] = yv[i] > Scalar(0) ? gi : Scalar(0);
   }

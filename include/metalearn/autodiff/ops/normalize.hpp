@@ -167,6 +167,18 @@ inline const OpRule<Scalar> batch_norm_rule{"batch_norm", &batch_norm_backward<S
 
 }  // namespace detail
 
+/// Per-channel mean and biased variance of x ([N, C] or [N, C, H, W]) over the batch and,
+/// for images, height and width: the statistics the normalisation ops use (two passes, no
+/// cancellation for large means). For running averages (nn::BatchNorm).
+template <class Scalar>
+void channel_moments(const TensorView<Scalar>& x, std::vector<Scalar>& mean,
+                     std::vector<double>& var) {
+  const detail::ChannelDims d = detail::channel_dims(x.shape());
+  mean.resize(static_cast<std::size_t>(d.c));
+  var.resize(static_cast<std::size_t>(d.c));
+  detail::channel_statistics(x.data(), d, mean.data(), var.data());
+}
+
 /// The gradients of batch normalisation as ops of their own, so a recorded backward pass
 /// (create_graph: second-order MAML) keeps one value per gradient instead of the dozen
 /// full-size intermediates of the formula written in elementwise ops. With x normalised
