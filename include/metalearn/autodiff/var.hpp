@@ -36,23 +36,27 @@ class Var {
     o.counted_ = false;
   }
   Var& operator=(const Var& o) noexcept {
-    Var copy(o);
-    swap(copy);
+    if (this == &o) return *this;
+    const bool hold = o.counted_ && o.tape_->hold_again(o.index_, o.epoch_);  // before the drop
+    if (counted_) tape_->drop(index_, epoch_);
+    tape_ = o.tape_;
+    index_ = o.index_;
+    epoch_ = o.epoch_;
+    counted_ = hold;
     return *this;
   }
   Var& operator=(Var&& o) noexcept {
-    Var moved(std::move(o));
-    swap(moved);
+    if (this == &o) return *this;
+    if (counted_) tape_->drop(index_, epoch_);
+    tape_ = o.tape_;
+    index_ = o.index_;
+    epoch_ = o.epoch_;
+    counted_ = o.counted_;
+    o.counted_ = false;
     return *this;
   }
   ~Var() {
     if (counted_) tape_->drop(index_, epoch_);
-  }
-  void swap(Var& o) noexcept {
-    std::swap(tape_, o.tape_);
-    std::swap(index_, o.index_);
-    std::swap(epoch_, o.epoch_);
-    std::swap(counted_, o.counted_);
   }
 
   /// The tape storage, after checking this Var is still live.
