@@ -1,5 +1,6 @@
 // Tape lifetime, stale Vars, nesting, no-grad scopes, threads, and memory reuse.
 #include <algorithm>
+#include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <stdexcept>
 #include <thread>
@@ -8,6 +9,7 @@
 #include "support/alloc_counter.hpp"
 #include "support/catch.hpp"
 #include "support/errors.hpp"
+#include "support/gradcheck.hpp"
 #include "support/seed.hpp"
 
 namespace ml = metalearn;
@@ -320,4 +322,44 @@ TEST_CASE("backward rules: reading a value the op does not declare throws, namin
     // Nothing stays sealed after the throw: the tape's values read normally.
     CHECK(out.value()[0] == 0.5);
   }
+}
+
+namespace {
+// A user-defined op, cube(x) = x^3, with both rules (docs/autodiff.md, "Writing an op").
+template <class S>
+void cube_backward(ml::detail::BackwardContext<S>& c) {  // differentiable: g 3 x^2
+  c.grad_inputs[0] = c.grad_output * (ml::square(c.input(0)) * 3.0);
+}
+template <class S, int Factor>
+void cube_fused_backward(ml::detail::BackwardContext<S>& c) {  // plain loop: g Factor x^2
+  const S* x = c.input(0).value().data();
+  const S* g = c.grad_output.value().data();
+  auto dx = ml::detail::record_constant(c.grad_output, c.grad_output.shape());
+  const std::int64_t n = c.grad_output.numel();
+  for (std::int64_t i = 0; i < n; ++i) dx.data[i] = g[i] * S(Factor) * x[i] * x[i];
+  c.grad_inputs[0] = dx.var;
+}
+template <class S, int Factor>
+inline const ml::detail::OpRule<S> cube_rule{"cube", &cube_backward<S>, ml::detail::reads_input(0),
+                                             &cube_fused_backward<S, Factor>};
+template <int Factor>
+ml::Var<double> cube(const ml::Var<double>& x) {
+  auto out = ml::detail::record(cube_rule<double, Factor>, x.shape(), {x});
+  for (std::int64_t i = 0; i < x.numel(); ++i) out.data[i] = std::pow(x.value()[i], 3.0);
+  return out.var;
+}
+}  // namespace
+
+TEST_CASE("OpRule: gradcheck runs an op's differentiable and fused rules", "[autodiff][grad]") {
+  auto rng = ml::test::make_rng(61);
+  const auto x = ml::test::uniform(rng, {3, 4}, -1.5, 1.5);
+  const auto right = [](const std::vector<ml::Var<double>>& v) { return cube<3>(v[0]); };
+  ml::test::check_gradients(right, {x});
+  ml::test::check_second_order(right, {x});
+  // A fused rule that disagrees with the differentiable one fails the same first-order
+  // check: the unrecorded sweep runs it.
+  const auto wrong = [](const std::vector<ml::Var<double>>& v) { return cube<2>(v[0]); };
+  const ml::GradcheckResult r = ml::gradcheck(wrong, {x});
+  CHECK_FALSE(r.ok);
+  CHECK_THAT(r.message, Catch::Matchers::Contains("element"));
 }
