@@ -363,3 +363,31 @@ TEST_CASE("OpRule: gradcheck runs an op's differentiable and fused rules", "[aut
   CHECK_FALSE(r.ok);
   CHECK_THAT(r.message, Catch::Matchers::Contains("element"));
 }
+
+namespace {
+struct Stored {
+  double value;
+};
+struct Other {
+  double value;
+};
+template <class S>
+void reads_other_attrs(ml::detail::BackwardContext<S>& c) {
+  (void)ml::detail::attrs_of<Other>(c);
+  c.grad_inputs[0] = c.grad_output;
+}
+}  // namespace
+
+TEST_CASE("NodeAttrs: typed; a rule reading another type than its op stored throws",
+          "[autodiff][error]") {
+  static const ml::detail::OpRule<double> rule{"typed", &reads_other_attrs<double>,
+                                               ml::detail::reads_nothing};
+  ml::Tape<double> tape;
+  const auto x = tape.leaf(Tensor<double>(Shape{2}, 1.0));
+  auto out = ml::detail::record(rule, x.shape(), {x}, ml::detail::NodeAttrs::of(Stored{2.5}));
+  std::copy_n(x.value().data(), 2, out.data);
+  CHECK(ml::detail::thread_tape<double>().node(out.var.index()).attrs.as<Stored>("typed").value ==
+        2.5);
+  ml::test::check_throws<ml::StateError>([&] { (void)ml::grad(ml::sum(out.var), {x}); },
+                                         {"metalearn::typed", "another type"});
+}

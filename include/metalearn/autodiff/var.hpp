@@ -127,5 +127,11 @@ struct BackwardContext {
   const NodeAttrs& attrs() const { return node().attrs; }
 };
 
+/// The attributes node c's op stored, as the type it stored them (NodeAttrs::of).
+template <class T, class Scalar>
+T attrs_of(const BackwardContext<Scalar>& c) {
+  return c.attrs().template as<T>(c.node().op);
+}
+
 }  // namespace detail
 }  // namespace metalearn

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <metalearn/autodiff/detail/arena.hpp>
 #include <metalearn/autodiff/detail/block_pool.hpp>
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/error.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -57,12 +59,37 @@ struct OpRule {
   BackwardFn<Scalar> fused = nullptr;  ///< optional: same gradient, for sweeps not recorded
 };
 
-/// Small per-node attributes: scalars (a step, an exponent), integers (an axis, a stride)
-/// and arena data (gather indices, statistics).
-struct NodeAttrs {
-  double real[2] = {0.0, 0.0};
-  std::int64_t integer[4] = {0, 0, 0, 0};
-  const void* extra = nullptr;
+/// A node's attributes, typed: an op stores one small trivially copyable struct of its own
+/// (`NodeAttrs::of(SliceRows{begin, end})`) and its rules read that type back
+/// (`attrs_of<SliceRows>(c)`); reading another type throws StateError, in every build.
+class NodeAttrs {
+ public:
+  NodeAttrs() = default;
+  template <class T>
+  static NodeAttrs of(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= capacity && alignof(T) <= 8,
+                  "node attributes are a small trivially copyable struct (at most 48 bytes)");
+    NodeAttrs a;
+    std::memcpy(a.bytes_, &value, sizeof(T));
+    a.type_ = &type_tag<T>;
+    return a;
+  }
+  template <class T>
+  T as(const char* op) const {
+    if (type_ != &type_tag<T>)
+      throw StateError(std::string("metalearn::") + op +
+                       ": a backward rule read attributes of another type than its op stored");
+    T value;
+    std::memcpy(&value, bytes_, sizeof(T));
+    return value;
+  }
+
+ private:
+  template <class T>
+  static constexpr char type_tag = 0;  // one address per type
+  static constexpr std::size_t capacity = 48;
+  alignas(8) unsigned char bytes_[capacity] = {};
+  const void* type_ = nullptr;
 };
 
 /// One recorded operation: its value (in the arena or a block), inputs and rule.

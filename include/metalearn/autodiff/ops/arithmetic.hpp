@@ -48,6 +48,10 @@ void scale_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void add_scalar_backward(BackwardContext<Scalar>& c);
 
+struct ScaleFactor {
+  double factor;
+};
+
 template <class Scalar>
 inline const OpRule<Scalar> add_rule{"add", &add_backward<Scalar>, reads_nothing};
 template <class Scalar>
@@ -102,9 +106,8 @@ Var<Scalar> neg(const Var<Scalar>& x) {
 /// c * x for a constant c.
 template <class Scalar>
 Var<Scalar> scale(const Var<Scalar>& x, Scalar c) {
-  detail::NodeAttrs attrs;
-  attrs.real[0] = static_cast<double>(c);
-  auto out = detail::record(detail::scale_rule<Scalar>, x.shape(), {x}, attrs);
+  auto out = detail::record(detail::scale_rule<Scalar>, x.shape(), {x},
+                            detail::NodeAttrs::of(detail::ScaleFactor{static_cast<double>(c)}));
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(out.data, x.numel()) = x.value().array() * c;
   return out.var;
 }
@@ -200,7 +203,7 @@ void neg_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void scale_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] = scale(c.grad_output, static_cast<Scalar>(c.attrs().real[0]));
+  c.grad_inputs[0] = scale(c.grad_output, static_cast<Scalar>(attrs_of<ScaleFactor>(c).factor));
 }
 template <class Scalar>
 void add_scalar_backward(BackwardContext<Scalar>& c) {

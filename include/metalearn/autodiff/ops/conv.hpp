@@ -107,13 +107,11 @@ using MatMap = Eigen::Map<RowMatrix<Scalar>>;
 template <class Scalar>
 using ConstMatMap = Eigen::Map<const RowMatrix<Scalar>>;
 
-inline NodeAttrs conv_attrs(Conv2dGeometry g) {
-  NodeAttrs a;
-  a.integer[0] = g.stride;
-  a.integer[1] = g.padding;
-  return a;
+inline NodeAttrs conv_attrs(Conv2dGeometry g) { return NodeAttrs::of(g); }
+template <class Scalar>
+Conv2dGeometry geometry_of(const BackwardContext<Scalar>& c) {
+  return attrs_of<Conv2dGeometry>(c);
 }
-inline Conv2dGeometry geometry_of(const NodeAttrs& a) { return {a.integer[0], a.integer[1]}; }
 
 /// Scratch for a group's columns.
 template <class Scalar>
@@ -294,7 +292,7 @@ namespace detail {
 // db = g summed over images and positions.
 template <class Scalar>
 void conv2d_backward(BackwardContext<Scalar>& c) {
-  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Conv2dGeometry geo = geometry_of(c);
   const Var<Scalar> x = c.input(0), w = c.input(1), g = c.grad_output;
   if (c.needed(0)) c.grad_inputs[0] = conv2d_input_grad(g, w, x.shape(), geo);
   if (c.needed(1)) c.grad_inputs[1] = conv2d_weight_grad(x, g, w.shape(), geo);
@@ -308,7 +306,7 @@ void conv2d_backward(BackwardContext<Scalar>& c) {
 // d/dg = conv(gz, w) and d/dw = conv_weight_grad(gz, g).
 template <class Scalar>
 void conv2d_input_grad_backward(BackwardContext<Scalar>& c) {
-  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Conv2dGeometry geo = geometry_of(c);
   const Var<Scalar> g = c.input(0), w = c.input(1), gz = c.grad_output;
   if (c.needed(0)) c.grad_inputs[0] = conv2d(gz, w, geo);
   if (c.needed(1)) c.grad_inputs[1] = conv2d_weight_grad(gz, g, w.shape(), geo);
@@ -318,7 +316,7 @@ void conv2d_input_grad_backward(BackwardContext<Scalar>& c) {
 // d/dx = conv_input_grad(g, gz) and d/dg = conv(x, gz).
 template <class Scalar>
 void conv2d_weight_grad_backward(BackwardContext<Scalar>& c) {
-  const Conv2dGeometry geo = geometry_of(c.attrs());
+  const Conv2dGeometry geo = geometry_of(c);
   const Var<Scalar> x = c.input(0), g = c.input(1), gz = c.grad_output;
   if (c.needed(0)) c.grad_inputs[0] = conv2d_input_grad(g, gz, x.shape(), geo);
   if (c.needed(1)) c.grad_inputs[1] = conv2d(x, gz, geo);

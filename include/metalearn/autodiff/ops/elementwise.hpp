@@ -57,6 +57,13 @@ void softplus_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void relu_fused_backward(BackwardContext<Scalar>& c);
 
+struct Exponent {  // pow
+  double p;
+};
+struct NegativeSlope {  // leaky_relu
+  double slope;
+};
+
 // relu reads its output only: y > 0 exactly where x > 0, so x itself can go.
 template <class Scalar>
 inline const OpRule<Scalar> exp_rule{"exp", &exp_backward<Scalar>, reads_output};
@@ -108,8 +115,7 @@ Var<Scalar> square(const Var<Scalar>& x) {
 /// x^p for a constant exponent p (non-integer p needs x > 0).
 template <class Scalar>
 Var<Scalar> pow(const Var<Scalar>& x, Scalar p) {
-  detail::NodeAttrs attrs;
-  attrs.real[0] = static_cast<double>(p);
+  const auto attrs = detail::NodeAttrs::of(detail::Exponent{static_cast<double>(p)});
   return detail::unary_op(
       detail::pow_rule<Scalar>, x, [p](const auto& a) { return a.pow(p); }, attrs);
 }
@@ -140,8 +146,7 @@ Var<Scalar> relu(const Var<Scalar>& x) {
 /// x for x > 0, slope * x otherwise.
 template <class Scalar>
 Var<Scalar> leaky_relu(const Var<Scalar>& x, Scalar slope = Scalar(0.01)) {
-  detail::NodeAttrs attrs;
-  attrs.real[0] = static_cast<double>(slope);
+  const auto attrs = detail::NodeAttrs::of(detail::NegativeSlope{static_cast<double>(slope)});
   return detail::unary_op(
       detail::leaky_relu_rule<Scalar>, x,
       [slope](const auto& a) { return (a > Scalar(0)).select(a, a * slope); }, attrs);
@@ -174,7 +179,7 @@ void square_backward(BackwardContext<Scalar>& c) {  // d x^2 = 2x
 }
 template <class Scalar>
 void pow_backward(BackwardContext<Scalar>& c) {  // d x^p = p x^(p-1)
-  const Scalar p = static_cast<Scalar>(c.attrs().real[0]);
+  const Scalar p = static_cast<Scalar>(attrs_of<Exponent>(c).p);
   c.grad_inputs[0] = mul(c.grad_output, scale(pow(c.input(0), p - Scalar(1)), p));
 }
 template <class Scalar>
@@ -220,7 +225,7 @@ void relu_fused_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void leaky_relu_backward(BackwardContext<Scalar>& c) {
-  const Scalar slope = static_cast<Scalar>(c.attrs().real[0]);
+  const Scalar slope = static_cast<Scalar>(attrs_of<NegativeSlope>(c).slope);
   const Var<Scalar> d = constant_of(c.input(0), [slope](const auto& a) {
     return (a > Scalar(0)).select(Scalar(1), a * Scalar(0) + slope);
   });

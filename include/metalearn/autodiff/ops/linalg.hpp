@@ -18,6 +18,13 @@ void matmul_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void permute_backward(BackwardContext<Scalar>& c);
 
+struct Transposes {  // matmul
+  bool a, b;
+};
+struct Permutation {  // permute: output axis i is input axis axes[i]
+  std::array<int, 4> axes;
+};
+
 template <class Scalar>
 inline const OpRule<Scalar> matmul_rule{"matmul", &matmul_backward<Scalar>,
                                         reads_input(0) | reads_input(1)};
@@ -105,10 +112,8 @@ Var<Scalar> matmul(const Var<Scalar>& a, const Var<Scalar>& b, bool transpose_a 
     throw InvalidArgument(detail::shapes_message("matmul", "batch sizes differ", sa, sb));
   const std::int64_t batch = sa.rank() == 3 ? sa[0] : 1;
   const Shape so = sa.rank() == 3 ? Shape{batch, da[0], db[1]} : Shape{da[0], db[1]};
-  detail::NodeAttrs attrs;
-  attrs.integer[0] = transpose_a;
-  attrs.integer[1] = transpose_b;
-  auto out = detail::record(detail::matmul_rule<Scalar>, so, {a, b}, attrs);
+  auto out = detail::record(detail::matmul_rule<Scalar>, so, {a, b},
+                            detail::NodeAttrs::of(detail::Transposes{transpose_a, transpose_b}));
 
   using Map = Eigen::Map<const detail::RowMatrix<Scalar>>;
   const Scalar* pa = a.value().data();
@@ -154,9 +159,8 @@ Var<Scalar> permute(const Var<Scalar>& x, const std::array<int, 4>& perm) {
     dims[i] = sx[perm[i]];
   }
   const Shape so = Shape::from_array(dims, r);
-  detail::NodeAttrs attrs;
-  for (int i = 0; i < r; ++i) attrs.integer[i] = perm[i];
-  auto out = detail::record(detail::permute_rule<Scalar>, so, {x}, attrs);
+  auto out = detail::record(detail::permute_rule<Scalar>, so, {x},
+                            detail::NodeAttrs::of(detail::Permutation{perm}));
   const Scalar* px = x.value().data();
   if (r == 2 && perm[0] == 1) {
     Eigen::Map<detail::RowMatrix<Scalar>>(out.data, so[0], so[1]) =
@@ -204,7 +208,7 @@ namespace detail {
 // which is one product of the batch-stacked rows.
 template <class Scalar>
 void matmul_backward(BackwardContext<Scalar>& c) {
-  const bool ta = c.attrs().integer[0] != 0, tb = c.attrs().integer[1] != 0;
+  const auto [ta, tb] = attrs_of<Transposes>(c);
   const Var<Scalar> a = c.input(0), b = c.input(1), g = c.grad_output;
   const bool shared_b = a.rank() == 3 && b.rank() == 2;
   if (c.needed(0))
@@ -229,7 +233,8 @@ template <class Scalar>
 void permute_backward(BackwardContext<Scalar>& c) {
   std::array<int, 4> inverse{0, 1, 2, 3};
   const int r = c.grad_output.rank();
-  for (int i = 0; i < r; ++i) inverse[c.attrs().integer[i]] = i;
+  const std::array<int, 4> perm = attrs_of<Permutation>(c).axes;
+  for (int i = 0; i < r; ++i) inverse[perm[i]] = i;
   c.grad_inputs[0] = permute(c.grad_output, inverse);
 }
 

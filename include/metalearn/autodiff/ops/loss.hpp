@@ -22,6 +22,10 @@ void cross_entropy_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void bce_with_logits_backward(BackwardContext<Scalar>& c);
 
+struct Labels {  // cross_entropy: one class per row, in the arena
+  const std::int64_t* labels;
+};
+
 template <class Scalar>
 inline const OpRule<Scalar> cross_entropy_rule{"cross_entropy", &cross_entropy_backward<Scalar>,
                                                reads_input(0)};
@@ -61,9 +65,8 @@ Var<Scalar> cross_entropy(const Var<Scalar>& logits, const std::vector<std::int6
   auto* stored =
       static_cast<std::int64_t*>(logits.tape().allocate(sizeof(std::int64_t) * labels.size()));
   std::copy(labels.begin(), labels.end(), stored);
-  detail::NodeAttrs attrs;
-  attrs.extra = stored;
-  auto out = detail::record(detail::cross_entropy_rule<Scalar>, Shape{}, {logits}, attrs);
+  auto out = detail::record(detail::cross_entropy_rule<Scalar>, Shape{}, {logits},
+                            detail::NodeAttrs::of(detail::Labels{stored}));
   const Eigen::Map<const detail::RowMatrix<Scalar>> X(logits.value().data(), s[0], s[1]);
   Scalar total = 0;
   for (std::int64_t r = 0; r < s[0]; ++r) {
@@ -99,7 +102,7 @@ template <class Scalar>
 void cross_entropy_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0);
   const Shape s = x.shape();
-  const auto* labels = static_cast<const std::int64_t*>(c.attrs().extra);
+  const std::int64_t* labels = attrs_of<Labels>(c).labels;
   auto onehot = record_constant(x, s);
   std::fill(onehot.data, onehot.data + s.numel(), Scalar(0));
   for (std::int64_t r = 0; r < s[0]; ++r) onehot.data[r * s[1] + labels[r]] = Scalar(1);

@@ -78,7 +78,7 @@ Var<Scalar> channel_inv_std(const Var<Scalar>& x, const ChannelDims& d, Scalar e
 }
 
 /// Per-channel mean and 1/sqrt(var + eps) of x in tape memory: mean [C], then inv_std [C].
-/// Kept in NodeAttrs::extra by every node of the family below, which share them.
+/// Kept in the attributes (ChannelStats) of every node of the family below, which share them.
 template <class Scalar>
 const Scalar* channel_stats(const Var<Scalar>& x, const ChannelDims& d, Scalar eps) {
   auto* stats =
@@ -87,11 +87,21 @@ const Scalar* channel_stats(const Var<Scalar>& x, const ChannelDims& d, Scalar e
   return stats;
 }
 
+/// What every op of the family keeps: x's statistics (arena) and epsilon.
+struct ChannelStats {
+  const void* stats;
+  double eps;
+};
 inline NodeAttrs stats_attrs(const void* stats, double eps) {
-  NodeAttrs a;
-  a.real[0] = eps;
-  a.extra = stats;
-  return a;
+  return NodeAttrs::of(ChannelStats{stats, eps});
+}
+template <class Scalar>
+Scalar eps_of(const BackwardContext<Scalar>& c) {
+  return static_cast<Scalar>(attrs_of<ChannelStats>(c).eps);
+}
+template <class Scalar>
+const Scalar* stats_of(const BackwardContext<Scalar>& c) {
+  return static_cast<const Scalar*>(attrs_of<ChannelStats>(c).stats);
 }
 
 /// Calls f(at, n, mean, inv_std) for every contiguous block of n values of channel ch.
@@ -247,8 +257,8 @@ void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar>& u = c.grad_output;
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar eps = eps_of(c);
+  const auto* stats = stats_of(c);
   const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
   if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
   if (!c.needed(0) && !c.needed(1)) return;
@@ -293,8 +303,8 @@ void bn_input_grad_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar>& u = c.grad_output;
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar eps = eps_of(c);
+  const auto* stats = stats_of(c);
   const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
   if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
   if (!c.needed(0) && !c.needed(1)) return;
@@ -314,8 +324,8 @@ template <class Scalar>
 void bn_gamma_grad_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0), g = c.input(1);
   const Var<Scalar>& w = c.grad_output;
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar eps = eps_of(c);
+  const auto* stats = stats_of(c);
   if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, w, g, eps, stats);
   if (c.needed(1))
     c.grad_inputs[1] =
@@ -326,8 +336,8 @@ template <class Scalar>
 void bn_gamma_grad_fused_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0), g = c.input(1);
   const Var<Scalar>& w = c.grad_output;
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar eps = eps_of(c);
+  const auto* stats = stats_of(c);
   if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, w, g, eps, stats);
   if (!c.needed(1)) return;
   const ChannelDims d = channel_dims(x.shape());
@@ -396,9 +406,8 @@ namespace detail {
 template <class Scalar>
 void channel_normalize_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0);
-  c.grad_inputs[0] = bn_input_grad(x, ones_of(x, x.shape()[1]), c.grad_output,
-                                   static_cast<Scalar>(c.attrs().real[0]),
-                                   static_cast<const Scalar*>(c.attrs().extra));
+  c.grad_inputs[0] =
+      bn_input_grad(x, ones_of(x, x.shape()[1]), c.grad_output, eps_of(c), stats_of(c));
 }
 
 // y = xhat gamma + beta: dgamma = sum_c(g xhat), dbeta = sum_c(g), dx = bn_input_grad.
@@ -408,8 +417,8 @@ void batch_norm_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar>& g = c.grad_output;  // not a copy: result_over_grad_output counts holders
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
-  const Scalar eps = static_cast<Scalar>(c.attrs().real[0]);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const Scalar eps = eps_of(c);
+  const auto* stats = stats_of(c);
   if (c.needed(0)) c.grad_inputs[0] = bn_input_grad(x, gamma, g, eps, stats);
   if (c.needed(1)) c.grad_inputs[1] = bn_gamma_grad(x, g, eps, stats);
   if (c.needed(2)) c.grad_inputs[2] = reshape(sum_to(g, d.per_channel(s.rank())), Shape{d.c});
@@ -422,7 +431,7 @@ void batch_norm_fused_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar>& g = c.grad_output;  // not a copy: result_over_grad_output counts holders
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
-  const auto* stats = static_cast<const Scalar*>(c.attrs().extra);
+  const auto* stats = stats_of(c);
   auto dgamma = record_constant(x, Shape{d.c});
   auto dbeta = record_constant(x, Shape{d.c});
   Output<Scalar> dx{};

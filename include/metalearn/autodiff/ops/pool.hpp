@@ -76,12 +76,13 @@ inline const OpRule<Scalar> max_unpool2d_rule{"max_unpool2d", &pool_scatter_back
 using WindowOffset = std::uint16_t;
 constexpr std::int64_t max_pool_kernel = 256;  // rows and columns fit in a byte each
 
+/// What both ops keep: the window offsets (arena) and the window geometry.
+struct PoolWindows {
+  const WindowOffset* offsets;
+  std::int64_t kernel, stride;
+};
 inline NodeAttrs pool_attrs(const WindowOffset* offsets, const PoolDims& d) {
-  NodeAttrs a;
-  a.extra = offsets;
-  a.integer[0] = d.k;
-  a.integer[1] = d.stride;
-  return a;
+  return NodeAttrs::of(PoolWindows{offsets, d.k, d.stride});
 }
 
 /// Calls f(k, flat) for every output k and the flat input index of its window's maximum,
@@ -192,17 +193,15 @@ namespace detail {
 // y = x at the maxima: dx = scatter of gy to them; z = scatter(g): dg = gz at the maxima.
 template <class Scalar>
 void pool_gather_backward(BackwardContext<Scalar>& c) {
-  const PoolDims d =
-      pool_dims("max_pool2d", c.input(0).shape(), c.attrs().integer[0], c.attrs().integer[1]);
-  c.grad_inputs[0] =
-      pool_scatter(c.grad_output, static_cast<const WindowOffset*>(c.attrs().extra), d);
+  const PoolWindows a = attrs_of<PoolWindows>(c);
+  const PoolDims d = pool_dims("max_pool2d", c.input(0).shape(), a.kernel, a.stride);
+  c.grad_inputs[0] = pool_scatter(c.grad_output, a.offsets, d);
 }
 template <class Scalar>
 void pool_scatter_backward(BackwardContext<Scalar>& c) {
-  const PoolDims d =
-      pool_dims("max_pool2d", c.node().shape, c.attrs().integer[0], c.attrs().integer[1]);
-  c.grad_inputs[0] =
-      pool_gather(c.grad_output, static_cast<const WindowOffset*>(c.attrs().extra), d, true).var;
+  const PoolWindows a = attrs_of<PoolWindows>(c);
+  const PoolDims d = pool_dims("max_pool2d", c.node().shape, a.kernel, a.stride);
+  c.grad_inputs[0] = pool_gather(c.grad_output, a.offsets, d, true).var;
 }
 
 }  // namespace detail

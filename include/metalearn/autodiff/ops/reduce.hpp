@@ -30,6 +30,10 @@ inline Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
 template <class Scalar>
 void extremum_backward(BackwardContext<Scalar>& c);
 
+struct ReducedAxis {  // max, min
+  int axis;
+};
+
 // The gradient goes to the first extremal element: found again from x and the output.
 template <class Scalar>
 inline const OpRule<Scalar> max_rule{"max", &extremum_backward<Scalar>,
@@ -49,9 +53,7 @@ Var<Scalar> extremum(const Var<Scalar>& x, int axis, bool keepdim, bool is_max) 
   if (sx[a] == 0)
     throw InvalidArgument(std::string("metalearn::") + op + ": empty axis " + std::to_string(axis) +
                           " of shape " + sx.to_string());
-  NodeAttrs attrs;
-  attrs.integer[0] = a;
-  attrs.integer[1] = is_max;
+  const NodeAttrs attrs = NodeAttrs::of(ReducedAxis{a});
   const Shape kept = reduced_shape(sx, a, true);
   auto out = record(rule, kept, {x}, attrs);
   std::int64_t outer = 1, inner = 1;
@@ -123,7 +125,7 @@ template <class Scalar>
 void extremum_backward(BackwardContext<Scalar>& c) {
   const Var<Scalar> x = c.input(0);
   const Shape sx = x.shape();
-  const int a = static_cast<int>(c.attrs().integer[0]);
+  const int a = attrs_of<ReducedAxis>(c).axis;
   auto mask = record_constant(x, sx);
   std::fill(mask.data, mask.data + sx.numel(), Scalar(0));
   std::int64_t outer = 1, inner = 1;

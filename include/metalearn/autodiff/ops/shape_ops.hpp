@@ -28,6 +28,17 @@ void gather_rows_backward(BackwardContext<Scalar>& c);
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c);
 
+struct RowRange {  // slice: rows [begin, end)
+  std::int64_t begin, end;
+};
+struct RowPadding {  // pad_rows
+  std::int64_t before, after;
+};
+struct RowIndices {  // gather_rows (count: indices), scatter_add_rows (count: output rows)
+  const std::int64_t* indices;
+  std::int64_t count;
+};
+
 // Shape and indexing ops read no values: their rules move the cotangent around.
 template <class Scalar>
 inline const OpRule<Scalar> reshape_rule{"reshape", &reshape_backward<Scalar>, reads_nothing};
@@ -106,9 +117,7 @@ Var<Scalar> slice(const Var<Scalar>& x, std::int64_t begin, std::int64_t end) {
     throw InvalidArgument("metalearn::slice: rows [" + std::to_string(begin) + ", " +
                           std::to_string(end) + ") out of range for shape " + sx.to_string());
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
-  detail::NodeAttrs attrs;
-  attrs.integer[0] = begin;
-  attrs.integer[1] = end;
+  const auto attrs = detail::NodeAttrs::of(detail::RowRange{begin, end});
   return detail::record_view(detail::slice_rule<Scalar>, detail::with_rows(sx, end - begin),
                              x.value().data() + begin * row, x, attrs);
 }
@@ -122,9 +131,7 @@ Var<Scalar> pad_rows(const Var<Scalar>& x, std::int64_t before, std::int64_t aft
   if (before < 0 || after < 0)
     throw InvalidArgument("metalearn::pad_rows: negative padding (" + std::to_string(before) +
                           ", " + std::to_string(after) + ")");
-  detail::NodeAttrs attrs;
-  attrs.integer[0] = before;
-  attrs.integer[1] = after;
+  const auto attrs = detail::NodeAttrs::of(detail::RowPadding{before, after});
   const Shape so = detail::with_rows(sx, sx[0] + before + after);
   auto out = detail::record(detail::pad_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = so[0] == 0 ? 0 : so.numel() / so[0];
@@ -167,9 +174,7 @@ namespace detail {
 template <class Scalar>
 Var<Scalar> gather_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n) {
   const Shape sx = x.shape();
-  NodeAttrs attrs;
-  attrs.extra = idx;
-  attrs.integer[0] = static_cast<std::int64_t>(n);
+  const NodeAttrs attrs = NodeAttrs::of(RowIndices{idx, static_cast<std::int64_t>(n)});
   const Shape so = with_rows(sx, static_cast<std::int64_t>(n));
   auto out = record(gather_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
@@ -194,9 +199,7 @@ template <class Scalar>
 Var<Scalar> scatter_add_rows_trusted(const Var<Scalar>& x, const std::int64_t* idx, std::size_t n,
                                      std::int64_t rows) {
   const Shape sx = x.shape();
-  NodeAttrs attrs;
-  attrs.extra = idx;
-  attrs.integer[0] = rows;
+  const NodeAttrs attrs = NodeAttrs::of(RowIndices{idx, rows});
   const Shape so = with_rows(sx, rows);
   auto out = record(scatter_add_rows_rule<Scalar>, so, {x}, attrs);
   const std::int64_t row = sx[0] == 0 ? 0 : sx.numel() / sx[0];
@@ -239,10 +242,6 @@ Var<Scalar> scatter_add_rows(const Var<Scalar>& x, const std::vector<std::int64_
 
 namespace detail {
 
-inline const std::int64_t* stored_indices(const NodeAttrs& a) {
-  return static_cast<const std::int64_t*>(a.extra);
-}
-
 template <class Scalar>
 void reshape_backward(BackwardContext<Scalar>& c) {
   c.grad_inputs[0] = reshape(c.grad_output, c.input(0).shape());
@@ -250,11 +249,12 @@ void reshape_backward(BackwardContext<Scalar>& c) {
 template <class Scalar>
 void slice_backward(BackwardContext<Scalar>& c) {
   const std::int64_t rows = c.input(0).shape()[0];
-  c.grad_inputs[0] = pad_rows(c.grad_output, c.attrs().integer[0], rows - c.attrs().integer[1]);
+  const RowRange r = attrs_of<RowRange>(c);
+  c.grad_inputs[0] = pad_rows(c.grad_output, r.begin, rows - r.end);
 }
 template <class Scalar>
 void pad_rows_backward(BackwardContext<Scalar>& c) {
-  const std::int64_t before = c.attrs().integer[0];
+  const std::int64_t before = attrs_of<RowPadding>(c).before;
   c.grad_inputs[0] = slice(c.grad_output, before, before + c.input(0).shape()[0]);
 }
 template <class Scalar>
@@ -268,13 +268,13 @@ void concat_backward(BackwardContext<Scalar>& c) {
 }
 template <class Scalar>
 void gather_rows_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] = scatter_add_rows_trusted(c.grad_output, stored_indices(c.attrs()),
-                                              static_cast<std::size_t>(c.attrs().integer[0]),
-                                              c.input(0).shape()[0]);  // stored, checked once
+  const RowIndices r = attrs_of<RowIndices>(c);  // stored, checked once
+  c.grad_inputs[0] = scatter_add_rows_trusted(
+      c.grad_output, r.indices, static_cast<std::size_t>(r.count), c.input(0).shape()[0]);
 }
 template <class Scalar>
 void scatter_add_rows_backward(BackwardContext<Scalar>& c) {
-  c.grad_inputs[0] = gather_rows_trusted(c.grad_output, stored_indices(c.attrs()),
+  c.grad_inputs[0] = gather_rows_trusted(c.grad_output, attrs_of<RowIndices>(c).indices,
                                          static_cast<std::size_t>(c.input(0).shape()[0]));
 }
 
