@@ -422,6 +422,27 @@ TEST_CASE(
   CHECK(metasgd.meta_parameters(net)[4].data()[0] == params[4].data()[0]);
 }
 
+TEST_CASE("MetaSgd: an optimizer over net.parameters() is an error naming meta_parameters",
+          "[learners][error]") {
+  auto rng = ml::test::make_rng(79);
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::GradientLearner<meta::LearnedStepSizes, double> metasgd;
+  ml::optim::Adam<double> adam(net.parameters());  // the step sizes are missing
+  // Before the step sizes exist (meta_parameters never called):
+  ml::test::check_throws<ml::StateError>([&] { metasgd.meta_step(net, adam, {e}); },
+                                         {"meta_gradient", "meta_parameters(net)"});
+  (void)metasgd.meta_parameters(net);  // they exist now, but the optimizer lacks them
+  const auto before = net.parameters().values();
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { metasgd.meta_step(net, adam, {e}); },
+      {"metalearn::meta::meta_step", "holds 4 tensors but the learner trains 8",
+       "learner.meta_parameters(net)"});
+  const auto after = net.parameters().values();
+  for (std::size_t p = 0; p < before.size(); ++p)
+    CHECK((before[p].array() == after[p].array()).all());  // nothing was updated
+}
+
 TEST_CASE("Maml: differentiated_steps bounds the graph to the last steps",
           "[learners][second-order]") {
   auto rng = ml::test::make_rng(79);

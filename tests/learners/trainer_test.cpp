@@ -222,6 +222,26 @@ TEST_CASE("train: a non-finite step stops with its step and parameter, or is ski
   for (const auto& p : net.parameters().values()) CHECK(p.array().isFinite().all());
 }
 
+TEST_CASE("train: a non-finite validation never becomes the best nor writes its checkpoint",
+          "[learners][trainer]") {
+  const auto dir = fresh_dir("nan_validation");
+  SineRun run(8);
+  for (auto& e : run.validation) e.query_targets.data()[0] = std::nanf("");
+  meta::TrainerOptions o;
+  o.steps = 4;
+  o.validate_every = 2;
+  o.log_every = 0;
+  o.checkpoint = (dir / "best.ckpt").string();
+  std::ostringstream log;
+  o.log = &log;
+  const auto r = run.train(o);
+  CHECK(std::isnan(r.validation.mean));  // it was measured, and reported as it is
+  CHECK(std::isnan(r.best.mean));        // but nothing became the best
+  CHECK(r.best_step == 0);
+  CHECK_FALSE(fs::exists(dir / "best.ckpt"));
+  CHECK_THAT(log.str(), Catch::Matchers::Contains("validation at step 2 is not finite"));
+}
+
 TEST_CASE("train: the time limit stops the run and still validates", "[learners][trainer]") {
   SineRun run(8);
   meta::TrainerOptions o;

@@ -32,8 +32,9 @@ class Var {
       : tape_(o.tape_), index_(o.index_), epoch_(o.epoch_), counted_(o.counted_) {
     if (counted_) counted_ = tape_->hold_again(index_, epoch_);
   }
+  /// A moved-from Var is empty (is_assigned() is false).
   Var(Var&& o) noexcept : tape_(o.tape_), index_(o.index_), epoch_(o.epoch_), counted_(o.counted_) {
-    o.counted_ = false;
+    o.release_handle();
   }
   Var& operator=(const Var& o) noexcept {
     if (this == &o) return *this;
@@ -52,7 +53,7 @@ class Var {
     index_ = o.index_;
     epoch_ = o.epoch_;
     counted_ = o.counted_;
-    o.counted_ = false;
+    o.release_handle();
     return *this;
   }
   ~Var() {
@@ -94,6 +95,13 @@ class Var {
 
  private:
   const detail::Node<Scalar>& node() const { return tape().node(index_); }
+
+  void release_handle() noexcept {
+    tape_ = nullptr;
+    index_ = -1;
+    epoch_ = 0;
+    counted_ = false;
+  }
 
   detail::TapeStorage<Scalar>* tape_ = nullptr;
   std::int32_t index_ = -1;

@@ -19,6 +19,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -216,11 +218,30 @@ StepStats episode_gradients(const char* who, Model& net, const std::vector<Episo
   return reduce_outcomes(outcomes, grads);
 }
 
+namespace detail {
+template <class Optimizer, class = void>
+struct lists_parameters : std::false_type {};
+template <class Optimizer>
+struct lists_parameters<Optimizer, std::void_t<decltype(std::declval<Optimizer&>().parameters())>>
+    : std::true_type {};
+}  // namespace detail
+
 /// The outer step every learner shares: optional clipping to a global norm (0: off), then
-/// `outer.step`, skipped when the step was not finite.
+/// `outer.step`, skipped when the step was not finite. An optimizer built over another list
+/// than the learner's meta-parameters (Meta-SGD's over `net.parameters()`: its step sizes
+/// missing) is an error naming the fix.
 template <class Scalar, class Optimizer>
 void apply_meta_gradient(const StepStats& s, std::vector<Tensor<Scalar>>& grads, double clip_norm,
                          Optimizer& outer) {
+  if constexpr (detail::lists_parameters<Optimizer>::value) {
+    if (outer.parameters().size() != grads.size())
+      throw InvalidArgument(
+          "metalearn::meta::meta_step: the optimizer holds " +
+          std::to_string(outer.parameters().size()) + " tensors but the learner trains " +
+          std::to_string(grads.size()) +
+          " (the model's parameters and the learner's own, e.g. Meta-SGD's step sizes): build "
+          "the optimizer over learner.meta_parameters(net), not net.parameters()");
+  }
   if (!s.finite) return;
   if (clip_norm > 0) optim::clip_by_global_norm(grads, clip_norm);
   outer.step(grads);

@@ -166,6 +166,12 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
   const auto run_validation = [&] {
     if (validation.empty()) return;
     result.validation = validate(learner, net, validation);
+    if (!std::isfinite(result.validation.mean)) {  // never the best, never saved over it
+      if (o.log != nullptr)
+        *o.log << "validation at step " << step
+               << " is not finite: the best model and its checkpoint are kept\n";
+      return;
+    }
     if (std::isnan(result.best.mean) || better(result.validation.mean, result.best.mean)) {
       result.best = result.validation;
       result.best_step = best_step = step;
