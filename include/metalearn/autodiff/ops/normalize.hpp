@@ -249,22 +249,27 @@ Var<Scalar> ones_of(const Var<Scalar>& like, std::int64_t n) {
 //   dgamma = s M (cov - ux m)
 //   dx     = gamma s^2 (xhat (3 m ux - cov) - ux (g - gbar) - m (u - ubar))
 // (dx from d xhat_i/d x_k = s (delta_ik - 1/M - xhat_i xhat_k / M) and
-// d s/d x_k = -s^2 xhat_k / M.)
-// The same formulas in plain loops (fused: sweeps that are not recorded).
+// d s/d x_k = -s^2 xhat_k / M.) Both rules start with dg, the same op again; true if dx or
+// dgamma is needed too.
+template <class Scalar>
+bool bn_input_grad_dg(BackwardContext<Scalar>& c) {
+  if (c.needed(2))
+    c.grad_inputs[2] = bn_input_grad(c.input(0), c.input(1), c.grad_output, eps_of(c), stats_of(c));
+  return c.needed(0) || c.needed(1);
+}
+
+// Fused (sweeps that are not recorded): dx and dgamma in plain loops, two passes a channel.
 template <class Scalar>
 void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
+  if (!bn_input_grad_dg(c)) return;
   const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2);
   const Var<Scalar>& u = c.grad_output;
-  const Shape s = x.shape();
-  const ChannelDims d = channel_dims(s);
-  const Scalar eps = eps_of(c);
+  const ChannelDims d = channel_dims(x.shape());
   const auto* stats = stats_of(c);
   const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
-  if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
-  if (!c.needed(0) && !c.needed(1)) return;
   {
     Output<Scalar> dx{}, dgamma{};
-    if (c.needed(0)) dx = record_constant(x, s);
+    if (c.needed(0)) dx = record_constant(x, x.shape());
     if (c.needed(1)) dgamma = record_constant(x, Shape{d.c});
     const Scalar *px = x.value().data(), *pg = g.value().data(), *pu = u.value().data(),
                  *pgamma = gamma.value().data();
@@ -299,15 +304,13 @@ void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
 // Recorded (third order and up): the formulas above in differentiable ops of x, gamma, g, u.
 template <class Scalar>
 void bn_input_grad_backward(BackwardContext<Scalar>& c) {
+  if (!bn_input_grad_dg(c)) return;
   const Var<Scalar> x = c.input(0), gamma = c.input(1), g = c.input(2);
   const Var<Scalar>& u = c.grad_output;
   const Shape s = x.shape();
   const ChannelDims d = channel_dims(s);
   const Scalar eps = eps_of(c);
-  const auto* stats = stats_of(c);
   const Scalar m_count = static_cast<Scalar>(d.count()), inv_m = Scalar(1) / m_count;
-  if (c.needed(2)) c.grad_inputs[2] = bn_input_grad(x, gamma, u, eps, stats);
-  if (!c.needed(0) && !c.needed(1)) return;
   const Shape pc = d.per_channel(s.rank());
   const auto mean_c = [&](const Var<Scalar>& a) { return scale(sum_to(a, pc), inv_m); };
   const Var<Scalar> xhat = channel_normalize(x, eps), is = channel_inv_std(x, d, eps);
