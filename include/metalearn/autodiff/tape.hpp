@@ -84,8 +84,8 @@ class Tape {
   std::int32_t size() const { return storage_->size(); }
   /// Bytes the thread's arena holds from the system.
   std::size_t bytes_reserved() const { return storage_->arena().capacity(); }
-  /// The most bytes the thread's tape ever had in use at once (node values, op scratch, and
-  /// the sweep pool of grad calls that are not recorded): the memory a workload touched,
+  /// The most bytes the thread's tape ever had in use at once (node values in the arena
+  /// and in blocks, op scratch, free blocks kept for reuse): the memory a workload touched,
   /// where bytes_reserved rounds up to doubling chunks.
   std::size_t bytes_peak() const { return storage_->peak_bytes(); }
   /// Start bytes_peak again from the bytes in use now (e.g. to measure a warm loop's step).

@@ -60,8 +60,8 @@ struct OpRule {
 };
 
 /// A node's attributes, typed: an op stores one small trivially copyable struct of its own
-/// (`NodeAttrs::of(SliceRows{begin, end})`) and its rules read that type back
-/// (`attrs_of<SliceRows>(c)`); reading another type throws StateError, in every build.
+/// (`NodeAttrs::of(RowRange{begin, end})`) and its rules read that type back
+/// (`attrs_of<RowRange>(c)`); reading another type throws StateError, in every build.
 class NodeAttrs {
  public:
   NodeAttrs() = default;
@@ -331,7 +331,7 @@ class TapeStorage {
   void release_scratch(std::int32_t block) noexcept { pool_.release(block); }
 
   const Arena& arena() const noexcept { return arena_; }
-  /// Give the arena's and the sweep pool's memory back to the system (only when no scope
+  /// Give the arena's and the block pool's memory back to the system (only when no scope
   /// is active).
   void release_memory() {
     if (active())
