@@ -51,7 +51,7 @@ int main(int argc, char** argv) try {
                                    args.get_int("shots", 1, 1, 100),
                                    args.get_int("queries", 5, 1, 100)};
   const long meta_batch = args.get_int("meta-batch", 32, 1, 10000);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = args.get_double("inner-lr", 0.4, 0.0, 100.0);
   // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
   const bool reptile = algorithm == "reptile";

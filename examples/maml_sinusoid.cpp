@@ -162,7 +162,7 @@ int main(int argc, char** argv) try {
   data::SineOptions sine;
   sine.shots = args.get_int("shots", 10, 1, 100000);
   sine.queries = args.get_int("queries", 10, 1, 100000);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = args.get_double("inner-lr", 0.01, 0.0, 10.0);
   // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
   const bool reptile = algorithm == "reptile";

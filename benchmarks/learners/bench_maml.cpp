@@ -19,7 +19,7 @@ void meta_steps(benchmark::State& state) {
   ml::Rng rng{5};
   auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
   ml::optim::Adam<float> adam(net.parameters());
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.threads = static_cast<int>(state.range(0));
   Learner learner(o);
   ml::optim::Adam<float> outer(learner.meta_parameters(net));  // Meta-SGD adds step sizes
@@ -79,7 +79,7 @@ data::Episode<float> omniglot_like_episode(ml::Rng& rng) {
 static void BM_Maml_Omniglot(benchmark::State& state) {
   ml::Rng rng{7};
   auto net = ml::nn::conv4<float>({}, rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.4;
   o.threads = static_cast<int>(state.range(0));
   meta::Maml maml(o);
@@ -98,7 +98,7 @@ BENCHMARK(BM_Maml_Omniglot)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSec
 static void BM_Maml_Omniglot_AdaptOnly(benchmark::State& state) {
   ml::Rng rng{8};
   auto net = ml::nn::conv4<float>({}, rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.4;
   const meta::Maml maml(o);
   const auto e = omniglot_like_episode(rng);
@@ -117,7 +117,7 @@ BENCHMARK(BM_Maml_Omniglot_AdaptOnly)->Unit(benchmark::kMillisecond);
 static void BM_Maml_Omniglot_TapeMemory(benchmark::State& state) {
   ml::Rng rng{9};
   auto net = ml::nn::conv4<float>({}, rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.4;
   o.inner_steps = static_cast<int>(state.range(0));
   o.differentiated_steps = static_cast<int>(state.range(1));

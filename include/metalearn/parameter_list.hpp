@@ -18,6 +18,8 @@ namespace metalearn {
 template <class Scalar>
 class ParameterList {
  public:
+  using scalar_type = Scalar;
+
   void add(std::string name, Tensor<Scalar>& tensor) {
     names_.push_back(std::move(name));
     tensors_.push_back(&tensor);

@@ -69,11 +69,11 @@ TEST_CASE("Maml: the meta-gradient matches finite differences for 1 and 2 inner 
   const auto e = sine_episode(rng);
   for (int steps : {1, 2}) {
     INFO("inner steps: " << steps);
-    meta::MamlOptions o;
+    meta::GradientLearnerOptions o;
     o.inner_lr = 0.05;
     o.inner_steps = steps;
-    meta::GradientLearner<meta::SecondOrder, double> maml(o);
-    meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+    meta::BasicMaml<double> maml(o);
+    meta::BasicFomaml<double> fomaml(o);
     std::vector<Tensor<double>> exact, first;
     maml.meta_gradient(net, {e}, exact);
     fomaml.meta_gradient(net, {e}, first);
@@ -113,11 +113,11 @@ TEST_CASE("Maml: a conv net with large activations: the meta-gradient along rand
     e.support_labels.push_back(i / 2);
     e.query_labels.push_back(i / 2);
   }
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.02;
   o.inner_steps = 2;
-  meta::GradientLearner<meta::SecondOrder, double> maml(o);
-  meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+  meta::BasicMaml<double> maml(o);
+  meta::BasicFomaml<double> fomaml(o);
   std::vector<Tensor<double>> exact, first;
   maml.meta_gradient(net, {e}, exact);
   fomaml.meta_gradient(net, {e}, first);
@@ -157,10 +157,10 @@ TEST_CASE("Fomaml: equals the query gradient at the adapted weights", "[learners
   auto rng = ml::test::make_rng(71);
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.1;
   o.inner_steps = 2;
-  meta::GradientLearner<meta::FirstOrder, double> fomaml(o);
+  meta::BasicFomaml<double> fomaml(o);
   std::vector<Tensor<double>> grads;
   fomaml.meta_gradient(net, {e}, grads);
   // By hand: two plain SGD steps, then the query gradient at the result.
@@ -188,7 +188,7 @@ TEST_CASE("Maml: meta-steps are bit-identical for 1 and 2 threads", "[learners][
   std::vector<std::vector<Tensor<float>>> results;
   for (int threads : {1, 2}) {
     auto net = net0;
-    meta::MamlOptions o;
+    meta::GradientLearnerOptions o;
     o.threads = threads;
     meta::Maml maml(o);
     ml::optim::Adam<float> adam(net.parameters());
@@ -258,7 +258,7 @@ TEST_CASE("Maml: classification episodes, accuracy, and errors", "[learners][err
   }
   e.classes = {0, 1};
   auto net = nn::mlp<float>({2, 8, 2}, rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.5;
   meta::Maml maml(o);
   const auto r = maml.evaluate(net, e, 20);
@@ -280,7 +280,7 @@ TEST_CASE("Maml: a short sinusoid run improves post-adaptation MSE", "[learners]
   ml::Rng rng{ml::test::base_seed() + 74};
   auto net = nn::mlp<float>({1, 40, 40, 1}, rng);
   data::SineTasks<float> tasks;
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.threads = 1;
   meta::Maml maml(o);
   ml::optim::AdamOptions fast_adam;
@@ -308,10 +308,10 @@ TEST_CASE("Anil: adapts the head only; its meta-gradient matches finite differen
   auto rng = ml::test::make_rng(75);
   auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.05;
   o.inner_steps = 2;
-  meta::GradientLearner<meta::SecondOrder, double, meta::AdaptHead> anil(o);
+  meta::BasicAnil<double> anil(o);
   CHECK(meta::AdaptHead::select(net.parameters()) == std::vector<std::size_t>{4, 5});
   std::vector<Tensor<double>> exact;
   anil.meta_gradient(net, {e}, exact);
@@ -338,10 +338,10 @@ TEST_CASE("Reptile: the update is epsilon (theta' - theta)", "[learners]") {
   auto rng = ml::test::make_rng(76);
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.02;
   o.inner_steps = 3;
-  const meta::GradientLearner<meta::ReptileUpdate, double> reptile(o);
+  meta::BasicReptile<double> reptile(o);
   const auto theta = net.parameters().values();
   // theta' by hand: 3 SGD steps on the support set, then 3 on the query set.
   ml::Tape<double> tape;
@@ -370,10 +370,10 @@ TEST_CASE("MetaSgd: weight and step-size meta-gradients match finite differences
   const auto e = sine_episode(rng);
   for (int steps : {1, 2}) {
     INFO("inner steps: " << steps);
-    meta::MamlOptions o;
+    meta::GradientLearnerOptions o;
     o.inner_lr = 0.05;
     o.inner_steps = steps;
-    meta::GradientLearner<meta::LearnedStepSizes, double> metasgd(o);
+    meta::BasicMetaSgd<double> metasgd(o);
     ml::test::check_throws<ml::StateError>([&] { metasgd.evaluate(net, e, 1); },
                                            {"Meta-SGD", "meta_parameters"});
     auto params = metasgd.meta_parameters(net);
@@ -400,10 +400,10 @@ TEST_CASE(
   auto rng = ml::test::make_rng(78);
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.03;
-  meta::GradientLearner<meta::LearnedStepSizes, double> metasgd(o);
-  const meta::GradientLearner<meta::SecondOrder, double> maml(o);
+  meta::BasicMetaSgd<double> metasgd(o);
+  const meta::BasicMaml<double> maml(o);
   const auto params = metasgd.meta_parameters(net);
   std::vector<Tensor<double>> g_sgd, g_maml;
   metasgd.meta_gradient(net, {e}, g_sgd);
@@ -427,7 +427,7 @@ TEST_CASE("MetaSgd: an optimizer over net.parameters() is an error naming meta_p
   auto rng = ml::test::make_rng(79);
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::GradientLearner<meta::LearnedStepSizes, double> metasgd;
+  meta::BasicMetaSgd<double> metasgd;
   ml::optim::Adam<double> adam(net.parameters());  // the step sizes are missing
   // Before the step sizes exist (meta_parameters never called):
   ml::test::check_throws<ml::StateError>([&] { metasgd.meta_step(net, adam, {e}); },
@@ -448,19 +448,19 @@ TEST_CASE("Maml: differentiated_steps bounds the graph to the last steps",
   auto rng = ml::test::make_rng(79);
   auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
   const auto e = sine_episode(rng);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.05;
   o.inner_steps = 3;
-  meta::GradientLearner<meta::SecondOrder, double> full(o);
+  meta::BasicMaml<double> full(o);
   std::vector<Tensor<double>> exact, same, bounded;
   full.meta_gradient(net, {e}, exact);
   o.differentiated_steps = 3;  // all of them: the exact meta-gradient
-  meta::GradientLearner<meta::SecondOrder, double>(o).meta_gradient(net, {e}, same);
+  meta::BasicMaml<double>(o).meta_gradient(net, {e}, same);
   for (std::size_t p = 0; p < exact.size(); ++p)
     for (std::int64_t i = 0; i < exact[p].numel(); ++i)
       CHECK(same[p].data()[i] == exact[p].data()[i]);
   o.differentiated_steps = 1;
-  meta::GradientLearner<meta::SecondOrder, double>(o).meta_gradient(net, {e}, bounded);
+  meta::BasicMaml<double>(o).meta_gradient(net, {e}, bounded);
 
   // By hand: two first-order steps (values only), then theta + (theta_2 - theta) and one
   // recorded step; the meta-gradient through that last step only.
@@ -522,14 +522,14 @@ data::Episode<double> blob_episode(ml::Rng& rng) {
 
 // The meta-gradient and statistics with tasks run in stacked groups (`tasks_per_group` 3 on
 // a 7-task batch: groups of 3, 3, 1) and one at a time agree to rounding.
-template <class Policy, class Adapt = meta::AdaptAll>
+template <class Learner>
 void check_grouping_agrees(nn::Sequential<double> net,
-                           const std::vector<data::Episode<double>>& batch, meta::MamlOptions o) {
+                           const std::vector<data::Episode<double>>& batch, meta::GradientLearnerOptions o) {
   std::vector<std::vector<Tensor<double>>> grads(2);
   std::vector<meta::StepStats> stats;
   for (int per_group : {1, 3}) {
     o.tasks_per_group = per_group;
-    meta::GradientLearner<Policy, double, Adapt> learner(o);
+    Learner learner(o);
     (void)learner.meta_parameters(net);  // Meta-SGD's step sizes
     stats.push_back(learner.meta_gradient(net, batch, grads[stats.size()]));
   }
@@ -557,23 +557,23 @@ TEST_CASE("GradientLearner: tasks stacked in groups give the one-at-a-time meta-
   const auto classifier = nn::mlp<double>({4, 8, 3}, rng, nn::Activation::tanh);
   REQUIRE(mlp.batches_tasks());
   REQUIRE(meta::stackable(sines));
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.05;
   o.threads = 1;
   for (int steps : {1, 2}) {
     INFO("inner steps: " << steps);
     o.inner_steps = steps;
-    check_grouping_agrees<meta::SecondOrder>(mlp, sines, o);
-    check_grouping_agrees<meta::SecondOrder>(classifier, blobs, o);
-    check_grouping_agrees<meta::FirstOrder>(mlp, sines, o);
-    check_grouping_agrees<meta::ReptileUpdate>(mlp, sines, o);
-    check_grouping_agrees<meta::LearnedStepSizes>(mlp, sines, o);
-    check_grouping_agrees<meta::SecondOrder, meta::AdaptHead>(mlp, sines, o);
+    check_grouping_agrees<meta::BasicMaml<double>>(mlp, sines, o);
+    check_grouping_agrees<meta::BasicMaml<double>>(classifier, blobs, o);
+    check_grouping_agrees<meta::BasicFomaml<double>>(mlp, sines, o);
+    check_grouping_agrees<meta::BasicReptile<double>>(mlp, sines, o);
+    check_grouping_agrees<meta::BasicMetaSgd<double>>(mlp, sines, o);
+    check_grouping_agrees<meta::BasicAnil<double>>(mlp, sines, o);
   }
   o.inner_steps = 3;
   o.differentiated_steps = 1;  // two first-order steps, then one recorded
-  check_grouping_agrees<meta::SecondOrder>(mlp, sines, o);
-  check_grouping_agrees<meta::SecondOrder>(classifier, blobs, o);
+  check_grouping_agrees<meta::BasicMaml<double>>(mlp, sines, o);
+  check_grouping_agrees<meta::BasicMaml<double>>(classifier, blobs, o);
 }
 
 TEST_CASE("GradientLearner: which meta-batches and models are stacked", "[learners][error]") {
@@ -590,9 +590,9 @@ TEST_CASE("GradientLearner: which meta-batches and models are stacked", "[learne
   CHECK(groups[0].episode().query_targets.at(1, 4, 0) == batch[1].query_targets.at(4, 0));
   // Mixed sizes still give the exact meta-gradient (each task alone).
   auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_lr = 0.05;
-  check_grouping_agrees<meta::SecondOrder>(net, batch, o);
+  check_grouping_agrees<meta::BasicMaml<double>>(net, batch, o);
   // Convolutional models take no task axis.
   CHECK_FALSE(nn::conv4<double>({}, rng).batches_tasks());
   o.tasks_per_group = 0;

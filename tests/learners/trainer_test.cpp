@@ -38,7 +38,7 @@ fs::path fresh_dir(const std::string& name) {
 // Everything a sinusoid MAML run needs; `seed` decides the initial weights and the batches.
 struct SineRun {
   explicit SineRun(std::uint64_t seed) : rng(seed), net(nn::mlp<float>({1, 16, 1}, rng)) {
-    meta::MamlOptions mo;
+    meta::GradientLearnerOptions mo;
     mo.threads = 1;
     maml = meta::Maml(mo);
     ml::Rng val_rng(99);

@@ -302,7 +302,7 @@ TEST_CASE("bad input: every case throws the right error with a clear message",
       {"negative inner learning rate",
        Kind::invalid_argument,
        [] {
-         meta::MamlOptions o;
+         meta::GradientLearnerOptions o;
          o.inner_lr = -0.1;
          meta::Maml m(o);
        },
@@ -310,7 +310,7 @@ TEST_CASE("bad input: every case throws the right error with a clear message",
       {"negative thread count",
        Kind::invalid_argument,
        [] {
-         meta::MamlOptions o;
+         meta::GradientLearnerOptions o;
          o.threads = -2;
          meta::Maml m(o);
        },

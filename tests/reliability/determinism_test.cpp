@@ -80,7 +80,7 @@ void check_learner(Options o, const Sampler& sampler, std::vector<std::int64_t> 
 TEST_CASE("determinism: every gradient learner, across runs and thread counts",
           "[reliability][threads]") {
   const data::MetaBatchSampler<data::SineTasks<float>> sine({}, 4);
-  meta::MamlOptions o;
+  meta::GradientLearnerOptions o;
   o.inner_steps = 2;
   check_learner<meta::Maml>(o, sine, {1, 8, 8, 1});
   check_learner<meta::Fomaml>(o, sine, {1, 8, 8, 1});

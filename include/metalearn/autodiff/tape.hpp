@@ -121,6 +121,17 @@ Var<Scalar> constant(const Tensor<Scalar>& value) {
   return constant(value.view());
 }
 
+/// A leaf on the calling thread's active tape (see `constant`): gradients can be taken with
+/// respect to it, as with Tape::leaf.
+template <class Scalar>
+Var<Scalar> leaf(const TensorView<Scalar>& value) {
+  detail::TapeStorage<Scalar>& t = detail::thread_tape<Scalar>();
+  const std::int32_t i = t.push_constant("leaf", value.shape());
+  t.node(i).is_leaf = true;
+  std::copy(value.data(), value.data() + value.numel(), t.node(i).data);
+  return Var<Scalar>(&t, i, t.epoch());
+}
+
 /// Turns recording off in its scope on this thread: ops still compute values, but record
 /// no backward rules (evaluation, optimizer updates).
 template <class Scalar = float>

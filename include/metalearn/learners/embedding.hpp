@@ -11,8 +11,10 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/error.hpp>
-#include <metalearn/nn/sequential.hpp>
+#include <metalearn/nn/layer.hpp>
+#include <metalearn/nn/model.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -68,20 +70,34 @@ Tensor<Scalar> stack_rows(const Tensor<Scalar>& a, const Tensor<Scalar>& b) {
   return out;
 }
 
-/// The network's output as [n, d] embeddings.
-template <class Scalar>
-Var<Scalar> embed(nn::Sequential<Scalar>& net, const std::vector<Var<Scalar>>& params,
-                  const Var<Scalar>& x, nn::Mode mode) {
-  const Var<Scalar> e = net.forward(params, x, mode);
+template <class M, class Scalar, class = void>
+struct forward_takes_mode : std::false_type {};
+template <class M, class Scalar>
+struct forward_takes_mode<M, Scalar,
+                          std::void_t<decltype(std::declval<M&>().forward(
+                              std::declval<const std::vector<Var<Scalar>>&>(),
+                              std::declval<const Var<Scalar>&>(), nn::Mode::eval))>>
+    : std::true_type {};
+
+/// The network's output as [n, d] embeddings (`mode` is passed to a model whose forward
+/// takes one, as nn::Sequential's does).
+template <class Model, class Scalar>
+Var<Scalar> embed(Model& net, const std::vector<Var<Scalar>>& params, const Var<Scalar>& x,
+                  nn::Mode mode) {
+  nn::require_model<Model, Scalar>();
+  Var<Scalar> e;
+  if constexpr (forward_takes_mode<Model, Scalar>::value)
+    e = net.forward(params, x, mode);
+  else
+    e = net.forward(params, x);
   return e.shape().rank() == 2 ? e : flatten(e);
 }
 
 /// Support and query embeddings from one forward pass over both sets (so batch norm
 /// normalises them together, as in Snell et al.'s reference code; one larger GEMM is also
 /// faster than two).
-template <class Scalar>
-std::pair<Var<Scalar>, Var<Scalar>> embed_episode(nn::Sequential<Scalar>& net,
-                                                  const std::vector<Var<Scalar>>& params,
+template <class Model, class Scalar>
+std::pair<Var<Scalar>, Var<Scalar>> embed_episode(Model& net, const std::vector<Var<Scalar>>& params,
                                                   const data::Episode<Scalar>& e, nn::Mode mode) {
   const std::int64_t s = e.support_inputs.shape()[0], q = e.query_inputs.shape()[0];
   const Var<Scalar> all =
@@ -128,8 +144,8 @@ Tensor<Scalar> support_scores(TensorView<Scalar> d, const std::vector<std::int64
 
 /// Classify the queries of `e` with an embedding network and a distance: scores
 /// [queries, ways], by `rule`.
-template <class Distance, class Scalar>
-Tensor<Scalar> classify_by_support(nn::Sequential<Scalar>& net, const data::Episode<Scalar>& e,
+template <class Distance, class Model, class Scalar>
+Tensor<Scalar> classify_by_support(Model& net, const data::Episode<Scalar>& e,
                                    SupportRule rule, nn::Mode mode) {
   Tape<Scalar> tape;
   NoGradGuard<Scalar> no_grad;

@@ -7,9 +7,10 @@
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
-#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
 #include <metalearn/nn/sequential.hpp>
@@ -41,7 +42,7 @@ struct ProtoNetOptions {
 template <class Distance = SquaredEuclidean, class Scalar = float>
 class ProtoNet {
  public:
-  using Model = nn::Sequential<Scalar>;
+  using scalar_type = Scalar;
   using Episode = data::Episode<Scalar>;
 
   explicit ProtoNet(ProtoNetOptions options = {}) : options_(options) {
@@ -53,10 +54,12 @@ class ProtoNet {
   const ProtoNetOptions& options() const { return options_; }
 
   /// What the optimizer trains: the embedding network's parameters.
-  nn::ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+  template <class Model>
+  ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
 
   /// [queries, ways] logits -d(f(x), c_k) of `episode`'s queries, recorded on the current
   /// tape with the model's parameters `params` (differentiable to any order).
+  template <class Model>
   Var<Scalar> logits(Model& net, const std::vector<Var<Scalar>>& params, const Episode& episode,
                      nn::Mode mode = nn::Mode::train) const {
     detail::check_episode("ProtoNet", episode);
@@ -67,6 +70,7 @@ class ProtoNet {
 
   /// The gradient of the mean query cross-entropy over the episodes of `batch`, one
   /// tensor per parameter, into `grads`. query_metric is the query accuracy.
+  template <class Model>
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     return episode_gradients<Scalar>(
@@ -80,16 +84,14 @@ class ProtoNet {
   }
 
   /// One training step on `batch`; a non-finite loss or gradient skips the update.
-  template <class Optimizer>
+  template <class Model, class Optimizer>
   StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
-    std::vector<Tensor<Scalar>> grads;
-    const StepStats s = meta_gradient(net, batch, grads);
-    apply_meta_gradient(s, grads, options_.clip_norm, outer);
-    return s;
+    return meta::meta_step(*this, net, outer, batch);
   }
 
   /// Classify `episode`'s queries by their nearest prototype. `steps` is accepted for the
   /// common learner surface and ignored: a ProtoNet does not adapt.
+  template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
     (void)steps;
     Tape<Scalar> tape;

@@ -8,10 +8,11 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/data/pairs.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
 #include <metalearn/learners/pair_losses.hpp>
-#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
 #include <metalearn/nn/sequential.hpp>
@@ -44,7 +45,7 @@ struct SiameseOptions {
 template <class Distance = Euclidean, class PairLoss = Contrastive, class Scalar = float>
 class Siamese {
  public:
-  using Model = nn::Sequential<Scalar>;
+  using scalar_type = Scalar;
   using Episode = data::Episode<Scalar>;
   using Batch = data::PairBatch<Scalar>;
 
@@ -67,8 +68,9 @@ class Siamese {
   /// The model's parameters, then (KochHead) the head's "head.alpha" [features] and
   /// "head.beta" [1], created on the first call (alpha = -1 / features, beta = 0: the head
   /// starts as "the closer, the likelier the same class", minus the mean L1 distance).
-  nn::ParameterList<Scalar> meta_parameters(Model& net) {
-    nn::ParameterList<Scalar> list = net.parameters();
+  template <class Model>
+  ParameterList<Scalar> meta_parameters(Model& net) {
+    ParameterList<Scalar> list = net.parameters();
     if constexpr (koch) {
       if (head_.empty()) {
         head_.emplace_back(Shape{options_.head_features},
@@ -84,6 +86,7 @@ class Siamese {
   /// [B] distances of the pairs of `batch`, recorded on the current tape (one forward pass
   /// over both members, so batch norm sees all 2B examples). `params` are the model's
   /// parameters, then the head's for KochHead (as meta_parameters lists them).
+  template <class Model>
   Var<Scalar> distances(Model& net, const std::vector<Var<Scalar>>& params, const Batch& batch,
                         nn::Mode mode = nn::Mode::train) const {
     const Shape a = batch.first.shape(), b = batch.second.shape();
@@ -108,6 +111,7 @@ class Siamese {
 
   /// The gradient of the mean pair loss over `batch`, into `grads`. query_metric is the
   /// verification accuracy at the threshold.
+  template <class Model>
   StepStats meta_gradient(Model& net, const Batch& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     Tape<Scalar> tape;
@@ -122,15 +126,13 @@ class Siamese {
     return reduce_outcomes(one, grads);
   }
 
-  template <class Optimizer>
+  template <class Model, class Optimizer>
   StepStats meta_step(Model& net, Optimizer& outer, const Batch& batch) const {
-    std::vector<Tensor<Scalar>> grads;
-    const StepStats s = meta_gradient(net, batch, grads);
-    apply_meta_gradient(s, grads, options_.clip_norm, outer);
-    return s;
+    return meta::meta_step(*this, net, outer, batch);
   }
 
   /// The distance of each pair (in eval mode, no tape kept): the verifier's score.
+  template <class Model>
   std::vector<double> pair_distances(Model& net, const Batch& batch) const {
     Tape<Scalar> tape;
     NoGradGuard<Scalar> no_grad;
@@ -143,6 +145,7 @@ class Siamese {
     double accuracy = 0;
     double auc = 0;
   };
+  template <class Model>
   Verification verify(Model& net, const Batch& batch) const {
     const std::vector<double> d = pair_distances(net, batch);
     std::vector<double> score(d.size());
@@ -158,6 +161,7 @@ class Siamese {
 
   /// N-way K-shot classification of `episode`'s queries by SiameseOptions::rule. `steps` is
   /// accepted for the common learner surface and ignored.
+  template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
     (void)steps;
     detail::check_episode("Siamese", episode);
@@ -194,6 +198,7 @@ class Siamese {
   static constexpr bool koch = detail::has_learned_head_v<PairLoss>;
 
   // Views of the model's parameters, then of the head's (KochHead).
+  template <class Model>
   std::vector<TensorView<Scalar>> views(Model& net) const {
     if constexpr (koch)
       if (head_.empty())

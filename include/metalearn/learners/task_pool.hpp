@@ -14,7 +14,7 @@
 #include <functional>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
-#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/results.hpp>
 #include <metalearn/optim/clip.hpp>
 #include <mutex>
 #include <string>

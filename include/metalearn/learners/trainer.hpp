@@ -15,10 +15,11 @@
 #include <metalearn/data/episode.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/io/checkpoint.hpp>
-#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
-#include <metalearn/nn/sequential.hpp>
+#include <metalearn/nn/model.hpp>
 #include <metalearn/random.hpp>
 #include <ostream>
 #include <string>
@@ -76,9 +77,9 @@ MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& 
 
 /// Load the model (learner.meta_parameters(net) and the buffers) from a checkpoint written
 /// by train(), ignoring the optimizer and the counters: to evaluate or deploy it.
-template <class Learner, class Scalar>
-void load_model(Learner& learner, nn::Sequential<Scalar>& net, const std::string& path) {
-  io::Checkpoint<Scalar> ckpt;
+template <class Learner, class Model>
+void load_model(Learner& learner, Model& net, const std::string& path) {
+  io::Checkpoint<typename Learner::scalar_type> ckpt;
   ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
   ckpt.load(path, true);
 }
@@ -115,10 +116,12 @@ inline double bits_double(std::int64_t b) {
 /// state, the step, the best validation and `rng`, so a resumed run draws the same batches
 /// and ends with the same parameters as an uninterrupted one. A checkpoint is written only
 /// after a finite step: a NaN never overwrites a good file.
-template <class Learner, class Scalar, class Optimizer, class Sampler, class Episode>
-TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& outer,
-                  const Sampler& batches, const std::vector<Episode>& validation, Rng& rng,
-                  const TrainerOptions& o) {
+template <class Learner, class Model, class Optimizer, class Sampler, class Episode>
+TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler& batches,
+                  const std::vector<Episode>& validation, Rng& rng, const TrainerOptions& o) {
+  using Scalar = typename Learner::scalar_type;
+  nn::require_model<Model, Scalar>();
+  require_learner<Learner, Model, decltype(batches.sample(rng))>();
   if (o.steps < 0 || o.log_every < 0 || o.validate_every < 0 || !(o.minutes >= 0))
     throw InvalidArgument(
         "metalearn::meta::train: steps, log_every, validate_every and minutes "
@@ -143,11 +146,18 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
       .counter("optimizer_steps", outer.step_counter())
       .counter("best_validation_bits", best_bits)
       .counter("best_step", best_step);
+  // A learner that counts its meta-steps (a schedule reads them) resumes its count.
+  std::int64_t learner_steps = 0;
+  if constexpr (detail::counts_meta_steps<Learner>::value) {
+    learner_steps = learner.meta_steps();
+    ckpt.counter("learner_meta_steps", learner_steps);
+  }
   ckpt.rng(rng);
   const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";
   bool resumed = false;
   if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
     ckpt.load(last_path);
+    if constexpr (detail::counts_meta_steps<Learner>::value) learner.set_meta_steps(learner_steps);
     resumed = true;
     if (o.log != nullptr) *o.log << "resumed from " << last_path << " at step " << step << "\n";
   }
@@ -164,6 +174,7 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
   }
 
   const auto run_validation = [&] {
+    if constexpr (detail::counts_meta_steps<Learner>::value) learner_steps = learner.meta_steps();
     if (validation.empty()) return;
     result.validation = validate(learner, net, validation);
     if (!std::isfinite(result.validation.mean)) {  // never the best, never saved over it
@@ -180,6 +191,7 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
     }
   };
   const auto save_last = [&] {
+    if constexpr (detail::counts_meta_steps<Learner>::value) learner_steps = learner.meta_steps();
     if (!last_path.empty()) ckpt.save(last_path);
   };
 
@@ -212,6 +224,7 @@ TrainResult train(Learner& learner, nn::Sequential<Scalar>& net, Optimizer& oute
       break;
     }
     apply_meta_gradient(s, grads, learner.options().clip_norm, outer);
+    if constexpr (detail::counts_meta_steps<Learner>::value) learner.on_meta_step();
     ++step;
     const bool validate_now = o.validate_every > 0 && step % o.validate_every == 0;
     if (validate_now) {

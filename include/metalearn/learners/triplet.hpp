@@ -6,9 +6,10 @@
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
-#include <metalearn/learners/policies.hpp>
+#include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
 #include <metalearn/nn/sequential.hpp>
@@ -98,7 +99,7 @@ struct TripletOptions {
 template <class Distance = Euclidean, class Scalar = float>
 class Triplet {
  public:
-  using Model = nn::Sequential<Scalar>;
+  using scalar_type = Scalar;
   using Episode = data::Episode<Scalar>;
 
   explicit Triplet(TripletOptions options = {}) : options_(options) {
@@ -111,9 +112,11 @@ class Triplet {
   }
   const TripletOptions& options() const { return options_; }
 
-  nn::ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+  template <class Model>
+  ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
 
   /// The mean triplet loss of `episode` (support and query together), on the current tape.
+  template <class Model>
   Var<Scalar> loss(Model& net, const std::vector<Var<Scalar>>& params, const Episode& episode,
                    nn::Mode mode = nn::Mode::train) const {
     detail::check_episode("Triplet", episode);
@@ -127,6 +130,7 @@ class Triplet {
 
   /// The gradient of the mean triplet loss over the episodes of `batch`, into `grads`.
   /// query_metric stays 0 (a triplet step has no classification to score; see evaluate).
+  template <class Model>
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     return episode_gradients<Scalar>(
@@ -137,16 +141,14 @@ class Triplet {
         grads);
   }
 
-  template <class Optimizer>
+  template <class Model, class Optimizer>
   StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
-    std::vector<Tensor<Scalar>> grads;
-    const StepStats s = meta_gradient(net, batch, grads);
-    apply_meta_gradient(s, grads, options_.clip_norm, outer);
-    return s;
+    return meta::meta_step(*this, net, outer, batch);
   }
 
   /// N-way K-shot classification of `episode`'s queries by TripletOptions::rule; `loss` is
   /// the episode's triplet loss. `steps` is ignored (common learner surface).
+  template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
     (void)steps;
     detail::check_episode("Triplet", episode);

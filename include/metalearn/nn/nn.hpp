@@ -8,6 +8,7 @@
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/layer.hpp>
 #include <metalearn/nn/linear.hpp>
+#include <metalearn/nn/model.hpp>
 #include <metalearn/nn/models.hpp>
 #include <metalearn/nn/pool.hpp>
 #include <metalearn/nn/sequential.hpp>

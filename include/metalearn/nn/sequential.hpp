@@ -13,7 +13,10 @@
 namespace metalearn::nn {
 
 /// Layers applied in order. Owns its layers (deep copies on copy). Parameters are named
-/// "<layer index>.<name>", e.g. "0.weight", "0.bias", "2.weight". An activation between
+/// "<layer index>.<name>", e.g. "0.weight", "0.bias", "2.weight". A Sequential is itself a
+/// Layer, so it nests: the parameters of `Sequential{trunk, head}` are named "0.0.weight",
+/// ..., "1.weight" (to nest a single Sequential, use add(): a lone argument copies). An
+/// activation between
 /// layers that no backward rule reads is freed as soon as the next layer is done with it
 /// (the Var that held it ends); a layer may keep any Var it likes.
 ///
@@ -26,13 +29,19 @@ namespace metalearn::nn {
 /// auto y = net.forward(w, tape.constant(x));
 /// ```
 template <class Scalar = float>
-class Sequential {
+class Sequential : public Layer<Scalar> {
+  // A lone Sequential argument is a copy, not a nesting.
+  template <class First, class... Rest>
+  static constexpr bool nests_v =
+      std::is_base_of_v<Layer<Scalar>, std::decay_t<First>> &&
+      (sizeof...(Rest) > 0 || !std::is_same_v<std::decay_t<First>, Sequential>);
+
  public:
   using scalar_type = Scalar;
 
   Sequential() = default;
   template <class First, class... Rest,
-            metalearn::detail::Requires<std::is_base_of_v<Layer<Scalar>, std::decay_t<First>>> = 0>
+            metalearn::detail::Requires<nests_v<First, Rest...>> = 0>
   explicit Sequential(First&& first, Rest&&... rest) {
     add(std::forward<First>(first));
     (add(std::forward<Rest>(rest)), ...);
@@ -58,18 +67,16 @@ class Sequential {
   /// All parameters in forward order, named "<index>.<name>".
   ParameterList<Scalar> parameters() {
     ParameterList<Scalar> out;
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      layers_[i]->collect_parameters(std::to_string(i) + ".", out);
+    collect_parameters("", out);
     return out;
   }
   /// All buffers (batch-norm running statistics), named like parameters.
   ParameterList<Scalar> buffers() {
     ParameterList<Scalar> out;
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      layers_[i]->collect_buffers(std::to_string(i) + ".", out);
+    collect_buffers("", out);
     return out;
   }
-  std::size_t num_parameters() const {
+  std::size_t num_parameters() const override {
     std::size_t n = 0;
     for (const auto& l : layers_) n += l->num_parameters();
     return n;
@@ -82,19 +89,11 @@ class Sequential {
     if (params.size() != num_parameters())
       throw InvalidArgument("metalearn::nn::Sequential::forward: " + std::to_string(params.size()) +
                             " parameters given, expected " + std::to_string(num_parameters()));
-    // Assigning over h lets the previous activation go: freed unless a backward rule reads
-    // it (a batch norm output that only a max-pool consumes; 25 MiB of a conv4 MAML task).
-    Var<Scalar> h = x;
-    std::size_t offset = 0;
-    for (const auto& l : layers_) {
-      h = l->forward(params.data() + offset, h, mode);
-      offset += l->num_parameters();
-    }
-    return h;
+    return forward(params.data(), x, mode);
   }
 
   /// True when every layer accepts a leading task axis (Layer::batches_tasks).
-  bool batches_tasks() const {
+  bool batches_tasks() const override {
     for (const auto& l : layers_)
       if (!l->batches_tasks()) return false;
     return !layers_.empty();
@@ -103,12 +102,47 @@ class Sequential {
   std::size_t size() const { return layers_.size(); }
   Layer<Scalar>& operator[](std::size_t i) { return *layers_.at(i); }
 
-  /// One line per layer.
-  std::string describe() const {
+  /// One line per layer ("<index>: <layer>"); a nested Sequential's lines follow its own,
+  /// indented.
+  std::string describe() const override {
     std::string s;
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      s += std::to_string(i) + ": " + layers_[i]->describe() + "\n";
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const std::string d = layers_[i]->describe();
+      if (d.find('\n') == std::string::npos) {
+        s += std::to_string(i) + ": " + d + "\n";
+        continue;
+      }
+      s += std::to_string(i) + ": Sequential\n";
+      for (std::size_t from = 0; from < d.size();) {
+        const std::size_t end = d.find('\n', from);
+        s += "  " + d.substr(from, end - from) + "\n";
+        from = end == std::string::npos ? d.size() : end + 1;
+      }
+    }
     return s;
+  }
+
+  // As a Layer inside another Sequential: the same naming under the outer prefix.
+  void collect_parameters(const std::string& prefix, ParameterList<Scalar>& out) override {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i]->collect_parameters(prefix + std::to_string(i) + ".", out);
+  }
+  void collect_buffers(const std::string& prefix, ParameterList<Scalar>& out) override {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i]->collect_buffers(prefix + std::to_string(i) + ".", out);
+  }
+  Var<Scalar> forward(const Var<Scalar>* params, const Var<Scalar>& x, Mode mode) override {
+    // Assigning over h lets the previous activation go: freed unless a backward rule reads
+    // it (a batch norm output that only a max-pool consumes; 25 MiB of a conv4 MAML task).
+    Var<Scalar> h = x;
+    for (const auto& l : layers_) {
+      h = l->forward(params, h, mode);
+      params += l->num_parameters();
+    }
+    return h;
+  }
+  std::unique_ptr<Layer<Scalar>> clone() const override {
+    return std::make_unique<Sequential>(*this);
   }
 
  private:
