@@ -28,7 +28,8 @@ inline const std::vector<std::string> gradient_algorithms{"maml", "fomaml", "rep
 
 /// Call f(learner) with the gradient learner named by `algorithm`.
 template <class F>
-void with_gradient_learner(const std::string& algorithm, const meta::GradientLearnerOptions& o, F&& f) {
+void with_gradient_learner(const std::string& algorithm, const meta::GradientLearnerOptions& o,
+                           F&& f) {
   if (algorithm == "maml") {
     meta::Maml l(o);
     f(l);

@@ -524,7 +524,8 @@ data::Episode<double> blob_episode(ml::Rng& rng) {
 // a 7-task batch: groups of 3, 3, 1) and one at a time agree to rounding.
 template <class Learner>
 void check_grouping_agrees(nn::Sequential<double> net,
-                           const std::vector<data::Episode<double>>& batch, meta::GradientLearnerOptions o) {
+                           const std::vector<data::Episode<double>>& batch,
+                           meta::GradientLearnerOptions o) {
   std::vector<std::vector<Tensor<double>>> grads(2);
   std::vector<meta::StepStats> stats;
   for (int per_group : {1, 3}) {

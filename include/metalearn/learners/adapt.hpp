@@ -50,7 +50,7 @@ inline SgdStep sgd_step(double lr) { return SgdStep{lr}; }
 
 /// Options of `adapt`.
 struct AdaptOptions {
-  int steps = 1;               ///< inner steps
+  int steps = 1;                ///< inner steps
   Order order = Order::second;  ///< how the steps are differentiated
   /// Indices into the parameter list of the ones to adapt (empty: all); the others are used
   /// as they are.
@@ -60,7 +60,8 @@ struct AdaptOptions {
 /// A model with its own (adapted) parameters: call it, score it, adapt it further. Holds the
 /// model by reference (it must outlive this object) and the parameters as Vars on the tape
 /// they were made on (the object is valid while that tape is).
-template <class Model, class Scalar = typename decltype(std::declval<Model&>().parameters())::scalar_type>
+template <class Model,
+          class Scalar = typename decltype(std::declval<Model&>().parameters())::scalar_type>
 class Adapted {
  public:
   /// `params`: one Var per model parameter, in `model.parameters()` order; `adapted`:
@@ -68,7 +69,9 @@ class Adapted {
   /// made `params` (an update rule sees the step index).
   Adapted(Model& model, std::vector<Var<Scalar>> params, std::vector<std::size_t> adapted = {},
           int steps_taken = 0)
-      : model_(&model), params_(std::move(params)), adapted_(std::move(adapted)),
+      : model_(&model),
+        params_(std::move(params)),
+        adapted_(std::move(adapted)),
         steps_(steps_taken) {
     nn::require_model<Model, Scalar>();
     if (adapted_.empty())
@@ -100,9 +103,10 @@ class Adapted {
   Adapted& step(Loss&& loss, const Rule& rule, Order order = Order::second) {
     const Var<Scalar> l = loss(static_cast<const Adapted&>(*this));
     if (l.shape().numel() != 1)
-      throw InvalidArgument("metalearn::meta::Adapted::step: the support loss must be a scalar, "
-                            "got shape " +
-                            l.shape().to_string());
+      throw InvalidArgument(
+          "metalearn::meta::Adapted::step: the support loss must be a scalar, "
+          "got shape " +
+          l.shape().to_string());
     std::vector<Var<Scalar>> sub;
     sub.reserve(adapted_.size());
     for (std::size_t i : adapted_) sub.push_back(params_[i]);

@@ -97,7 +97,8 @@ Var<Scalar> embed(Model& net, const std::vector<Var<Scalar>>& params, const Var<
 /// normalises them together, as in Snell et al.'s reference code; one larger GEMM is also
 /// faster than two).
 template <class Model, class Scalar>
-std::pair<Var<Scalar>, Var<Scalar>> embed_episode(Model& net, const std::vector<Var<Scalar>>& params,
+std::pair<Var<Scalar>, Var<Scalar>> embed_episode(Model& net,
+                                                  const std::vector<Var<Scalar>>& params,
                                                   const data::Episode<Scalar>& e, nn::Mode mode) {
   const std::int64_t s = e.support_inputs.shape()[0], q = e.query_inputs.shape()[0];
   const Var<Scalar> all =
@@ -145,8 +146,8 @@ Tensor<Scalar> support_scores(TensorView<Scalar> d, const std::vector<std::int64
 /// Classify the queries of `e` with an embedding network and a distance: scores
 /// [queries, ways], by `rule`.
 template <class Distance, class Model, class Scalar>
-Tensor<Scalar> classify_by_support(Model& net, const data::Episode<Scalar>& e,
-                                   SupportRule rule, nn::Mode mode) {
+Tensor<Scalar> classify_by_support(Model& net, const data::Episode<Scalar>& e, SupportRule rule,
+                                   nn::Mode mode) {
   Tape<Scalar> tape;
   NoGradGuard<Scalar> no_grad;
   const auto params = tape.leaves(net.parameters().views());

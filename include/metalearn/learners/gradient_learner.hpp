@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
-#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/adapt.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/policies.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_group.hpp>
@@ -72,7 +72,9 @@ class GradientLearner {
 
   explicit GradientLearner(GradientLearnerOptions options = {}, Objective objective = {},
                            Update update = {}, Loss loss = {})
-      : options_(options), objective_(std::move(objective)), update_(std::move(update)),
+      : options_(options),
+        objective_(std::move(objective)),
+        update_(std::move(update)),
         loss_(std::move(loss)) {
     if (!(options.inner_lr >= 0) || !std::isfinite(options.inner_lr) || options.inner_steps < 0 ||
         options.eval_inner_steps < 0 || options.threads < 0 || !(options.clip_norm >= 0) ||
@@ -130,12 +132,13 @@ class GradientLearner {
     // Batch norm with running statistics writes its buffers in forward: one thread then.
     const std::size_t threads =
         net.buffers().empty() ? task_threads(options_.threads, groups.size()) : 1;
-    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(groups.size(), threads, [&](std::size_t g) {
-      Tape<Scalar> tape;
-      Run<Model> task(net, views, params.size(), adapted, groups[g], policies());
-      objective_(task);
-      return task.outcome();
-    });
+    const auto outcomes =
+        run_tasks<TaskOutcome<Scalar>>(groups.size(), threads, [&](std::size_t g) {
+          Tape<Scalar> tape;
+          Run<Model> task(net, views, params.size(), adapted, groups[g], policies());
+          objective_(task);
+          return task.outcome();
+        });
     return reduce_outcomes(outcomes, grads);  // in task order: independent of the threads
   }
 

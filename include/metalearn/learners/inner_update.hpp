@@ -82,7 +82,8 @@ struct PerLayerStepSizes {
                                        const InnerSetup& s) const {
     std::vector<MetaTensor> out;
     const std::int64_t steps = std::max(1, s.inner_steps);
-    for (std::size_t i : adapted) out.push_back({"step_rates." + params.name(i), Shape{steps}, s.inner_lr});
+    for (std::size_t i : adapted)
+      out.push_back({"step_rates." + params.name(i), Shape{steps}, s.inner_lr});
     return out;
   }
   template <class Scalar>

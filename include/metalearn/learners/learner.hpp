@@ -26,18 +26,17 @@ namespace detail {
 template <class L, class M, class = void>
 struct has_meta_parameters : std::false_type {};
 template <class L, class M>
-struct has_meta_parameters<L, M,
-                           std::void_t<decltype(std::declval<L&>().meta_parameters(
-                               std::declval<M&>()))>> : std::true_type {};
+struct has_meta_parameters<
+    L, M, std::void_t<decltype(std::declval<L&>().meta_parameters(std::declval<M&>()))>>
+    : std::true_type {};
 
 template <class L, class M, class B, class = void>
 struct has_meta_gradient : std::false_type {};
 template <class L, class M, class B>
-struct has_meta_gradient<
-    L, M, B,
-    std::void_t<decltype(std::declval<const L&>().meta_gradient(
-        std::declval<M&>(), std::declval<const B&>(),
-        std::declval<std::vector<Tensor<typename L::scalar_type>>&>()))>>
+struct has_meta_gradient<L, M, B,
+                         std::void_t<decltype(std::declval<const L&>().meta_gradient(
+                             std::declval<M&>(), std::declval<const B&>(),
+                             std::declval<std::vector<Tensor<typename L::scalar_type>>&>()))>>
     : std::is_same<decltype(std::declval<const L&>().meta_gradient(
                        std::declval<M&>(), std::declval<const B&>(),
                        std::declval<std::vector<Tensor<typename L::scalar_type>>&>())),
@@ -46,10 +45,10 @@ struct has_meta_gradient<
 template <class L, class M, class = void>
 struct has_evaluate : std::false_type {};
 template <class L, class M>
-struct has_evaluate<L, M,
-                    std::void_t<decltype(std::declval<const L&>().evaluate(
-                        std::declval<M&>(),
-                        std::declval<const data::Episode<typename L::scalar_type>&>()))>>
+struct has_evaluate<
+    L, M,
+    std::void_t<decltype(std::declval<const L&>().evaluate(
+        std::declval<M&>(), std::declval<const data::Episode<typename L::scalar_type>&>()))>>
     : std::true_type {};
 
 template <class L, class = void>

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
-#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
@@ -55,7 +55,9 @@ class ProtoNet {
 
   /// What the optimizer trains: the embedding network's parameters.
   template <class Model>
-  ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+  ParameterList<Scalar> meta_parameters(Model& net) const {
+    return net.parameters();
+  }
 
   /// [queries, ways] logits -d(f(x), c_k) of `episode`'s queries, recorded on the current
   /// tape with the model's parameters `params` (differentiable to any order).

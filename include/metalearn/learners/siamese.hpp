@@ -8,9 +8,9 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/data/pairs.hpp>
-#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>

@@ -40,9 +40,9 @@ struct EpisodeLoss {
                          std::size_t tasks) const {
     if (tasks == 1) return (*this)(out, e, s);
     const Shape sh = out.shape();
-    const Var<Scalar> rows =
-        e.is_classification() ? reshape(out, Shape{sh[0] * sh[1], sh.numel() / (sh[0] * sh[1])})
-                              : out;
+    const Var<Scalar> rows = e.is_classification()
+                                 ? reshape(out, Shape{sh[0] * sh[1], sh.numel() / (sh[0] * sh[1])})
+                                 : out;
     return (*this)(rows, e, s) * static_cast<Scalar>(tasks);
   }
 };

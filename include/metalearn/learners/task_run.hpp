@@ -43,8 +43,7 @@ class TaskRun {
     const Update* update;
     const std::vector<Var<Scalar>>* own;
     const InnerSetup* setup;
-    Var<Scalar> operator()(const Var<Scalar>& w, const Var<Scalar>& g, std::size_t j,
-                           int k) const {
+    Var<Scalar> operator()(const Var<Scalar>& w, const Var<Scalar>& g, std::size_t j, int k) const {
       return update->step(w, g, j, k, *own, *setup);
     }
   };
@@ -74,7 +73,8 @@ class TaskRun {
   /// when tasks are stacked ([T, ...], so inner gradients come out per task), starting
   /// where the adaptation set says.
   Fast start() const {
-    std::vector<Var<Scalar>> fast(leaves_.begin(), leaves_.begin() + static_cast<std::ptrdiff_t>(n_));
+    std::vector<Var<Scalar>> fast(leaves_.begin(),
+                                  leaves_.begin() + static_cast<std::ptrdiff_t>(n_));
     for (std::size_t i : adapted_) {
       if constexpr (detail::has_start_v<AdaptSet, Scalar>) fast[i] = AdaptSet::start(fast[i]);
       if (tasks() > 1)
@@ -106,7 +106,8 @@ class TaskRun {
     const double t = static_cast<double>(tasks());
     if (e.is_classification()) {
       const Shape s = out.shape();
-      const auto rows = tasks() == 1 ? out : reshape(out, Shape{s[0] * s[1], s.numel() / (s[0] * s[1])});
+      const auto rows =
+          tasks() == 1 ? out : reshape(out, Shape{s[0] * s[1], s.numel() / (s[0] * s[1])});
       outcome_.metric = t * accuracy(rows.value(), e.query_labels);
     } else {
       const auto d = out.value().array() - e.query_targets.array();
@@ -140,8 +141,7 @@ class TaskRun {
   void set_gradient(std::vector<Tensor<Scalar>> g) {
     if (g.size() != leaves_.size())
       throw InvalidArgument("metalearn::meta::TaskRun::set_gradient: " + std::to_string(g.size()) +
-                            " tensors for " + std::to_string(leaves_.size()) +
-                            " meta-parameters");
+                            " tensors for " + std::to_string(leaves_.size()) + " meta-parameters");
     outcome_.grads = std::move(g);
   }
 

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
-#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
@@ -113,7 +113,9 @@ class Triplet {
   const TripletOptions& options() const { return options_; }
 
   template <class Model>
-  ParameterList<Scalar> meta_parameters(Model& net) const { return net.parameters(); }
+  ParameterList<Scalar> meta_parameters(Model& net) const {
+    return net.parameters();
+  }
 
   /// The mean triplet loss of `episode` (support and query together), on the current tape.
   template <class Model>

@@ -29,8 +29,8 @@ template <class M>
 struct lists_parameters<
     M, std::void_t<typename std::decay_t<decltype(std::declval<M&>().parameters())>::scalar_type>>
     : std::is_same<std::decay_t<decltype(std::declval<M&>().parameters())>,
-                   ParameterList<typename std::decay_t<decltype(
-                       std::declval<M&>().parameters())>::scalar_type>> {};
+                   ParameterList<typename std::decay_t<
+                       decltype(std::declval<M&>().parameters())>::scalar_type>> {};
 
 template <class M, class Scalar, class = void>
 struct lists_buffers : std::false_type {};
@@ -59,9 +59,8 @@ struct declares_batches_tasks<M, std::void_t<decltype(std::declval<const M&>().b
 
 /// True when M is a model over Scalar (see the file comment).
 template <class M, class Scalar>
-inline constexpr bool is_model_v =
-    detail::lists_parameters<M>::value && detail::lists_buffers<M, Scalar>::value &&
-    detail::has_functional_forward<M, Scalar>::value;
+inline constexpr bool is_model_v = detail::lists_parameters<M>::value&&
+    detail::lists_buffers<M, Scalar>::value&& detail::has_functional_forward<M, Scalar>::value;
 
 /// Compile-time check with one readable message per missing member. Call as
 /// `nn::require_model<Model, Scalar>();` where a template first meets the model.

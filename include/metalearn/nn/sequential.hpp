@@ -32,16 +32,15 @@ template <class Scalar = float>
 class Sequential : public Layer<Scalar> {
   // A lone Sequential argument is a copy, not a nesting.
   template <class First, class... Rest>
-  static constexpr bool nests_v =
-      std::is_base_of_v<Layer<Scalar>, std::decay_t<First>> &&
-      (sizeof...(Rest) > 0 || !std::is_same_v<std::decay_t<First>, Sequential>);
+  static constexpr bool nests_v = std::is_base_of_v<Layer<Scalar>, std::decay_t<First>> &&
+                                  (sizeof...(Rest) > 0 ||
+                                   !std::is_same_v<std::decay_t<First>, Sequential>);
 
  public:
   using scalar_type = Scalar;
 
   Sequential() = default;
-  template <class First, class... Rest,
-            metalearn::detail::Requires<nests_v<First, Rest...>> = 0>
+  template <class First, class... Rest, metalearn::detail::Requires<nests_v<First, Rest...>> = 0>
   explicit Sequential(First&& first, Rest&&... rest) {
     add(std::forward<First>(first));
     (add(std::forward<Rest>(rest)), ...);
