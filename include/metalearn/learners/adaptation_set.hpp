@@ -63,8 +63,8 @@ struct AdaptContext {
     return out;
   }
   template <class Scalar>
-  static Var<Scalar> start(const Var<Scalar>& theta) {
-    return constant(Tensor<Scalar>(theta.shape(), Scalar(0)));
+  static Var<Scalar> start(const Var<Scalar>& theta) {  // a fresh leaf: the inner loop's variable
+    return leaf(Tensor<Scalar>(theta.shape(), Scalar(0)).view());
   }
 };
 

@@ -10,6 +10,7 @@
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/learners/adapt.hpp>
+#include <metalearn/learners/imaml.hpp>
 #include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/policies.hpp>
 #include <metalearn/learners/scoring.hpp>
@@ -126,7 +127,8 @@ class GradientLearner {
     std::vector<TensorView<Scalar>> views = params.views();
     for (auto& a : own_) views.push_back(a.view());
     const bool batched = options_.tasks_per_group > 1 && nn::batches_tasks(net) &&
-                         detail::loss_batches_tasks_v<Loss> && stackable(batch);
+                         detail::loss_batches_tasks_v<Loss> &&
+                         detail::objective_batches_tasks_v<Objective> && stackable(batch);
     const auto groups =
         group_tasks(batch, batched ? static_cast<std::size_t>(options_.tasks_per_group) : 1);
     // Batch norm with running statistics writes its buffers in forward: one thread then.
@@ -182,7 +184,7 @@ class GradientLearner {
     if (episode.is_classification())
       r.accuracy = accuracy(out.value(), episode.query_labels);
     else
-      r.mse = mse_of(out, episode);
+      r.mse = regression_metric(out, episode, r.loss);
     return r;
   }
 
@@ -213,10 +215,6 @@ class GradientLearner {
   Var<Scalar> score(const Var<Scalar>& out, const Episode& e) const {
     NoGradGuard<Scalar> no_grad;
     return loss_(out, e, Split::query);
-  }
-  static double mse_of(const Var<Scalar>& out, const Episode& e) {
-    const auto d = out.value().array() - e.query_targets.array();
-    return static_cast<double>(d.square().mean());
   }
 
   // The update's tensors exist and match what it wants for this model.
@@ -264,6 +262,9 @@ template <class Scalar = float>
 using BasicMamlPlusPlus = GradientLearner<PerLayerStepSizes, MultiStepLoss, AdaptAll, EpisodeLoss,
                                           Scalar>;  ///< Antoniou et al. 2019 (see maml_plus_plus)
 template <class Scalar = float>
+using BasicImaml = GradientLearner<InnerSgd, ImplicitGradient, AdaptAll, EpisodeLoss,
+                                   Scalar>;  ///< Rajeswaran et al. 2019
+template <class Scalar = float>
 using BasicCavia = GradientLearner<InnerSgd, FinalQueryLoss<Order::second>, AdaptContext,
                                    EpisodeLoss, Scalar>;  ///< Zintgraf et al. 2019
 
@@ -273,6 +274,7 @@ using Anil = BasicAnil<>;
 using Reptile = BasicReptile<>;
 using MetaSgd = BasicMetaSgd<>;
 using MamlPlusPlus = BasicMamlPlusPlus<>;
+using Imaml = BasicImaml<>;
 using Cavia = BasicCavia<>;
 
 }  // namespace metalearn::meta

@@ -14,7 +14,8 @@
 ///   `setup()`, `rule()` (the inner update bound to this task), `tasks()`.
 ///
 /// Requirements of a meta-objective `O`: `template <class Task> void operator()(Task& task)
-/// const` that ends with `differentiate` or `set_gradient`.
+/// const` that ends with `differentiate` or `set_gradient`. Optional: `static constexpr
+/// bool batches_tasks = false` when stacked tasks would not give the per-task result.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <metalearn/learners/adapt.hpp>
 #include <metalearn/learners/task_loss.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace metalearn::meta {
@@ -125,5 +127,13 @@ struct MultiStepLoss {
     task.differentiate(total);
   }
 };
+
+namespace detail {
+template <class O, class = void>
+inline constexpr bool objective_batches_tasks_v = true;
+template <class O>
+inline constexpr bool objective_batches_tasks_v<O, std::void_t<decltype(O::batches_tasks)>> =
+    O::batches_tasks;
+}  // namespace detail
 
 }  // namespace metalearn::meta

@@ -12,7 +12,8 @@ namespace metalearn::meta {
 struct StepStats {
   double support_loss = 0;  ///< before adaptation
   double query_loss = 0;    ///< after adaptation: the meta-objective
-  /// Query accuracy (classification) or MSE (regression) after adaptation.
+  /// Query accuracy (classification) or MSE (regression) after adaptation; the query loss
+  /// when the outputs do not have the targets' shape (a user model and loss).
   double query_metric = 0;
   double grad_norm = 0;  ///< norm of the meta-gradient (before clipping)
   bool finite = true;    ///< false: a loss or gradient was NaN/inf and no update was made
@@ -24,7 +25,8 @@ struct EpisodeResult {
   double loss = 0;
   /// Fraction of queries classified correctly (NaN for regression).
   double accuracy = std::numeric_limits<double>::quiet_NaN();
-  /// Mean squared error on the queries (NaN for classification).
+  /// Mean squared error on the queries (NaN for classification; the loss when the outputs
+  /// do not have the targets' shape).
   double mse = std::numeric_limits<double>::quiet_NaN();
   int steps = 0;
 };

@@ -22,6 +22,15 @@
 
 namespace metalearn::meta {
 
+/// The MSE of regression outputs, or `loss` when the outputs do not have the targets' shape
+/// (a user model and loss, e.g. several heads).
+template <class Scalar>
+double regression_metric(const Var<Scalar>& out, const data::Episode<Scalar>& e, double loss) {
+  if (out.shape() != e.query_targets.shape()) return loss;
+  const auto d = out.value().array() - e.query_targets.array();
+  return static_cast<double>(d.square().mean());
+}
+
 /// What a task run needs from its learner, by reference (the learner outlives the run).
 template <class Update, class AdaptSet, class Loss>
 struct TaskPolicies {
@@ -110,8 +119,7 @@ class TaskRun {
           tasks() == 1 ? out : reshape(out, Shape{s[0] * s[1], s.numel() / (s[0] * s[1])});
       outcome_.metric = t * accuracy(rows.value(), e.query_labels);
     } else {
-      const auto d = out.value().array() - e.query_targets.array();
-      outcome_.metric = t * static_cast<double>(d.square().mean());
+      outcome_.metric = t * regression_metric(out, e, outcome_.query_loss / t);
     }
     return l;
   }

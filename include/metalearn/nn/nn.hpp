@@ -4,6 +4,7 @@
 #pragma once
 
 #include <metalearn/nn/batch_norm.hpp>
+#include <metalearn/nn/context.hpp>
 #include <metalearn/nn/conv2d.hpp>
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/layer.hpp>

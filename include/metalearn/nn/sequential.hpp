@@ -55,11 +55,14 @@ class Sequential : public Layer<Scalar> {
   Sequential(Sequential&&) noexcept = default;
   Sequential& operator=(Sequential&&) noexcept = default;
 
-  /// Append a layer (copied or moved in).
+  /// Append a layer (copied or moved in; a `Layer&` is cloned).
   template <class L,
             metalearn::detail::Requires<std::is_base_of_v<Layer<Scalar>, std::decay_t<L>>> = 0>
   Sequential& add(L&& layer) {
-    layers_.push_back(std::make_unique<std::decay_t<L>>(std::forward<L>(layer)));
+    if constexpr (std::is_abstract_v<std::decay_t<L>>)  // a Layer& of unknown type
+      layers_.push_back(layer.clone());
+    else
+      layers_.push_back(std::make_unique<std::decay_t<L>>(std::forward<L>(layer)));
     return *this;
   }
 

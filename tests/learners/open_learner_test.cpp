@@ -1,0 +1,477 @@
+// The open gradient learner: the public inner loop (adapt) with a user loss to second
+// order, any model (nested Sequential, two heads), each policy replaced alone, and the new
+// algorithms (MAML++, CAVIA, iMAML) against central differences or closed forms.
+#include <Eigen/Dense>
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/errors.hpp"
+#include "support/seed.hpp"
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+namespace meta = metalearn::meta;
+namespace data = metalearn::data;
+using ml::Tensor;
+using ml::Var;
+
+namespace {
+
+data::Episode<double> sine_episode(ml::Rng& rng, std::int64_t k = 6) {
+  data::SineOptions o;
+  o.shots = k;
+  o.queries = k;
+  return data::SineTasks<double>(o).sample(rng);
+}
+
+// Central differences of `objective()` over every element of `params`.
+template <class F>
+std::vector<Tensor<double>> numeric_gradient(ml::ParameterList<double> params, F objective) {
+  std::vector<Tensor<double>> out;
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    Tensor<double> g(params[p].shape());
+    for (std::int64_t i = 0; i < g.numel(); ++i) {
+      double& x = params[p].data()[i];
+      const double x0 = x, h = 1e-6 * std::max(1.0, std::abs(x0));
+      x = x0 + h;
+      const double up = objective();
+      x = x0 - h;
+      const double down = objective();
+      x = x0;
+      g.data()[i] = (up - down) / (2 * h);
+    }
+    out.push_back(g);
+  }
+  return out;
+}
+
+double max_mismatch(const std::vector<Tensor<double>>& a, const std::vector<Tensor<double>>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;  // |a - b| / (1e-6 + 1e-4 max(|a|, |b|)): > 1 fails the tolerance
+  for (std::size_t p = 0; p < a.size(); ++p) {
+    REQUIRE(a[p].shape() == b[p].shape());
+    for (std::int64_t i = 0; i < a[p].numel(); ++i) {
+      const double x = a[p].data()[i], y = b[p].data()[i];
+      worst = std::max(worst, std::abs(x - y) / (1e-6 + 1e-4 * std::max(std::abs(x), std::abs(y))));
+    }
+  }
+  return worst;
+}
+
+// The learner's meta-gradient for one episode against central differences of
+// theta -> evaluate(net, e, steps).loss (the query loss after adapting a copy).
+template <class Learner, class Model>
+double meta_gradient_mismatch(Learner& learner, Model& net, const data::Episode<double>& e) {
+  std::vector<Tensor<double>> exact;
+  learner.meta_gradient(net, {e}, exact);
+  const int steps = learner.options().inner_steps;
+  return max_mismatch(exact, numeric_gradient(learner.meta_parameters(net), [&] {
+                        return learner.evaluate(net, e, steps).loss;
+                      }));
+}
+
+// Pseudo-Huber loss delta^2 (sqrt(1 + (r / delta)^2) - 1), mean over the rows: a user loss
+// the library does not ship, smooth so that finite differences apply.
+template <class Scalar>
+Var<Scalar> pseudo_huber(const Var<Scalar>& out, const Tensor<Scalar>& target, double delta) {
+  const Scalar d = static_cast<Scalar>(delta);
+  const Var<Scalar> r = (out - ml::constant(target)) * (Scalar(1) / d);
+  return mean(ml::sqrt(square(r) + Scalar(1)) - Scalar(1)) * (d * d);
+}
+
+// A task-loss policy written by a user: pseudo-Huber on regression episodes.
+struct HuberLoss {
+  double delta = 0.5;
+  template <class Scalar>
+  Var<Scalar> operator()(const Var<Scalar>& out, const data::Episode<Scalar>& e,
+                         meta::Split s) const {
+    return pseudo_huber(out, s == meta::Split::support ? e.support_targets : e.query_targets,
+                        delta);
+  }
+};
+
+// An inner update written by a user: SGD whose step halves at every inner step.
+struct HalvingSgd {
+  template <class Scalar>
+  std::vector<meta::MetaTensor> meta_tensors(const ml::ParameterList<Scalar>&,
+                                             const std::vector<std::size_t>&,
+                                             const meta::InnerSetup&) const {
+    return {};
+  }
+  template <class Scalar>
+  Var<Scalar> step(const Var<Scalar>& w, const Var<Scalar>& g, std::size_t, int k,
+                   const std::vector<Var<Scalar>>&, const meta::InnerSetup& s) const {
+    return w - g * static_cast<Scalar>(s.inner_lr * std::pow(0.5, k));
+  }
+};
+
+// An adaptation set written by a user: the biases only.
+struct AdaptBiases {
+  template <class Scalar>
+  static std::vector<std::size_t> select(const ml::ParameterList<Scalar>& params) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (params.name(i).size() >= 4 && params.name(i).substr(params.name(i).size() - 4) == "bias")
+        out.push_back(i);
+    return out;
+  }
+};
+
+// A meta-objective written by a user: the mean of the query loss before and after the
+// inner steps (a model that is good without adaptation too).
+struct BeforeAndAfter {
+  template <class Task>
+  void operator()(Task& task) const {
+    auto fast = task.start();
+    const auto before = task.query(fast);
+    task.adapt(fast, task.inner_steps(), meta::Order::second);
+    task.differentiate((before + task.query(fast)) * 0.5);
+  }
+};
+
+// A model that is not a Sequential: a shared trunk and two heads, whose outputs are stacked
+// along the rows ([2N, 1]: head a's rows, then head b's).
+struct TwoHeads {
+  nn::Sequential<double> trunk, head_a, head_b;
+  ml::ParameterList<double> parameters() {
+    ml::ParameterList<double> out;
+    out.append(trunk.parameters(), "trunk.");
+    out.append(head_a.parameters(), "a.");
+    out.append(head_b.parameters(), "b.");
+    return out;
+  }
+  ml::ParameterList<double> buffers() { return {}; }
+  Var<double> forward(const std::vector<Var<double>>& p, const Var<double>& x) {
+    const std::size_t t = trunk.num_parameters(), a = head_a.num_parameters();
+    const std::vector<Var<double>> pt(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(t));
+    const std::vector<Var<double>> pa(p.begin() + static_cast<std::ptrdiff_t>(t),
+                                      p.begin() + static_cast<std::ptrdiff_t>(t + a));
+    const std::vector<Var<double>> pb(p.begin() + static_cast<std::ptrdiff_t>(t + a), p.end());
+    const Var<double> h = trunk.forward(pt, x);
+    return ml::concat(std::vector<Var<double>>{head_a.forward(pa, h), head_b.forward(pb, h)});
+  }
+};
+
+// Head a fits the targets, head b their negation.
+struct TwoHeadLoss {
+  template <class Scalar>
+  Var<Scalar> operator()(const Var<Scalar>& out, const data::Episode<Scalar>& e,
+                         meta::Split s) const {
+    const Tensor<Scalar>& y = s == meta::Split::support ? e.support_targets : e.query_targets;
+    Tensor<Scalar> both(ml::Shape{2 * y.shape()[0], 1});
+    for (std::int64_t i = 0; i < y.numel(); ++i) {
+      both.data()[i] = y.data()[i];
+      both.data()[y.numel() + i] = -y.data()[i];
+    }
+    return mse(out, ml::constant(both));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("adapt: a user loss through the open inner loop, differentiated to second order",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(90);
+  auto net = nn::mlp<double>({1, 6, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng, 5);
+  // theta -> L_query(adapt(theta)): two second-order steps of SGD on the support loss.
+  auto f = [&](const std::vector<Var<double>>& theta) {
+    const auto xs = ml::constant(e.support_inputs);
+    auto support = [&](const auto& model) {
+      return pseudo_huber(model.forward(xs), e.support_targets, 0.5);
+    };
+    meta::AdaptOptions o;
+    o.steps = 2;
+    const auto fast = meta::adapt(net, theta, support, meta::sgd_step(0.3), o);
+    CHECK(fast.steps() == 2);
+    return pseudo_huber(fast.forward(ml::constant(e.query_inputs)), e.query_targets, 0.5);
+  };
+  const auto theta = net.parameters().values();
+  const auto first = ml::gradcheck(f, theta);
+  CHECK(first.ok);
+  INFO(first.message);
+  ml::GradcheckOptions o2;
+  o2.step = 1e-5;
+  const auto second = ml::gradgradcheck(f, theta, o2);
+  CHECK(second.ok);
+  INFO(second.message);
+
+  // The adapted object is kept, called and adapted further.
+  ml::Tape<double> tape;
+  auto leaves = tape.leaves(net.parameters().views());
+  auto loss = [&](const auto& model) {
+    return pseudo_huber(model.forward(ml::constant(e.support_inputs)), e.support_targets, 0.5);
+  };
+  auto fast = meta::adapt(net, leaves, loss, meta::sgd_step(0.3));
+  const double after_one = loss(fast).item();
+  fast.adapt(loss, meta::sgd_step(0.3), 3, meta::Order::none);
+  CHECK(fast.steps() == 4);
+  CHECK(loss(fast).item() < after_one);
+  const Tensor<double> y = fast.predict(e.query_inputs);
+  CHECK(y.shape() == e.query_targets.shape());
+  // A non-scalar support loss is an error naming the function.
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        fast.step([&](const auto& m) { return m.forward(ml::constant(e.support_inputs)); },
+                  meta::sgd_step(0.1));
+      },
+      {"metalearn::meta::Adapted::step", "scalar"});
+}
+
+TEST_CASE("GradientLearner: each policy replaced alone, the meta-gradient still exact",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(91);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 2;
+  using meta::AdaptAll;
+  using meta::EpisodeLoss;
+  using meta::FinalQueryLoss;
+  using meta::InnerSgd;
+  using meta::Order;
+  SECTION("task loss") {
+    meta::GradientLearner<InnerSgd, FinalQueryLoss<Order::second>, AdaptAll, HuberLoss, double>
+        learner(o, {}, {}, HuberLoss{0.3});
+    CHECK(meta_gradient_mismatch(learner, net, e) < 1.0);
+  }
+  SECTION("inner update") {
+    meta::GradientLearner<HalvingSgd, FinalQueryLoss<Order::second>, AdaptAll, EpisodeLoss, double>
+        learner(o);
+    CHECK(meta_gradient_mismatch(learner, net, e) < 1.0);
+    // It is not plain SGD: the second step is half as long.
+    std::vector<Tensor<double>> halving, plain;
+    learner.meta_gradient(net, {e}, halving);
+    meta::BasicMaml<double>(o).meta_gradient(net, {e}, plain);
+    CHECK(max_mismatch(halving, plain) > 10.0);
+  }
+  SECTION("adaptation set") {
+    meta::GradientLearner<InnerSgd, FinalQueryLoss<Order::second>, AdaptBiases, EpisodeLoss, double>
+        learner(o);
+    CHECK(meta_gradient_mismatch(learner, net, e) < 1.0);
+  }
+  SECTION("meta-objective") {
+    meta::GradientLearner<InnerSgd, BeforeAndAfter, AdaptAll, EpisodeLoss, double> learner(o);
+    std::vector<Tensor<double>> exact;
+    learner.meta_gradient(net, {e}, exact);
+    const auto numeric = numeric_gradient(net.parameters(), [&] {
+      return 0.5 * (learner.evaluate(net, e, 0).loss + learner.evaluate(net, e, 2).loss);
+    });
+    CHECK(max_mismatch(exact, numeric) < 1.0);
+  }
+}
+
+TEST_CASE("GradientLearner: any model: a nested Sequential and a two-head model",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(92);
+  const auto e = sine_episode(rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 2;
+  o.threads = 1;
+  meta::BasicMaml<double> maml(o);
+
+  // Nested: the same layers as a flat net give the same meta-gradient, bit for bit.
+  auto flat = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  nn::Sequential<double> trunk;
+  trunk.add(flat[0]).add(flat[1]).add(flat[2]).add(flat[3]);
+  nn::Sequential<double> nested{trunk, flat[4]};
+  REQUIRE(nested.parameters().size() == flat.parameters().size());
+  CHECK(nested.parameters().name(0) == "0.0.weight");
+  CHECK(nested.parameters().name(4) == "1.weight");
+  CHECK(nested.describe() == "0: Sequential\n  0: " + flat[0].describe() +
+                                 "\n  1: Tanh\n  2: " + flat[2].describe() +
+                                 "\n  3: Tanh\n1: " + flat[4].describe() + "\n");
+  CHECK(nested.batches_tasks());
+  std::vector<Tensor<double>> g_flat, g_nested;
+  maml.meta_gradient(flat, {e, e}, g_flat);
+  maml.meta_gradient(nested, {e, e}, g_nested);
+  for (std::size_t p = 0; p < g_flat.size(); ++p)
+    CHECK((g_flat[p].array() == g_nested[p].array()).all());
+  // A lone Sequential argument copies; it does not nest.
+  const nn::Sequential<double> copy{trunk};
+  CHECK(copy.size() == trunk.size());
+
+  // Two heads on a shared trunk, with a user loss over both: exact meta-gradient, and MAML
+  // training lowers the post-adaptation query loss.
+  TwoHeads model{nn::Sequential<double>{nn::Linear<double>(1, 8, rng), nn::Tanh<double>{}},
+                 nn::mlp<double>({8, 1}, rng), nn::mlp<double>({8, 1}, rng)};
+  meta::GradientLearner<meta::InnerSgd, meta::FinalQueryLoss<meta::Order::second>, meta::AdaptAll,
+                        TwoHeadLoss, double>
+      two(o);
+  CHECK(meta_gradient_mismatch(two, model, e) < 1.0);
+  o.inner_lr = 0.2;  // a faster learner for the training run
+  meta::GradientLearner<meta::InnerSgd, meta::FinalQueryLoss<meta::Order::second>, meta::AdaptAll,
+                        TwoHeadLoss, double>
+      trained(o);
+  ml::optim::Adam<double> adam(trained.meta_parameters(model), {0.01});
+  data::SineOptions so;
+  so.shots = so.queries = 6;
+  data::SineTasks<double> tasks(so);
+  auto task_rng = ml::test::make_rng(93);
+  std::vector<data::Episode<double>> held;
+  for (int i = 0; i < 8; ++i) held.push_back(tasks.sample(task_rng));
+  const auto score = [&] {
+    double s = 0;
+    for (const auto& h : held) s += trained.evaluate(model, h, 2).loss;
+    return s / held.size();
+  };
+  const double before = score();
+  for (int step = 0; step < 300; ++step) {
+    std::vector<data::Episode<double>> batch;
+    for (int t = 0; t < 4; ++t) batch.push_back(tasks.sample(task_rng));
+    REQUIRE(trained.meta_step(model, adam, batch).finite);
+  }
+  const double after = score();
+  INFO("before " << before << ", after " << after);
+  CHECK(after < 0.75 * before);
+}
+
+TEST_CASE("MamlPlusPlus: multi-step loss and per-step rates, meta-gradient to central differences",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(94);
+  auto net = nn::mlp<double>({1, 8, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 3;
+  meta::MultiStepLossOptions mo;
+  mo.anneal_meta_steps = 10;
+  mo.first_order_meta_steps = 2;
+  meta::BasicMamlPlusPlus<double> learner(o, meta::MultiStepLoss(mo));
+
+  // The weights: uniform at first, annealed toward the last step, always summing to 1
+  // (Antoniou et al.'s get_per_step_loss_importance_vector with our meta-step clock).
+  const auto& msl = learner.objective();
+  for (double w : msl.weights(3, 0)) CHECK_THAT(w, Catch::Matchers::WithinAbs(1.0 / 3, 1e-15));
+  const auto late = msl.weights(3, 10);
+  CHECK_THAT(late[0], Catch::Matchers::WithinAbs(0.01, 1e-12));
+  CHECK_THAT(late[2], Catch::Matchers::WithinAbs(0.98, 1e-12));
+  const auto mid = msl.weights(3, 5);
+  CHECK_THAT(mid[0] + mid[1] + mid[2], Catch::Matchers::WithinAbs(1.0, 1e-12));
+
+  ml::test::check_throws<ml::StateError>([&] { learner.evaluate(net, e); },
+                                         {"meta_parameters(net)"});
+  auto params = learner.meta_parameters(net);
+  REQUIRE(params.size() == 12);  // 6 weights, then 6 per-step rate vectors
+  CHECK(params.name(6) == "step_rates.0.weight");
+  CHECK(params[6].shape() == ml::Shape{3});
+  for (std::size_t p = 6; p < 12; ++p)
+    for (std::int64_t k = 0; k < 3; ++k)
+      params[p].data()[k] =
+          0.02 + 0.01 * static_cast<double>((k + static_cast<std::int64_t>(p)) % 4);
+
+  // sum_k w_k L_query(theta_k), from the learner's own adapt (values only).
+  const auto objective = [&] {
+    const auto w = msl.weights(3, learner.meta_steps());
+    double total = 0;
+    for (int k = 1; k <= 3; ++k) {
+      ml::Tape<double> tape;
+      const auto fast = learner.adapt(net, e, k);
+      total +=
+          w[static_cast<std::size_t>(k - 1)] *
+          mse(fast.forward(ml::constant(e.query_inputs)), ml::constant(e.query_targets)).item();
+    }
+    return total;
+  };
+  learner.set_meta_steps(5);  // past derivative-order annealing, weights not uniform
+  std::vector<Tensor<double>> exact;
+  learner.meta_gradient(net, {e}, exact);
+  CHECK(max_mismatch(exact, numeric_gradient(params, objective)) < 1.0);
+  // Derivative-order annealing: the first meta-steps are first order, so not exact.
+  learner.set_meta_steps(1);
+  std::vector<Tensor<double>> early;
+  learner.meta_gradient(net, {e}, early);
+  CHECK(max_mismatch(early, numeric_gradient(params, objective)) > 10.0);
+  // meta_step counts; the outer optimizer trains the rates.
+  ml::optim::Sgd<double> outer(learner.meta_parameters(net), {0.01});
+  const double rate = params[6].data()[0];
+  learner.meta_step(net, outer, {e});
+  CHECK(learner.meta_steps() == 2);
+  CHECK(params[6].data()[0] != rate);
+}
+
+TEST_CASE("Cavia: only the context adapts, from zero; meta-gradient to central differences",
+          "[learners][second-order]") {
+  auto rng = ml::test::make_rng(95);
+  nn::Sequential<double> net{nn::Context<double>(2), nn::Linear<double>(3, 8, rng),
+                             nn::Tanh<double>{}, nn::Linear<double>(8, 1, rng)};
+  const auto e = sine_episode(rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.5;
+  o.inner_steps = 2;
+  meta::BasicCavia<double> cavia(o);
+  CHECK(meta::AdaptContext::select(net.parameters()) == std::vector<std::size_t>{0});
+  CHECK(meta_gradient_mismatch(cavia, net, e) < 1.0);
+  std::vector<Tensor<double>> g;
+  cavia.meta_gradient(net, {e}, g);
+  CHECK((g[0].array() == 0).all());  // the context's start is not meta-learned
+  // Whatever the stored context holds, each task starts at zero.
+  net.parameters()[0].array() = 3.0;
+  std::vector<Tensor<double>> g_again;
+  cavia.meta_gradient(net, {e}, g_again);
+  for (std::size_t p = 0; p < g.size(); ++p) CHECK((g[p].array() == g_again[p].array()).all());
+  // Adaptation moves the context and lowers the support loss.
+  ml::Tape<double> tape;
+  const auto fast = cavia.adapt(net, e, 5);
+  CHECK(fast.parameters()[0].value().array().abs().sum() > 0);
+  // A model without context parameters is an error naming the fix.
+  auto plain = nn::mlp<double>({1, 8, 1}, rng);
+  ml::test::check_throws<ml::InvalidArgument>([&] { cavia.evaluate(plain, e); },
+                                              {"AdaptContext", "nn::Context"});
+}
+
+TEST_CASE("Imaml: the implicit meta-gradient equals the closed form on a quadratic",
+          "[learners][second-order]") {
+  // y = x w (no bias), MSE: L_s(w) = 1/n |X w - y|^2 with Hessian H = 2/n X^T X. The proximal
+  // minimiser is w* = (H + lambda I)^-1 (2/n X^T y + lambda theta), d w*/d theta = lambda
+  // (H + lambda I)^-1, so the meta-gradient is lambda (H + lambda I)^-1 grad L_q(w*).
+  auto rng = ml::test::make_rng(96);
+  nn::Sequential<double> net{nn::Linear<double>(3, 1, rng, false)};
+  data::Episode<double> e;
+  e.support_inputs = ml::test::uniform(rng, ml::Shape{6, 3}, -1.0, 1.0);
+  e.support_targets = ml::test::uniform(rng, ml::Shape{6, 1}, -1.0, 1.0);
+  e.query_inputs = ml::test::uniform(rng, ml::Shape{5, 3}, -1.0, 1.0);
+  e.query_targets = ml::test::uniform(rng, ml::Shape{5, 1}, -1.0, 1.0);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.1;
+  o.inner_steps = 400;  // converged to rounding
+  meta::ImplicitGradientOptions io;
+  io.lambda = 2.0;
+  io.cg_steps = 3;  // the number of adapted values: CG is exact
+  meta::BasicImaml<double> imaml(o, meta::ImplicitGradient(io));
+  std::vector<Tensor<double>> g;
+  imaml.meta_gradient(net, {e}, g);
+
+  const Eigen::MatrixXd X = e.support_inputs.matrix(), Xq = e.query_inputs.matrix();
+  const Eigen::VectorXd y = e.support_targets.matrix(), yq = e.query_targets.matrix();
+  const Eigen::VectorXd theta = net.parameters()[0].matrix();
+  const Eigen::MatrixXd A = 2.0 / 6 * X.transpose() * X + 2.0 * Eigen::MatrixXd::Identity(3, 3);
+  const Eigen::VectorXd w = A.ldlt().solve(2.0 / 6 * X.transpose() * y + 2.0 * theta);
+  const Eigen::VectorXd gq = 2.0 / 5 * Xq.transpose() * (Xq * w - yq);
+  const Eigen::VectorXd expected = 2.0 * A.ldlt().solve(gq);
+  for (int i = 0; i < 3; ++i)
+    CHECK_THAT(g[0].data()[i], Catch::Matchers::WithinAbs(expected(i), 1e-10));
+  // It is not MAML's gradient through the steps of the unregularised loss.
+  std::vector<Tensor<double>> maml;
+  meta::BasicMaml<double>(o).meta_gradient(net, {e}, maml);
+  CHECK(std::abs(maml[0].data()[0] - g[0].data()[0]) > 1e-4);
+  // Learned step sizes get no implicit gradient: refused, naming the fix.
+  meta::GradientLearner<meta::LearnedStepSizes, meta::ImplicitGradient, meta::AdaptAll,
+                        meta::EpisodeLoss, double>
+      bad(o);
+  (void)bad.meta_parameters(net);
+  ml::test::check_throws<ml::InvalidArgument>([&] { bad.meta_gradient(net, {e}, g); },
+                                              {"ImplicitGradient", "InnerSgd"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::ImplicitGradientOptions zero;
+        zero.lambda = 0;
+        meta::ImplicitGradient bad_lambda(zero);
+      },
+      {"lambda"});
+}
