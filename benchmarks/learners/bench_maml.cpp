@@ -44,6 +44,42 @@ BENCHMARK(BM_Reptile_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
 static void BM_MetaSgd_Sinusoid(benchmark::State& state) { meta_steps<meta::MetaSgd>(state); }
 BENCHMARK(BM_MetaSgd_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
 
+namespace {
+// The open learners against MAML at 1 and 5 inner steps (args: threads, inner steps).
+// CAVIA's network takes its 4 context values beside the input (Zintgraf et al.'s sinusoid
+// setup: 1+4 inputs, 40-40 hidden).
+template <class Learner>
+void meta_steps_at(benchmark::State& state, bool context = false) {
+  ml::Rng rng{5};
+  ml::nn::Sequential<float> net;
+  if (context) net.add(ml::nn::Context<float>(4));
+  net.add(ml::nn::Linear<float>(context ? 5 : 1, 40, rng)).add(ml::nn::Relu<float>{});
+  net.add(ml::nn::Linear<float>(40, 40, rng)).add(ml::nn::Relu<float>{});
+  net.add(ml::nn::Linear<float>(40, 1, rng));
+  meta::GradientLearnerOptions o;
+  o.threads = static_cast<int>(state.range(0));
+  o.inner_steps = static_cast<int>(state.range(1));
+  Learner learner(o);
+  ml::optim::Adam<float> outer(learner.meta_parameters(net));
+  const data::MetaBatchSampler<data::SineTasks<float>> tasks({}, 25);
+  const auto batch = tasks.sample(rng);
+  for (auto _ : state) benchmark::DoNotOptimize(learner.meta_step(net, outer, batch).query_loss);
+  state.counters["meta-steps/s"] =
+      benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+}
+}  // namespace
+
+static void BM_Maml_SinusoidSteps(benchmark::State& state) { meta_steps_at<meta::Maml>(state); }
+BENCHMARK(BM_Maml_SinusoidSteps)->Args({1, 1})->Args({1, 5})->UseRealTime();
+static void BM_MamlPlusPlus_Sinusoid(benchmark::State& state) {
+  meta_steps_at<meta::MamlPlusPlus>(state);
+}
+BENCHMARK(BM_MamlPlusPlus_Sinusoid)->Args({1, 1})->Args({1, 5})->UseRealTime();
+static void BM_Cavia_Sinusoid(benchmark::State& state) { meta_steps_at<meta::Cavia>(state, true); }
+BENCHMARK(BM_Cavia_Sinusoid)->Args({1, 1})->Args({1, 5})->UseRealTime();
+static void BM_Imaml_Sinusoid(benchmark::State& state) { meta_steps_at<meta::Imaml>(state); }
+BENCHMARK(BM_Imaml_Sinusoid)->Args({1, 1})->Args({1, 5})->UseRealTime();
+
 // Adaptation only: one inner step on the support set, then predictions on the queries.
 static void BM_Maml_Sinusoid_AdaptOnly(benchmark::State& state) {
   ml::Rng rng{6};
@@ -142,6 +178,36 @@ static void BM_Maml_Omniglot_TapeMemory(benchmark::State& state) {
   state.counters["peak_MiB"] = first / (1024.0 * 1024.0);
   state.counters["steady_MiB"] = steady / (1024.0 * 1024.0);
 }
+// iMAML's memory for the same task: the inner steps run on scratch tapes, one per step,
+// and the implicit gradient needs the graph of one support gradient (args: inner steps).
+static void BM_Imaml_Omniglot_TapeMemory(benchmark::State& state) {
+  ml::Rng rng{9};
+  auto net = ml::nn::conv4<float>({}, rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.4;
+  o.inner_steps = static_cast<int>(state.range(0));
+  o.threads = 1;
+  meta::Imaml imaml(o);
+  const std::vector<data::Episode<float>> batch{omniglot_like_episode(rng)};
+  double first = 0;
+  for (auto _ : state) {
+    std::thread worker([&] {
+      std::vector<ml::Tensor<float>> grads;
+      imaml.meta_gradient(net, batch, grads);
+      const ml::Tape<float> probe;
+      first = static_cast<double>(probe.bytes_peak());
+    });
+    worker.join();
+  }
+  state.counters["peak_MiB"] = first / (1024.0 * 1024.0);
+}
+BENCHMARK(BM_Imaml_Omniglot_TapeMemory)
+    ->Arg(1)
+    ->Arg(5)
+    ->Arg(10)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_Maml_Omniglot_TapeMemory)
     ->Args({1, 0})
     ->Args({5, 0})

@@ -279,6 +279,96 @@ TEST_CASE("ProtoNet: learns a clustered dataset; 1 and 2 threads agree bit for b
     for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
 }
 
+TEST_CASE("MatchingNet: log P(y | x, S) by hand (Vinyals et al. Eqs. 1-2)", "[learners][metric]") {
+  // 2-way, classes with 2 and 1 support examples (unbalanced, so a mean would differ from
+  // the attention sum), embeddings x itself (identity Linear, no bias).
+  nn::Sequential<double> net;
+  ml::Rng rng{1};
+  net.add(nn::Linear<double>(2, 2, rng, false));
+  net.parameters()[0].matrix().setIdentity();
+  data::Episode<double> e;
+  e.ways = 2;
+  e.shots = 1;
+  e.queries = 1;
+  e.support_inputs = rows({1, 0, 2, 1, 0, 1}, 3);
+  e.support_labels = {0, 0, 1};
+  e.query_inputs = rows({1, 1}, 1);
+  e.query_labels = {1};
+  meta::MatchingNetOptions o;
+  o.temperature = 2.0;
+  const meta::MatchingNet<double> matching(o);
+  ml::Tape<double> tape;
+  const auto lp = matching.log_probabilities(net, tape.leaves(net.parameters().views()), e);
+  const double c[3] = {1 / std::sqrt(2.0), 3 / std::sqrt(10.0), 1 / std::sqrt(2.0)};
+  const double z = std::exp(2 * c[0]) + std::exp(2 * c[1]) + std::exp(2 * c[2]);
+  CHECK_THAT(lp.value()[0],
+             WithinAbs(std::log((std::exp(2 * c[0]) + std::exp(2 * c[1])) / z), 1e-12));
+  CHECK_THAT(lp.value()[1], WithinAbs(std::log(std::exp(2 * c[2]) / z), 1e-12));
+  const auto r = matching.evaluate(net, e);
+  CHECK(r.accuracy == 0.0);  // class 0 has more attention mass
+  CHECK_THAT(r.loss, WithinAbs(-lp.value()[1], 1e-12));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::MatchingNetOptions bad;
+        bad.temperature = 0;
+        meta::MatchingNet<double> m(bad);
+      },
+      {"MatchingNet", "temperature"});
+}
+
+TEST_CASE("MatchingNet: the episode loss is twice differentiable in the weights",
+          "[learners][metric][second-order]") {
+  auto rng = ml::test::make_rng(87);
+  auto net = nn::mlp<double>({3, 4, 2}, rng, nn::Activation::tanh);
+  Tensor<double> x = ml::test::uniform(rng, {12, 3});
+  std::vector<std::int64_t> l;
+  for (int i = 0; i < 12; ++i) l.push_back(i / 4);
+  const data::ClassDataset<double> d(x, l);
+  const auto e = data::EpisodeSampler<double>(d, {3, 2, 2}).sample(rng);
+  meta::MatchingNetOptions o;
+  o.temperature = 3.0;
+  check_both(
+      [&](const Vars& w) {
+        return ml::cross_entropy(meta::MatchingNet<double>(o).log_probabilities(net, w, e),
+                                 e.query_labels);
+      },
+      net.parameters().values());
+}
+
+TEST_CASE("MatchingNet: learns a clustered dataset; 1 and 2 threads agree bit for bit",
+          "[learners][metric][convergence]") {
+  auto rng = ml::test::make_rng(88);
+  const auto all = clusters(rng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, rng);
+  const data::EpisodeSampler<float> train(all, {5, 1, 5}, split.train);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, split.test);
+  auto net = nn::mlp<float>({16, 64, 32}, rng);
+  meta::MatchingNetOptions o;
+  o.temperature = 10.0;
+  const meta::MatchingNet<float> matching(o);
+  const auto score = [&](ml::Rng r) {
+    double acc = 0;
+    for (int i = 0; i < 100; ++i) acc += matching.evaluate(net, test.sample(r)).accuracy / 100;
+    return acc;
+  };
+  const double before = score(ml::Rng(7));
+  ml::optim::Adam<float> adam(matching.meta_parameters(net), {1e-3});
+  for (int step = 0; step < 300; ++step) matching.meta_step(net, adam, {train.sample(rng)});
+  const double after = score(ml::Rng(7));
+  INFO("5-way 1-shot accuracy on held-out classes: before " << before << ", after " << after);
+  CHECK(after > 0.9);
+  CHECK(after > before);
+  std::vector<data::Episode<float>> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(train.sample(rng));
+  std::vector<Tensor<float>> g1, g2;
+  o.threads = 1;
+  meta::MatchingNet<float>(o).meta_gradient(net, batch, g1);
+  o.threads = 2;
+  meta::MatchingNet<float>(o).meta_gradient(net, batch, g2);
+  for (std::size_t p = 0; p < g1.size(); ++p)
+    for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
+}
+
 TEST_CASE("Siamese: learns a clustered dataset; verification and one-shot classification",
           "[learners][metric][convergence]") {
   auto rng = ml::test::make_rng(86);

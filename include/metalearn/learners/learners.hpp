@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/learners/learners.hpp
 /// The learners module: gradient-based meta-learners (MAML, first-order MAML, ANIL,
-/// Reptile, Meta-SGD, MAML++, CAVIA) with the open inner loop `adapt`, and metric-based learners
-/// (Prototypical Networks, Siamese networks, triplet loss), all with the surface meta_step /
-/// evaluate / meta_parameters.
+/// Reptile, Meta-SGD, MAML++, iMAML, CAVIA) with the open inner loop `adapt`, and
+/// metric-based learners (Prototypical Networks, Matching Networks, Siamese networks,
+/// triplet loss), all with the surface of metalearn/learners/learner.hpp.
 #pragma once
 
 #include <metalearn/learners/adapt.hpp>
@@ -11,6 +11,7 @@
 #include <metalearn/learners/embedding.hpp>
 #include <metalearn/learners/gradient_learner.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/matching.hpp>
 #include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/policies.hpp>
 #include <metalearn/learners/protonet.hpp>

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/learners/matching.hpp
+/// Matching Networks (Vinyals et al. 2016): classify a query by attention over the labelled
+/// support examples, weighted by the cosine similarity of their embeddings.
+#pragma once
+
+#include <cmath>
+#include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/results.hpp>
+#include <metalearn/learners/scoring.hpp>
+#include <metalearn/learners/task_pool.hpp>
+#include <string>
+#include <vector>
+
+namespace metalearn::meta {
+
+/// Options of MatchingNet.
+struct MatchingNetOptions {
+  /// Scale of the cosine similarities before the attention softmax. 1 is the paper's
+  /// Eq. 2; a larger value sharpens the attention (cosines lie in [-1, 1], so with 1 the
+  /// weights of a 5-way 1-shot episode stay close to uniform early in training).
+  double temperature = 1.0;
+  /// Threads for the episodes of a meta-batch (0: the hardware's count); bit-identical
+  /// results for any count.
+  int threads = 0;
+  double clip_norm = 0.0;  ///< clip the gradient's global norm (0: off)
+  /// The network mode in evaluate() (see ProtoNetOptions::eval_mode).
+  nn::Mode eval_mode = nn::Mode::eval;
+};
+
+/// Matching Networks without full-context embeddings (f = g, the embedding network). A query
+/// x's class distribution is P(y | x, S) = sum_i a(x, x_i) y_i (Eq. 1) with the attention
+/// a(x, x_i) = softmax_i(t cos(f(x), f(x_i))) over the support set (Eq. 2, t the
+/// temperature) and y_i one-hot; the network is trained on -log P(y | x, S) of N-way K-shot
+/// episodes (Eq. 6: training matches test conditions).
+///
+/// @tparam Scalar float for speed, double for gradient checks.
+template <class Scalar = float>
+class MatchingNet {
+ public:
+  using scalar_type = Scalar;
+  using Episode = data::Episode<Scalar>;
+
+  explicit MatchingNet(MatchingNetOptions options = {}) : options_(options) {
+    if (!(options.temperature > 0) || !std::isfinite(options.temperature) || options.threads < 0 ||
+        !(options.clip_norm >= 0))
+      throw InvalidArgument(
+          "metalearn::meta::MatchingNet: need a finite temperature > 0, threads >= 0 and "
+          "clip_norm >= 0, got temperature = " +
+          std::to_string(options.temperature) + ", threads = " + std::to_string(options.threads) +
+          ", clip_norm = " + std::to_string(options.clip_norm));
+  }
+  const MatchingNetOptions& options() const { return options_; }
+
+  /// What the optimizer trains: the embedding network's parameters.
+  template <class Model>
+  ParameterList<Scalar> meta_parameters(Model& net) const {
+    return net.parameters();
+  }
+
+  /// [queries, ways] log P(y = k | x, S) of `episode`'s queries, recorded on the current
+  /// tape with the parameters `params` (differentiable to any order).
+  template <class Model>
+  Var<Scalar> log_probabilities(Model& net, const std::vector<Var<Scalar>>& params,
+                                const Episode& episode, nn::Mode mode = nn::Mode::train) const {
+    detail::check_episode("MatchingNet", episode);
+    const auto [support, query] = detail::embed_episode(net, params, episode, mode);
+    const Var<Scalar> attention = softmax(pairwise_cosine_similarity(query, support) *
+                                          static_cast<Scalar>(options_.temperature));
+    Tensor<Scalar> one_hot(
+        Shape{static_cast<std::int64_t>(episode.support_labels.size()), episode.ways}, Scalar(0));
+    for (std::size_t i = 0; i < episode.support_labels.size(); ++i)
+      one_hot.data()[static_cast<std::int64_t>(i) * episode.ways + episode.support_labels[i]] = 1;
+    // Every class has a support example, so each probability is a positive sum of softmax
+    // weights: the log is finite.
+    return log(matmul(attention, constant(one_hot)));
+  }
+
+  /// The gradient of the mean query negative log-likelihood over the episodes of `batch`,
+  /// one tensor per parameter, into `grads`. query_metric is the query accuracy.
+  template <class Model>
+  StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
+                          std::vector<Tensor<Scalar>>& grads) const {
+    return episode_gradients<Scalar>(
+        "MatchingNet::meta_gradient", net, batch, options_.threads,
+        [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>& o) {
+          const Var<Scalar> lp = log_probabilities(net, params, e);
+          o.metric = accuracy(lp.value(), e.query_labels);
+          return cross_entropy(lp, e.query_labels);  // = -log P: the rows of P sum to 1
+        },
+        grads);
+  }
+
+  /// One training step on `batch`; a non-finite loss or gradient skips the update.
+  template <class Model, class Optimizer>
+  StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
+    return meta::meta_step(*this, net, outer, batch);
+  }
+
+  /// Classify `episode`'s queries by the attention-weighted support labels. `steps` is
+  /// accepted for the common learner surface and ignored: nothing adapts.
+  template <class Model>
+  EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    (void)steps;
+    Tape<Scalar> tape;
+    NoGradGuard<Scalar> no_grad;
+    const Var<Scalar> lp =
+        log_probabilities(net, tape.leaves(net.parameters().views()), episode, options_.eval_mode);
+    EpisodeResult r;
+    r.loss = static_cast<double>(cross_entropy(lp, episode.query_labels).item());
+    r.accuracy = accuracy(lp.value(), episode.query_labels);
+    return r;
+  }
+
+ private:
+  MatchingNetOptions options_;
+};
+
+}  // namespace metalearn::meta
