@@ -419,6 +419,19 @@ TEST_CASE("Cavia: only the context adapts, from zero; meta-gradient to central d
   ml::Tape<double> tape;
   const auto fast = cavia.adapt(net, e, 5);
   CHECK(fast.parameters()[0].value().array().abs().sum() > 0);
+  // Stacked tasks (Context batches tasks: one context row per task) give the one-at-a-time
+  // meta-gradient.
+  REQUIRE(net.batches_tasks());
+  std::vector<data::Episode<double>> three{sine_episode(rng), sine_episode(rng), e};
+  std::vector<std::vector<Tensor<double>>> per_group(2);
+  for (int group : {1, 3}) {
+    o.tasks_per_group = group;
+    meta::BasicCavia<double>(o).meta_gradient(net, three, per_group[group == 1 ? 0 : 1]);
+  }
+  for (std::size_t p = 0; p < per_group[0].size(); ++p)
+    for (std::int64_t i = 0; i < per_group[0][p].numel(); ++i)
+      CHECK_THAT(per_group[1][p].data()[i],
+                 Catch::Matchers::WithinAbs(per_group[0][p].data()[i], 1e-12));
   // A model without context parameters is an error naming the fix.
   auto plain = nn::mlp<double>({1, 8, 1}, rng);
   ml::test::check_throws<ml::InvalidArgument>([&] { cavia.evaluate(plain, e); },
