@@ -31,20 +31,22 @@ int main(int argc, char** argv) try {
   const examples::Args args{
       argc,
       argv,
-      "usage: maml_omniglot [--data DIR|synthetic] [--algorithm maml|fomaml|reptile|metasgd|anil]\n"
+      "usage: maml_omniglot [--data DIR|synthetic]\n"
+      "                     [--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml]\n"
       "                     [--ways N] [--shots N] [--queries N] [--meta-batch N]\n"
       "                     [--inner-lr X] [--inner-steps N] [--eval-inner-steps N]\n"
       "                     [--outer-lr X] [--steps N] [--minutes M] [--threads N] [--seed N]\n"
       "                     [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
       "                     [--log-every N] [--validate-every N] [--val-episodes N]\n"
-      "                     [--eval-episodes N] [--quiet]\n",
+      "                     [--eval-episodes N] [--lr-schedule constant|cosine] [--quiet]\n",
       {"data",           "algorithm",    "ways",
        "shots",          "queries",      "meta-batch",
        "inner-lr",       "inner-steps",  "eval-inner-steps",
        "outer-lr",       "steps",        "minutes",
        "threads",        "seed",         "checkpoint",
        "runs",           "csv",          "log-every",
-       "validate-every", "val-episodes", "eval-episodes"},
+       "validate-every", "val-episodes", "eval-episodes",
+       "lr-schedule"},
       {"quiet", "evaluate"}};
   const std::string algorithm = args.get_choice("algorithm", "maml", examples::gradient_algorithms);
   const data::EpisodeOptions shape{args.get_int("ways", 5, 2, 1000),

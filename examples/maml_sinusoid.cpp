@@ -3,8 +3,9 @@
 // Second-order MAML on sine-wave regression (Finn et al. 2017, §5.1): an MLP 1-40-40-1 with
 // ReLU, K = 10 support and 10 query points, meta-batch 25, one inner SGD step with
 // alpha = 0.01, Adam 1e-3 outside. Shows: episode sampling, meta-training with any gradient
-// learner (--algorithm maml|fomaml|reptile|metasgd|anil; Reptile's outer step is SGD with
-// --outer-lr as epsilon) through the shared trainer, evaluation after adaptation, a plot
+// learner (--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|cavia; Reptile's outer
+// step is SGD with --outer-lr as epsilon; CAVIA's net takes 4 context values beside x)
+// through the shared trainer, evaluation after adaptation, a plot
 // and a learning curve.
 //
 //   ./maml_sinusoid --steps 20000 --seed 1 --threads 2
@@ -145,17 +146,20 @@ int main(int argc, char** argv) try {
   const examples::Args args{
       argc,
       argv,
-      "usage: maml_sinusoid [--algorithm maml|fomaml|reptile|metasgd|anil] [--steps N]\n"
+      "usage: maml_sinusoid [--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|cavia]\n"
+      "                     [--steps N]"
+      "\n"
       "                     [--minutes M] [--meta-batch N] [--shots N] [--queries N]\n"
       "                     [--inner-lr X] [--inner-steps N] [--outer-lr X] [--threads N]\n"
       "                     [--seed N] [--test-tasks N] [--checkpoint FILE] [--evaluate]\n"
       "                     [--svg FILE] [--csv FILE] [--log-every N] [--validate-every N]\n"
-      "                     [--quiet]\n",
+      "                     [--lr-schedule constant|cosine] [--quiet]\n",
       {"algorithm", "steps", "minutes", "meta-batch", "shots", "queries", "inner-lr", "inner-steps",
        "outer-lr", "threads", "seed", "test-tasks", "checkpoint", "svg", "csv", "log-every",
-       "validate-every"},
+       "validate-every", "lr-schedule"},
       {"quiet", "evaluate"}};
-  const std::string algorithm = args.get_choice("algorithm", "maml", examples::gradient_algorithms);
+  const std::string algorithm =
+      args.get_choice("algorithm", "maml", examples::gradient_algorithms_with_context);
   const long batch = args.get_int("meta-batch", 25, 1, 100000);
   const long test_tasks = args.get_int("test-tasks", 1000, 2, 10000000);
   const long seed = args.get_int("seed", 1, 0, 1L << 62);
@@ -163,20 +167,25 @@ int main(int argc, char** argv) try {
   sine.shots = args.get_int("shots", 10, 1, 100000);
   sine.queries = args.get_int("queries", 10, 1, 100000);
   meta::GradientLearnerOptions o;
-  o.inner_lr = args.get_double("inner-lr", 0.01, 0.0, 10.0);
+  // CAVIA adapts 4 context values, with a step of 1 (Zintgraf et al. 2019, sinusoid).
+  const bool cavia = algorithm == "cavia";
+  o.inner_lr = args.get_double("inner-lr", cavia ? 1.0 : 0.01, 0.0, 10.0);
   // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
   const bool reptile = algorithm == "reptile";
   o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
   o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
   const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
-  meta::TrainerOptions trainer = examples::trainer_options(args, 20000, 1000);
+  meta::TrainerOptions trainer =
+      examples::trainer_options(args, 20000, 1000, algorithm == "maml++" ? "cosine" : "constant");
   trainer.csv = args.get_string("csv", "maml_sinusoid.csv");
   const std::string svg_path = args.get_string("svg", "maml_sinusoid.svg");
   const bool quiet = args.has("quiet");
 
   const auto start = std::chrono::steady_clock::now();
   ml::Rng rng(static_cast<std::uint64_t>(seed));
-  auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
+  auto net = cavia ? ml::nn::Sequential<float>{ml::nn::Context<float>(4),
+                                               ml::nn::mlp<float>({5, 40, 40, 1}, rng)}
+                   : ml::nn::mlp<float>({1, 40, 40, 1}, rng);
   const data::SineTasks<float> tasks(sine);
   const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
   // Validation (MSE after 10 inner steps) on 100 tasks of a stream of their own.

@@ -23,8 +23,12 @@ namespace ml = metalearn;
 namespace meta = metalearn::meta;
 namespace data = metalearn::data;
 
+/// The gradient learners the examples offer; CAVIA needs a model with context parameters,
+/// which only maml_sinusoid builds.
 inline const std::vector<std::string> gradient_algorithms{"maml", "fomaml", "reptile", "metasgd",
-                                                          "anil"};
+                                                          "anil", "maml++", "imaml"};
+inline const std::vector<std::string> gradient_algorithms_with_context{
+    "maml", "fomaml", "reptile", "metasgd", "anil", "maml++", "imaml", "cavia"};
 
 /// Call f(learner) with the gradient learner named by `algorithm`.
 template <class F>
@@ -44,6 +48,15 @@ void with_gradient_learner(const std::string& algorithm, const meta::GradientLea
     f(l);
   } else if (algorithm == "anil") {
     meta::Anil l(o);
+    f(l);
+  } else if (algorithm == "maml++") {
+    meta::MamlPlusPlus l(o);  // MultiStepLoss's defaults: weights annealed over 5000 steps
+    f(l);
+  } else if (algorithm == "imaml") {
+    meta::Imaml l(o);  // ImplicitGradient's defaults: lambda 1, 5 CG steps
+    f(l);
+  } else if (algorithm == "cavia") {
+    meta::Cavia l(o);
     f(l);
   } else {
     throw ml::InvalidArgument("unknown algorithm '" + algorithm + "'");
@@ -67,9 +80,11 @@ void with_outer_optimizer(Learner& learner, ml::nn::Sequential<float>& net, doub
 }
 
 /// The trainer's options from the common flags (--steps --minutes --log-every
-/// --validate-every --checkpoint --csv --quiet).
+/// --validate-every --checkpoint --csv --quiet, and --lr-schedule constant|cosine where an
+/// example accepts it; `default_schedule` when it is not given).
 inline meta::TrainerOptions trainer_options(const Args& args, long default_steps,
-                                            long default_log_every) {
+                                            long default_log_every,
+                                            const std::string& default_schedule = "constant") {
   meta::TrainerOptions o;
   o.steps = args.get_int("steps", default_steps, 0, 100000000);
   o.minutes = args.get_double("minutes", 0.0, 0.0, 1e7);
@@ -78,7 +93,16 @@ inline meta::TrainerOptions trainer_options(const Args& args, long default_steps
   o.checkpoint = args.get_string("checkpoint", "");
   o.csv = args.get_string("csv", "");
   o.log = args.has("quiet") ? nullptr : &std::cout;
+  if (args.get_choice("lr-schedule", default_schedule, {"constant", "cosine"}) == "cosine")
+    o.lr_schedule = ml::optim::CosineLr{std::max<std::int64_t>(1, o.steps)};
   return o;
+}
+
+/// MAML++ anneals the outer learning rate by a cosine (Antoniou et al. 2019, §4); the
+/// others keep it constant.
+template <class Learner>
+std::string default_schedule() {
+  return std::is_same_v<Learner, meta::MamlPlusPlus> ? "cosine" : "constant";
 }
 
 /// `count` episodes drawn from `sampler` with their own generator: the same every run.
@@ -244,7 +268,8 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
   } else {
     const auto validation = fixed_episodes(
         data::EpisodeSampler<float>(og.data, shape, og.validation), val_episodes, seed + 17);
-    const meta::TrainerOptions o = trainer_options(args, default_steps, 100);
+    const meta::TrainerOptions o =
+        trainer_options(args, default_steps, 100, default_schedule<Learner>());
     with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
       trained = meta::train(learner, net, outer, batches, validation, rng, o);
     });

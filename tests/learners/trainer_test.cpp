@@ -254,3 +254,48 @@ TEST_CASE("train: the time limit stops the run and still validates", "[learners]
   CHECK(r.validation.count == 8);
   CHECK_THAT(r.message, Catch::Matchers::Contains("time limit"));
 }
+
+TEST_CASE("train: MAML++ resumes its meta-step count; a cosine learning-rate schedule",
+          "[learners][trainer]") {
+  // MAML++'s weights and derivative order depend on the meta-steps taken, and the schedule
+  // on the trainer's step: a resumed run matches the uninterrupted one only if both count on.
+  struct Run {
+    explicit Run(std::uint64_t seed) : rng(seed), net(nn::mlp<float>({1, 16, 1}, rng)) {
+      meta::GradientLearnerOptions o;
+      o.threads = 1;
+      o.inner_steps = 2;
+      meta::MultiStepLossOptions mo;
+      mo.anneal_meta_steps = 12;
+      mo.first_order_meta_steps = 6;
+      learner = meta::MamlPlusPlus(o, meta::MultiStepLoss(mo));
+      ml::Rng val_rng(99);
+      for (int i = 0; i < 4; ++i) validation.push_back(tasks.sample(val_rng));
+    }
+    meta::TrainResult train(meta::TrainerOptions o) {
+      ml::optim::Adam<float> adam(learner.meta_parameters(net), {1e-2});
+      o.lr_schedule = ml::optim::CosineLr{20};
+      const auto r = meta::train(learner, net, adam, batches, validation, rng, o);
+      factor = adam.lr() / 1e-2;
+      return r;
+    }
+    ml::Rng rng;
+    nn::Sequential<float> net;
+    meta::MamlPlusPlus learner;
+    data::SineTasks<float> tasks;
+    data::MetaBatchSampler<data::SineTasks<float>> batches{tasks, 3};
+    std::vector<data::Episode<float>> validation;
+    double factor = 1;
+  };
+  const auto dir_a = fresh_dir("mamlpp_uninterrupted"), dir_b = fresh_dir("mamlpp_resumed");
+  Run a(6);
+  a.train(options(dir_a, 20));
+  CHECK(a.learner.meta_steps() == 20);
+  CHECK_THAT(a.factor,
+             Catch::Matchers::WithinRel(ml::optim::CosineLr{20}(19), 1e-12));  // last step
+  Run b(6);
+  b.train(options(dir_b, 10));
+  Run c(778);
+  c.train(options(dir_b, 20));
+  CHECK(c.learner.meta_steps() == 20);
+  CHECK(same(a.learner.meta_parameters(a.net).values(), c.learner.meta_parameters(c.net).values()));
+}

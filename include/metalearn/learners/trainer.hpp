@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/error.hpp>
@@ -45,6 +46,10 @@ struct TrainerOptions {
   bool resume = true;  ///< continue from `checkpoint + ".last"` when it exists
   std::string csv;     ///< learning curve, one row per step (appended to when resuming)
   OnNonFinite on_non_finite = OnNonFinite::stop;
+  /// Outer learning-rate factor by step (steps taken so far, counted on across a resume),
+  /// set with `outer.set_lr_factor` before each step; empty: constant. E.g.
+  /// `optim::CosineLr{steps}` (MAML++'s cosine annealing, Antoniou et al. 2019, §4).
+  std::function<double(std::int64_t)> lr_schedule;
   std::ostream* log = nullptr;  ///< progress lines go here (null: silent)
 };
 
@@ -223,6 +228,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
                        std::to_string(s.grad_norm) + "); stopped, checkpoints left as they were";
       break;
     }
+    if (o.lr_schedule) outer.set_lr_factor(o.lr_schedule(step));
     apply_meta_gradient(s, grads, learner.options().clip_norm, outer);
     if constexpr (detail::counts_meta_steps<Learner>::value) learner.on_meta_step();
     ++step;
