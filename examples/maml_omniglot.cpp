@@ -38,15 +38,36 @@ int main(int argc, char** argv) try {
       "                     [--outer-lr X] [--steps N] [--minutes M] [--threads N] [--seed N]\n"
       "                     [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
       "                     [--log-every N] [--validate-every N] [--val-episodes N]\n"
-      "                     [--eval-episodes N] [--lr-schedule constant|cosine] [--quiet]\n",
-      {"data",           "algorithm",    "ways",
-       "shots",          "queries",      "meta-batch",
-       "inner-lr",       "inner-steps",  "eval-inner-steps",
-       "outer-lr",       "steps",        "minutes",
-       "threads",        "seed",         "checkpoint",
-       "runs",           "csv",          "log-every",
-       "validate-every", "val-episodes", "eval-episodes",
-       "lr-schedule"},
+      "                     [--eval-episodes N] [--lr-schedule constant|cosine]\n"
+      "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
+      "                     [--cg-steps N] [--cg-damping X] [--quiet]\n",
+      {"data",
+       "algorithm",
+       "ways",
+       "shots",
+       "queries",
+       "meta-batch",
+       "inner-lr",
+       "inner-steps",
+       "eval-inner-steps",
+       "outer-lr",
+       "steps",
+       "minutes",
+       "threads",
+       "seed",
+       "checkpoint",
+       "runs",
+       "csv",
+       "log-every",
+       "validate-every",
+       "val-episodes",
+       "eval-episodes",
+       "lr-schedule",
+       "msl-anneal-steps",
+       "first-order-steps",
+       "imaml-lambda",
+       "cg-steps",
+       "cg-damping"},
       {"quiet", "evaluate"}};
   const std::string algorithm = args.get_choice("algorithm", "maml", examples::gradient_algorithms);
   const data::EpisodeOptions shape{args.get_int("ways", 5, 2, 1000),
@@ -58,7 +79,9 @@ int main(int argc, char** argv) try {
   // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
   const bool reptile = algorithm == "reptile";
   o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
-  o.eval_inner_steps = static_cast<int>(args.get_int("eval-inner-steps", 3, 0, 1000));
+  // MAML++'s per-step rates exist for the trained steps only: evaluate with those.
+  o.eval_inner_steps = static_cast<int>(args.get_int(
+      "eval-inner-steps", algorithm == "maml++" ? std::max(1, o.inner_steps) : 3, 0, 1000));
   o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
   const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
@@ -74,7 +97,7 @@ int main(int argc, char** argv) try {
   const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
       data::EpisodeSampler<float>(og.data, shape, og.train), meta_batch);
   int code = 0;
-  examples::with_gradient_learner(algorithm, o, [&](auto& learner) {
+  examples::with_gradient_learner(algorithm, o, examples::policy_options(args), [&](auto& learner) {
     code = examples::run_omniglot(args, og, learner, net, batches, shape, shape.ways, outer_lr,
                                   2000, seed);
   });

@@ -96,8 +96,8 @@ void write_svg(const std::string& path, const std::vector<data::SineTask>& tasks
 // inner steps, the SVG, and the final line. Returns the exit code.
 template <class Learner>
 int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
-              const data::SineTasks<float>& tasks, long test_tasks, std::uint64_t seed,
-              const std::string& svg_path, std::int64_t steps,
+              const data::SineTasks<float>& tasks, long test_tasks, int long_steps,
+              std::uint64_t seed, const std::string& svg_path, std::int64_t steps,
               std::chrono::steady_clock::time_point start, bool quiet) {
   // Meta-test on fresh tasks from a separate stream.
   ml::Rng test_rng(seed + 1000003);
@@ -106,14 +106,14 @@ int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
     const auto e = tasks.sample(test_rng);
     pre.push_back(maml.evaluate(net, e, 0).mse);
     one.push_back(maml.evaluate(net, e, 1).mse);
-    ten.push_back(maml.evaluate(net, e, 10).mse);
+    ten.push_back(maml.evaluate(net, e, long_steps).mse);
   }
   const meta::MeanCi a = meta::mean_ci(pre), b = meta::mean_ci(one), c = meta::mean_ci(ten);
   if (!quiet)
     std::printf(
         "meta-test on %ld tasks: MSE before adaptation %.4f +- %.4f, after 1 step %.4f +- %.4f, "
-        "after 10 steps %.4f +- %.4f (95%% CI)\n",
-        test_tasks, a.mean, a.ci95, b.mean, b.ci95, c.mean, c.ci95);
+        "after %d steps %.4f +- %.4f (95%% CI)\n",
+        test_tasks, a.mean, a.ci95, b.mean, b.ci95, long_steps, c.mean, c.ci95);
 
   if (!svg_path.empty()) {
     std::vector<double> grid;
@@ -125,7 +125,7 @@ int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
       shown.push_back(tasks.sample_task(test_rng));
       shown_episodes.push_back(tasks.episode(shown.back(), test_rng));
       before.push_back(predict(maml, net, shown_episodes.back(), 0, grid));
-      after.push_back(predict(maml, net, shown_episodes.back(), 10, grid));
+      after.push_back(predict(maml, net, shown_episodes.back(), long_steps, grid));
     }
     write_svg(svg_path, shown, shown_episodes, before, after, grid);
   }
@@ -133,10 +133,11 @@ int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
-      "final: mse_pre=%.6g mse_pre_ci=%.3g mse_1=%.6g mse_1_ci=%.3g mse_10=%.6g mse_10_ci=%.3g "
+      "final: mse_pre=%.6g mse_pre_ci=%.3g mse_1=%.6g mse_1_ci=%.3g mse_%d=%.6g mse_%d_ci=%.3g "
       "steps=%lld "
       "seconds=%.2f\n",
-      a.mean, a.ci95, b.mean, b.ci95, c.mean, c.ci95, static_cast<long long>(steps), seconds);
+      a.mean, a.ci95, b.mean, b.ci95, long_steps, c.mean, long_steps, c.ci95,
+      static_cast<long long>(steps), seconds);
   return std::isfinite(b.mean) && std::isfinite(c.mean) ? 0 : 3;
 }
 
@@ -153,10 +154,32 @@ int main(int argc, char** argv) try {
       "                     [--inner-lr X] [--inner-steps N] [--outer-lr X] [--threads N]\n"
       "                     [--seed N] [--test-tasks N] [--checkpoint FILE] [--evaluate]\n"
       "                     [--svg FILE] [--csv FILE] [--log-every N] [--validate-every N]\n"
-      "                     [--lr-schedule constant|cosine] [--quiet]\n",
-      {"algorithm", "steps", "minutes", "meta-batch", "shots", "queries", "inner-lr", "inner-steps",
-       "outer-lr", "threads", "seed", "test-tasks", "checkpoint", "svg", "csv", "log-every",
-       "validate-every", "lr-schedule"},
+      "                     [--lr-schedule constant|cosine]\n"
+      "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
+      "                     [--cg-steps N] [--cg-damping X] [--quiet]\n",
+      {"algorithm",
+       "steps",
+       "minutes",
+       "meta-batch",
+       "shots",
+       "queries",
+       "inner-lr",
+       "inner-steps",
+       "outer-lr",
+       "threads",
+       "seed",
+       "test-tasks",
+       "checkpoint",
+       "svg",
+       "csv",
+       "log-every",
+       "validate-every",
+       "lr-schedule",
+       "msl-anneal-steps",
+       "first-order-steps",
+       "imaml-lambda",
+       "cg-steps",
+       "cg-damping"},
       {"quiet", "evaluate"}};
   const std::string algorithm =
       args.get_choice("algorithm", "maml", examples::gradient_algorithms_with_context);
@@ -174,6 +197,9 @@ int main(int argc, char** argv) try {
   const bool reptile = algorithm == "reptile";
   o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
   o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  // MAML++'s per-step rates exist for the trained steps only: validate and test with those.
+  const bool per_step_rates = algorithm == "maml++";
+  if (per_step_rates) o.eval_inner_steps = std::max(1, o.inner_steps);
   const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
   meta::TrainerOptions trainer =
       examples::trainer_options(args, 20000, 1000, algorithm == "maml++" ? "cosine" : "constant");
@@ -192,7 +218,7 @@ int main(int argc, char** argv) try {
   const auto validation =
       examples::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
   int code = 0;
-  examples::with_gradient_learner(algorithm, o, [&](auto& learner) {
+  examples::with_gradient_learner(algorithm, o, examples::policy_options(args), [&](auto& learner) {
     std::int64_t steps_done = 0;
     if (args.has("evaluate")) {
       if (trainer.checkpoint.empty())
@@ -210,8 +236,8 @@ int main(int argc, char** argv) try {
       });
       if (code != 0) return;
     }
-    code = meta_test(learner, net, tasks, test_tasks, static_cast<std::uint64_t>(seed), svg_path,
-                     steps_done, start, quiet);
+    code = meta_test(learner, net, tasks, test_tasks, per_step_rates ? o.eval_inner_steps : 10,
+                     static_cast<std::uint64_t>(seed), svg_path, steps_done, start, quiet);
   });
   return code;
 } catch (const std::exception& e) {

@@ -30,10 +30,31 @@ inline const std::vector<std::string> gradient_algorithms{"maml", "fomaml", "rep
 inline const std::vector<std::string> gradient_algorithms_with_context{
     "maml", "fomaml", "reptile", "metasgd", "anil", "maml++", "imaml", "cavia"};
 
+/// The options of the algorithm-specific policies, from their flags (defaults: the
+/// policies' own): --msl-anneal-steps N --first-order-steps N (MAML++), --imaml-lambda X
+/// --cg-steps N --cg-damping X (iMAML).
+struct PolicyOptions {
+  meta::MultiStepLossOptions multi_step;
+  meta::ImplicitGradientOptions implicit;
+};
+inline const std::vector<std::string> policy_flags{"msl-anneal-steps", "first-order-steps",
+                                                   "imaml-lambda", "cg-steps", "cg-damping"};
+inline PolicyOptions policy_options(const Args& args) {
+  PolicyOptions p;
+  p.multi_step.anneal_meta_steps =
+      args.get_int("msl-anneal-steps", p.multi_step.anneal_meta_steps, 0, 100000000);
+  p.multi_step.first_order_meta_steps =
+      args.get_int("first-order-steps", p.multi_step.first_order_meta_steps, 0, 100000000);
+  p.implicit.lambda = args.get_double("imaml-lambda", p.implicit.lambda, 1e-9, 1e9);
+  p.implicit.cg_steps = static_cast<int>(args.get_int("cg-steps", p.implicit.cg_steps, 1, 10000));
+  p.implicit.damping = args.get_double("cg-damping", p.implicit.damping, 0.0, 1e9);
+  return p;
+}
+
 /// Call f(learner) with the gradient learner named by `algorithm`.
 template <class F>
 void with_gradient_learner(const std::string& algorithm, const meta::GradientLearnerOptions& o,
-                           F&& f) {
+                           const PolicyOptions& p, F&& f) {
   if (algorithm == "maml") {
     meta::Maml l(o);
     f(l);
@@ -50,10 +71,10 @@ void with_gradient_learner(const std::string& algorithm, const meta::GradientLea
     meta::Anil l(o);
     f(l);
   } else if (algorithm == "maml++") {
-    meta::MamlPlusPlus l(o);  // MultiStepLoss's defaults: weights annealed over 5000 steps
+    meta::MamlPlusPlus l(o, meta::MultiStepLoss(p.multi_step));
     f(l);
   } else if (algorithm == "imaml") {
-    meta::Imaml l(o);  // ImplicitGradient's defaults: lambda 1, 5 CG steps
+    meta::Imaml l(o, meta::ImplicitGradient(p.implicit));
     f(l);
   } else if (algorithm == "cavia") {
     meta::Cavia l(o);

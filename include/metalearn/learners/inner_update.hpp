@@ -74,7 +74,9 @@ struct LearnedStepSizes {
 /// MAML++'s LSLR (Antoniou et al. 2019, §4 "Learning per-layer per-step learning rates"):
 /// one learned step size per adapted parameter tensor (each layer's weight and bias) and
 /// per inner step, named "step_rates.<parameter>" with shape [inner_steps], starting at
-/// inner_lr. Steps past the trained count (a longer evaluation) use the last step's rate.
+/// inner_lr. Steps past the trained count use the last step's rate, which was learned for
+/// that step only and may diverge when repeated: evaluate with eval_inner_steps =
+/// inner_steps (the paper's protocol).
 struct PerLayerStepSizes {
   template <class Scalar>
   std::vector<MetaTensor> meta_tensors(const ParameterList<Scalar>& params,
