@@ -92,13 +92,29 @@ void write_svg(const std::string& path, const std::vector<data::SineTask>& tasks
          "red: after 10 inner steps</text>\n</svg>\n";
 }
 
-// Meta-test on fresh tasks from a separate stream: MSE before adaptation and after 1 and 10
-// inner steps, the SVG, and the final line. Returns the exit code.
+// What the meta-test reports and where.
+struct MetaTest {
+  long tasks = 1000;    ///< fresh test tasks
+  int long_steps = 10;  ///< the longer adaptation scored beside 1 step
+  std::uint64_t seed = 1;
+  std::string svg_path;
+  std::int64_t trained_steps = 0;  ///< for the final line
+  std::chrono::steady_clock::time_point start;
+  bool quiet = false;
+};
+
+// Meta-test on fresh tasks from a separate stream: MSE before adaptation and after 1 and
+// long_steps inner steps, the SVG, and the final line. Returns the exit code.
 template <class Learner>
 int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
-              const data::SineTasks<float>& tasks, long test_tasks, int long_steps,
-              std::uint64_t seed, const std::string& svg_path, std::int64_t steps,
-              std::chrono::steady_clock::time_point start, bool quiet) {
+              const data::SineTasks<float>& tasks, const MetaTest& test) {
+  const long test_tasks = test.tasks;
+  const int long_steps = test.long_steps;
+  const std::uint64_t seed = test.seed;
+  const std::string& svg_path = test.svg_path;
+  const std::int64_t steps = test.trained_steps;
+  const auto start = test.start;
+  const bool quiet = test.quiet;
   // Meta-test on fresh tasks from a separate stream.
   ml::Rng test_rng(seed + 1000003);
   std::vector<double> pre, one, ten;
@@ -236,8 +252,15 @@ int main(int argc, char** argv) try {
       });
       if (code != 0) return;
     }
-    code = meta_test(learner, net, tasks, test_tasks, per_step_rates ? o.eval_inner_steps : 10,
-                     static_cast<std::uint64_t>(seed), svg_path, steps_done, start, quiet);
+    MetaTest t;
+    t.tasks = test_tasks;
+    t.long_steps = per_step_rates ? o.eval_inner_steps : 10;
+    t.seed = static_cast<std::uint64_t>(seed);
+    t.svg_path = svg_path;
+    t.trained_steps = steps_done;
+    t.start = start;
+    t.quiet = quiet;
+    code = meta_test(learner, net, tasks, t);
   });
   return code;
 } catch (const std::exception& e) {

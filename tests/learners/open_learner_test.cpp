@@ -120,6 +120,14 @@ struct AdaptBiases {
   }
 };
 
+// A meta-objective that forgets to give a gradient.
+struct NoGradient {
+  template <class Task>
+  void operator()(Task& task) const {
+    task.query(task.start());
+  }
+};
+
 // A meta-objective written by a user: the mean of the query loss before and after the
 // inner steps (a model that is good without adaptation too).
 struct BeforeAndAfter {
@@ -191,13 +199,13 @@ TEST_CASE("adapt: a user loss through the open inner loop, differentiated to sec
   };
   const auto theta = net.parameters().values();
   const auto first = ml::gradcheck(f, theta);
-  CHECK(first.ok);
   INFO(first.message);
+  CHECK(first.ok);
   ml::GradcheckOptions o2;
   o2.step = 1e-5;
   const auto second = ml::gradgradcheck(f, theta, o2);
-  CHECK(second.ok);
   INFO(second.message);
+  CHECK(second.ok);
 
   // The adapted object is kept, called and adapted further.
   ml::Tape<double> tape;
@@ -236,7 +244,7 @@ TEST_CASE("GradientLearner: each policy replaced alone, the meta-gradient still 
   using meta::Order;
   SECTION("task loss") {
     meta::GradientLearner<InnerSgd, FinalQueryLoss<Order::second>, AdaptAll, HuberLoss, double>
-        learner(o, {}, {}, HuberLoss{0.3});
+        learner(o, HuberLoss{0.3});
     CHECK(meta_gradient_mismatch(learner, net, e) < 1.0);
   }
   SECTION("inner update") {
@@ -262,6 +270,9 @@ TEST_CASE("GradientLearner: each policy replaced alone, the meta-gradient still 
       return 0.5 * (learner.evaluate(net, e, 0).loss + learner.evaluate(net, e, 2).loss);
     });
     CHECK(max_mismatch(exact, numeric) < 1.0);
+    meta::GradientLearner<InnerSgd, NoGradient, AdaptAll, EpisodeLoss, double> forgetful(o);
+    ml::test::check_throws<ml::StateError>([&] { forgetful.meta_gradient(net, {e}, exact); },
+                                           {"without a gradient", "task.differentiate"});
   }
 }
 
@@ -295,6 +306,11 @@ TEST_CASE("GradientLearner: any model: a nested Sequential and a two-head model"
   // A lone Sequential argument copies; it does not nest.
   const nn::Sequential<double> copy{trunk};
   CHECK(copy.size() == trunk.size());
+  // ANIL's head is the innermost last layer, also when nested.
+  nn::Sequential<double> wrapped;
+  wrapped.add(flat);
+  CHECK(wrapped.parameters().name(5) == "0.4.bias");
+  CHECK(meta::AdaptHead::select(wrapped.parameters()) == std::vector<std::size_t>{4, 5});
 
   // Two heads on a shared trunk, with a user loss over both: exact meta-gradient, and MAML
   // training lowers the post-adaptation query loss.
@@ -351,8 +367,16 @@ TEST_CASE("MamlPlusPlus: multi-step loss and per-step rates, meta-gradient to ce
   const auto late = msl.weights(3, 10);
   CHECK_THAT(late[0], Catch::Matchers::WithinAbs(0.01, 1e-12));
   CHECK_THAT(late[2], Catch::Matchers::WithinAbs(0.98, 1e-12));
+  // Half way: non-final max(1/3 - 5/30, 0.01) = 1/6, final min(1/3 + 5 * 2/30, 0.98) = 2/3.
   const auto mid = msl.weights(3, 5);
-  CHECK_THAT(mid[0] + mid[1] + mid[2], Catch::Matchers::WithinAbs(1.0, 1e-12));
+  CHECK_THAT(mid[0], Catch::Matchers::WithinAbs(1.0 / 6, 1e-12));
+  CHECK_THAT(mid[1], Catch::Matchers::WithinAbs(1.0 / 6, 1e-12));
+  CHECK_THAT(mid[2], Catch::Matchers::WithinAbs(2.0 / 3, 1e-12));
+  for (std::int64_t at : {0, 3, 9, 10, 50}) {
+    double total = 0;
+    for (double w : msl.weights(3, at)) total += w;
+    CHECK_THAT(total, Catch::Matchers::WithinAbs(1.0, 1e-12));
+  }
 
   ml::test::check_throws<ml::StateError>([&] { learner.evaluate(net, e); },
                                          {"meta_parameters(net)"});
@@ -393,6 +417,37 @@ TEST_CASE("MamlPlusPlus: multi-step loss and per-step rates, meta-gradient to ce
   learner.meta_step(net, outer, {e});
   CHECK(learner.meta_steps() == 2);
   CHECK(params[6].data()[0] != rate);
+
+  // Stacked groups give the one-at-a-time meta-gradient (the sinusoid default path).
+  std::vector<data::Episode<double>> three{sine_episode(rng), sine_episode(rng), e};
+  REQUIRE(meta::stackable(three));
+  REQUIRE(net.batches_tasks());
+  std::vector<std::vector<Tensor<double>>> per_group(2);
+  for (int group : {1, 3}) {
+    o.tasks_per_group = group;
+    meta::BasicMamlPlusPlus<double> g(o, meta::MultiStepLoss(mo));
+    auto gp = g.meta_parameters(net);
+    for (std::size_t p = 6; p < 12; ++p) gp[p] = params[p];
+    g.set_meta_steps(5);
+    g.meta_gradient(net, three, per_group[group == 1 ? 0 : 1]);
+  }
+  for (std::size_t p = 0; p < per_group[0].size(); ++p)
+    for (std::int64_t i = 0; i < per_group[0][p].numel(); ++i)
+      CHECK_THAT(per_group[1][p].data()[i],
+                 Catch::Matchers::WithinAbs(per_group[0][p].data()[i], 1e-12));
+  // Learned rates and a bounded graph do not mix: the early steps' rates would get no
+  // gradient. Nor does the multi-step loss, which differentiates every step.
+  o.tasks_per_group = 1;
+  o.differentiated_steps = 1;
+  meta::BasicMamlPlusPlus<double> bounded(o);
+  (void)bounded.meta_parameters(net);
+  std::vector<Tensor<double>> unused;
+  ml::test::check_throws<ml::InvalidArgument>([&] { bounded.meta_gradient(net, {e}, unused); },
+                                              {"MultiStepLoss", "differentiated_steps"});
+  meta::BasicMetaSgd<double> bounded_sgd(o);
+  (void)bounded_sgd.meta_parameters(net);
+  ml::test::check_throws<ml::InvalidArgument>([&] { bounded_sgd.meta_gradient(net, {e}, unused); },
+                                              {"differentiated_steps", "Meta-SGD"});
 }
 
 TEST_CASE("Cavia: only the context adapts, from zero; meta-gradient to central differences",
@@ -419,10 +474,16 @@ TEST_CASE("Cavia: only the context adapts, from zero; meta-gradient to central d
   ml::Tape<double> tape;
   const auto fast = cavia.adapt(net, e, 5);
   CHECK(fast.parameters()[0].value().array().abs().sum() > 0);
+  const auto support_mse = [&](const auto& model) {
+    return mse(model.forward(ml::constant(e.support_inputs)), ml::constant(e.support_targets))
+        .item();
+  };
+  CHECK(support_mse(fast) < support_mse(cavia.adapt(net, e, 0)));
   // Stacked tasks (Context batches tasks: one context row per task) give the one-at-a-time
   // meta-gradient.
   REQUIRE(net.batches_tasks());
   std::vector<data::Episode<double>> three{sine_episode(rng), sine_episode(rng), e};
+  REQUIRE(meta::stackable(three));
   std::vector<std::vector<Tensor<double>>> per_group(2);
   for (int group : {1, 3}) {
     o.tasks_per_group = group;
@@ -469,6 +530,13 @@ TEST_CASE("Imaml: the implicit meta-gradient equals the closed form on a quadrat
   const Eigen::VectorXd expected = 2.0 * A.ldlt().solve(gq);
   for (int i = 0; i < 3; ++i)
     CHECK_THAT(g[0].data()[i], Catch::Matchers::WithinAbs(expected(i), 1e-10));
+  // evaluate() and adapt() run the same proximal inner loop: it reaches w*.
+  {
+    ml::Tape<double> tape;
+    const auto adapted = imaml.adapt(net, e, 400);
+    for (int i = 0; i < 3; ++i)
+      CHECK_THAT(adapted.parameters()[0].value()[i], Catch::Matchers::WithinAbs(w(i), 1e-10));
+  }
   // It is not MAML's gradient through the steps of the unregularised loss.
   std::vector<Tensor<double>> maml;
   meta::BasicMaml<double>(o).meta_gradient(net, {e}, maml);

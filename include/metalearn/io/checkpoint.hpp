@@ -106,6 +106,12 @@ class Reader {
 
 }  // namespace detail
 
+/// What Checkpoint::load does with entries of the file that nothing registered.
+enum class Unregistered {
+  error,   ///< a different model? the load fails and changes nothing (the default)
+  ignore,  ///< skip them (the model out of a training checkpoint with optimizer state)
+};
+
 /// The set of things a checkpoint saves and restores, by reference: groups of named tensors
 /// (model parameters, buffers, optimizer moments), integer counters (the step) and an RNG.
 /// `load` is all-or-nothing: it parses and checks the whole file first, and changes nothing
@@ -179,9 +185,10 @@ class Checkpoint {
 
   /// Restore everything registered from `path`; on any error throws IoError naming the file
   /// and the problem, and leaves every registered object unchanged. Entries of the file that
-  /// are not registered are an error (a different model?) unless `ignore_unregistered` (to
+  /// are not registered are an error (a different model?) unless `Unregistered::ignore` (to
   /// take only the model out of a training checkpoint).
-  void load(const std::string& path, bool ignore_unregistered = false) {
+  void load(const std::string& path, Unregistered unregistered = Unregistered::error) {
+    const bool ignore_unregistered = unregistered == Unregistered::ignore;
     const std::string who = "metalearn::io::Checkpoint::load: '" + path + "'";
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(who + " cannot be opened");

@@ -112,7 +112,13 @@ class Adapted {
     for (std::size_t i : adapted_) sub.push_back(params_[i]);
     GradOptions o;
     o.create_graph = order == Order::second;
-    const std::vector<Var<Scalar>> g = grad(l, sub, o);
+    std::vector<Var<Scalar>> g;
+    try {
+      g = grad(l, sub, o);
+    } catch (const InvalidArgument& e) {  // a parameter the loss does not use
+      throw InvalidArgument(std::string("metalearn::meta::Adapted::step: ") + e.what() +
+                            " (adapt only what the support loss uses: AdaptOptions::adapted)");
+    }
     for (std::size_t j = 0; j < adapted_.size(); ++j) {
       Var<Scalar> next = rule(sub[j], g[j], j, steps_);
       params_[adapted_[j]] = order == Order::none ? leaf(next.value()) : std::move(next);

@@ -33,13 +33,14 @@ struct AdaptAll {
 };
 
 /// ANIL (Raghu et al. 2020): adapt only the head, the parameters of the last layer that has
-/// any ("<layer>." prefix of the last parameter name).
+/// any (the prefix of the last parameter name up to its last '.': "4." of "4.bias", "1.4."
+/// of a nested "1.4.bias").
 struct AdaptHead {
   template <class Scalar>
   static std::vector<std::size_t> select(const ParameterList<Scalar>& params) {
     if (params.size() == 0) return {};
     const std::string& last = params.name(params.size() - 1);
-    return params.select(last.substr(0, last.find('.') + 1));
+    return params.select(last.substr(0, last.rfind('.') + 1));
   }
 };
 

@@ -19,6 +19,7 @@
 #include <metalearn/learners/task_run.hpp>
 #include <metalearn/nn/model.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -71,12 +72,12 @@ class GradientLearner {
   using scalar_type = Scalar;
   using Episode = data::Episode<Scalar>;
 
-  explicit GradientLearner(GradientLearnerOptions options = {}, Objective objective = {},
-                           Update update = {}, Loss loss = {})
-      : options_(options),
-        objective_(std::move(objective)),
-        update_(std::move(update)),
-        loss_(std::move(loss)) {
+  /// `policies`: instances of the Objective, Update or Loss policy, in any order, each at
+  /// most once, the others default-constructed, e.g. `Imaml(o, ImplicitGradient(io))`.
+  template <class... Policies>
+  explicit GradientLearner(GradientLearnerOptions options = {}, Policies&&... policies)
+      : options_(options) {
+    (take(std::forward<Policies>(policies)), ...);
     if (!(options.inner_lr >= 0) || !std::isfinite(options.inner_lr) || options.inner_steps < 0 ||
         options.eval_inner_steps < 0 || options.threads < 0 || !(options.clip_norm >= 0) ||
         options.differentiated_steps < 0 || options.tasks_per_group < 1)
@@ -154,7 +155,8 @@ class GradientLearner {
 
   /// The learner's own inner loop on a copy of the parameters, on the calling thread's
   /// tape: `steps` steps (default: eval_inner_steps) on `episode`'s support set, not
-  /// differentiated (Order::none). Keep, call or adapt further the result.
+  /// differentiated (Order::none), or the objective's own evaluation adaptation (iMAML's
+  /// proximal loop). Keep, call or adapt further the result.
   template <class Model>
   Adapted<Model, Scalar> adapt(Model& net, const Episode& episode, int steps = -1) const {
     nn::require_model<Model, Scalar>();
@@ -167,7 +169,10 @@ class GradientLearner {
     const TaskGroup<Scalar> single(episode);
     Run<Model> task(net, views, params.size(), adapted, single, policies(), false);
     auto fast = task.start();
-    task.adapt(fast, steps, Order::none);
+    if constexpr (detail::has_evaluation_adapt_v<Objective, Run<Model>, Adapted<Model, Scalar>>)
+      objective_.adapt_for_evaluation(task, fast, steps);
+    else
+      task.adapt(fast, steps, Order::none);
     return fast;
   }
 
@@ -199,6 +204,21 @@ class GradientLearner {
  private:
   template <class Model>
   using Run = TaskRun<Model, Scalar, Update, AdaptSet, Loss>;
+
+  template <class P>
+  void take(P&& policy) {
+    using T = std::decay_t<P>;
+    static_assert(
+        std::is_same_v<T, Objective> || std::is_same_v<T, Update> || std::is_same_v<T, Loss>,
+        "GradientLearner: an argument after the options must be an instance of the "
+        "learner's Objective, Update or Loss policy");
+    if constexpr (std::is_same_v<T, Objective>)
+      objective_ = std::forward<P>(policy);
+    else if constexpr (std::is_same_v<T, Update>)
+      update_ = std::forward<P>(policy);
+    else
+      loss_ = std::forward<P>(policy);
+  }
 
   InnerSetup setup() const { return InnerSetup{options_.inner_lr, options_.inner_steps}; }
   TaskPolicies<Update, AdaptSet, Loss> policies() const {

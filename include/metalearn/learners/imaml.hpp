@@ -37,6 +37,7 @@ struct ImplicitGradientOptions {
 ///
 /// Requires every parameter adapted (AdaptAll) and an inner update without tensors of its
 /// own (InnerSgd): neither a fixed part nor learned step sizes get an implicit gradient.
+/// evaluate() and adapt() run the same proximal inner loop (adapt_for_evaluation).
 struct ImplicitGradient {
   /// The joint system of stacked tasks would couple their CG iterations: run one at a time.
   static constexpr bool batches_tasks = false;
@@ -58,28 +59,8 @@ struct ImplicitGradient {
     using S = typename Task::scalar_type;
     using Fast = typename Task::Fast;
     const Fast start = task.start();
-    if (start.adapted().size() != task.model_parameters() ||
-        task.leaves().size() != task.model_parameters())
-      throw InvalidArgument(
-          "metalearn::meta::ImplicitGradient: iMAML needs every parameter adapted (AdaptAll) "
-          "and an inner update without learned tensors (InnerSgd)");
-    std::vector<Tensor<S>> theta, phi;
-    for (const auto& v : start.parameters()) theta.push_back(v.to_tensor());
-    phi = theta;
-    const S half_lambda = static_cast<S>(options.lambda / 2);
-    for (int k = 0; k < task.inner_steps(); ++k) {
-      Tape<S> scratch;  // one step's graph, freed when the step is done
-      Fast f(start.model(), scratch.leaves(phi), start.adapted(), k);
-      f.step(
-          [&](const Fast& a) {
-            Var<S> l = task.loss(a, Split::support);
-            for (std::size_t i = 0; i < theta.size(); ++i)
-              l = l + sum(square(a.parameters()[i] - constant(theta[i]))) * half_lambda;
-            return l;
-          },
-          task.rule(), Order::none);
-      for (std::size_t i = 0; i < phi.size(); ++i) phi[i] = f.parameters()[i].to_tensor();
-    }
+    check(task, start);
+    const std::vector<Tensor<S>> phi = proximal_steps(task, start, task.inner_steps());
 
     std::vector<Var<S>> w;
     for (const auto& p : phi) w.push_back(leaf(p.view()));
@@ -104,7 +85,52 @@ struct ImplicitGradient {
     task.set_gradient(conjugate_gradient(apply, b, options.cg_steps));
   }
 
+  /// The adaptation evaluate() and adapt() use: the same proximal inner loop (the paper's
+  /// inner algorithm at meta-test time too), its result as fresh leaves.
+  template <class Task, class Fast>
+  void adapt_for_evaluation(Task& task, Fast& fast, int steps) const {
+    check(task, fast);
+    std::vector<Var<typename Task::scalar_type>> w;
+    for (const auto& p : proximal_steps(task, fast, steps)) w.push_back(leaf(p.view()));
+    fast = Fast(fast.model(), std::move(w), fast.adapted(), fast.steps() + steps);
+  }
+
  private:
+  template <class Task, class Fast>
+  static void check(const Task& task, const Fast& start) {
+    if (start.adapted().size() != task.model_parameters() ||
+        task.leaves().size() != task.model_parameters())
+      throw InvalidArgument(
+          "metalearn::meta::ImplicitGradient: iMAML needs every parameter adapted (AdaptAll) "
+          "and an inner update without learned tensors (InnerSgd)");
+  }
+
+  // `steps` steps of the inner update on L_support(phi) + lambda/2 |phi - theta|^2 from
+  // theta = start, each on its own scratch tape (nothing is kept between steps).
+  template <class Task, class Fast>
+  std::vector<Tensor<typename Task::scalar_type>> proximal_steps(Task& task, const Fast& start,
+                                                                 int steps) const {
+    using S = typename Task::scalar_type;
+    std::vector<Tensor<S>> theta, phi;
+    for (const auto& v : start.parameters()) theta.push_back(v.to_tensor());
+    phi = theta;
+    const S half_lambda = static_cast<S>(options.lambda / 2);
+    for (int k = 0; k < steps; ++k) {
+      Tape<S> scratch;
+      Fast f(start.model(), scratch.leaves(phi), start.adapted(), start.steps() + k);
+      f.step(
+          [&](const Fast& a) {
+            Var<S> l = task.loss(a, Split::support);
+            for (std::size_t i = 0; i < theta.size(); ++i)
+              l = l + sum(square(a.parameters()[i] - constant(theta[i]))) * half_lambda;
+            return l;
+          },
+          task.rule(), Order::none);
+      for (std::size_t i = 0; i < phi.size(); ++i) phi[i] = f.parameters()[i].to_tensor();
+    }
+    return phi;
+  }
+
   template <class S>
   static std::vector<Tensor<S>> tensors(const std::vector<Var<S>>& vs) {
     std::vector<Tensor<S>> out;
@@ -129,7 +155,13 @@ struct ImplicitGradient {
     for (int k = 0; k < steps && rr > 0; ++k) {
       const std::vector<Tensor<S>> ap = apply(p);
       const double pap = dot(p, ap);
-      if (!(pap > 0)) break;  // A is not positive definite along p (raise damping)
+      if (!(pap > 0))
+        throw InvalidArgument(
+            "metalearn::meta::ImplicitGradient: the implicit system I + (H + damping I) / "
+            "lambda is not positive definite along a conjugate-gradient direction (p'Ap = " +
+            std::to_string(pap) +
+            "): the support loss is not convex at the adapted weights; raise "
+            "ImplicitGradientOptions::damping or lambda");
       const S alpha = static_cast<S>(rr / pap);
       for (std::size_t i = 0; i < x.size(); ++i) {
         x[i].array() += alpha * p[i].array();

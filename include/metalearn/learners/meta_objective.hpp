@@ -15,7 +15,9 @@
 ///
 /// Requirements of a meta-objective `O`: `template <class Task> void operator()(Task& task)
 /// const` that ends with `differentiate` or `set_gradient`. Optional: `static constexpr
-/// bool batches_tasks = false` when stacked tasks would not give the per-task result.
+/// bool batches_tasks = false` when stacked tasks would not give the per-task result;
+/// `adapt_for_evaluation(task, fast, steps) const`, the adaptation evaluate() and adapt()
+/// use (default: `task.adapt(fast, steps, Order::none)`).
 #pragma once
 
 #include <algorithm>
@@ -80,10 +82,12 @@ struct MultiStepLossOptions {
 
 /// MAML++'s multi-step loss (Antoniou et al. 2019, §4 "Multi-Step Loss Optimization"): the
 /// meta-objective is sum_k w_k L_query(theta_k) over the inner steps k = 1..S, with the
-/// weights starting uniform (1/S) and annealed toward the final step: every non-final
-/// weight falls linearly to min_weight_fraction / S over anneal_meta_steps meta-steps, the
-/// final one takes up the rest, so the weights always sum to 1. With derivative-order
-/// annealing (first_order_meta_steps), the early meta-steps are first order.
+/// weights starting uniform (1/S) and annealed toward the final step as in the authors'
+/// code: after e meta-steps every non-final weight is max(1/S - e / (S N), f / S) and the
+/// final one min(1/S + e (S - 1) / (S N), 1 - (S - 1) f / S), N = anneal_meta_steps and f =
+/// min_weight_fraction, so they always sum to 1 and reach the floor at e = (1 - f) N. With
+/// derivative-order annealing (first_order_meta_steps), the early meta-steps are first
+/// order. Every step is differentiated (differentiated_steps must be 0).
 struct MultiStepLoss {
   MultiStepLossOptions options;
 
@@ -101,18 +105,22 @@ struct MultiStepLoss {
     if (steps <= 0) return {};
     const double uniform = 1.0 / steps;
     const double floor = options.min_weight_fraction * uniform;
-    const double progress =
-        options.anneal_meta_steps == 0
-            ? 1.0
-            : std::min(1.0, static_cast<double>(meta_step) / options.anneal_meta_steps);
-    std::vector<double> w(static_cast<std::size_t>(steps), uniform - progress * (uniform - floor));
-    w.back() = 1.0 - (steps - 1) * w.front();
+    const double progress = options.anneal_meta_steps == 0
+                                ? 1.0
+                                : static_cast<double>(meta_step) / options.anneal_meta_steps;
+    std::vector<double> w(static_cast<std::size_t>(steps),
+                          std::max(uniform * (1 - progress), floor));
+    w.back() = std::min(uniform + (steps - 1) * uniform * progress, 1.0 - (steps - 1) * floor);
     return w;
   }
 
   template <class Task>
   void operator()(Task& task) const {
     using S = typename Task::scalar_type;
+    if (task.differentiated_steps() > 0 && task.differentiated_steps() < task.inner_steps())
+      throw InvalidArgument(
+          "metalearn::meta::MultiStepLoss: every inner step enters the multi-step loss, so all "
+          "are differentiated; set GradientLearnerOptions::differentiated_steps to 0");
     const Order order =
         task.meta_step() < options.first_order_meta_steps ? Order::first : Order::second;
     const std::vector<double> w = weights(task.inner_steps(), task.meta_step());
@@ -129,6 +137,14 @@ struct MultiStepLoss {
 };
 
 namespace detail {
+template <class O, class Task, class Fast, class = void>
+inline constexpr bool has_evaluation_adapt_v = false;
+template <class O, class Task, class Fast>
+inline constexpr bool
+    has_evaluation_adapt_v<O, Task, Fast,
+                           std::void_t<decltype(std::declval<const O&>().adapt_for_evaluation(
+                               std::declval<Task&>(), std::declval<Fast&>(), 0))>> = true;
+
 template <class O, class = void>
 inline constexpr bool objective_batches_tasks_v = true;
 template <class O>

@@ -61,9 +61,9 @@ class TaskRun {
   /// brought onto the calling thread's active tape as leaves, the update's as constants
   /// unless `differentiable` (evaluation).
   TaskRun(Model& net, const std::vector<TensorView<Scalar>>& views, std::size_t model_params,
-          const std::vector<std::size_t>& adapted, const TaskGroup<Scalar>& group,
+          std::vector<std::size_t> adapted, const TaskGroup<Scalar>& group,
           TaskPolicies<Update, AdaptSet, Loss> p, bool differentiable = true)
-      : net_(net), adapted_(adapted), group_(group), p_(std::move(p)), n_(model_params) {
+      : net_(net), adapted_(std::move(adapted)), group_(group), p_(std::move(p)), n_(model_params) {
     for (std::size_t i = 0; i < views.size(); ++i)
       leaves_.push_back(i < n_ || differentiable ? leaf(views[i]) : constant(views[i]));
     own_.assign(leaves_.begin() + static_cast<std::ptrdiff_t>(n_), leaves_.end());
@@ -72,6 +72,7 @@ class TaskRun {
   const std::vector<Var<Scalar>>& leaves() const { return leaves_; }
   std::size_t model_parameters() const { return n_; }
   int inner_steps() const { return p_.setup.inner_steps; }
+  int differentiated_steps() const { return p_.differentiated_steps; }
   std::int64_t meta_step() const { return p_.meta_step; }
   const InnerSetup& setup() const { return p_.setup; }
   Rule rule() const { return Rule{&p_.update, &own_, &p_.setup}; }
@@ -124,13 +125,20 @@ class TaskRun {
     return l;
   }
 
-  /// `steps` inner steps on `split`. Second-order steps beyond the learner's
-  /// differentiated_steps (counted from the first step) are taken first order on a scratch
-  /// tape freed at once: fast = theta + constant(theta_k - theta), the value of theta_k with
-  /// an identity Jacobian, so the tape holds at most differentiated_steps steps' graphs.
+  /// `steps` inner steps on `split`. From the first step, when second-order steps exceed the
+  /// learner's differentiated_steps, all but the last differentiated_steps are taken first
+  /// order on a scratch tape freed at once: fast = theta + constant(theta_k - theta), the
+  /// value of theta_k with an identity Jacobian, so the tape holds at most
+  /// differentiated_steps steps' graphs. Not with learned step sizes: theirs would get no
+  /// gradient from the early steps (an error says so).
   void adapt(Fast& fast, int steps, Order order, Split split = Split::support) {
     const int bound = p_.differentiated_steps;
     if (order == Order::second && bound > 0 && fast.steps() == 0 && steps > bound) {
+      if (!own_.empty())
+        throw InvalidArgument(
+            "metalearn::meta::GradientLearner: differentiated_steps would leave the inner "
+            "update's learned step sizes without a gradient from the early steps; set it to 0 "
+            "(or >= inner_steps) with Meta-SGD or MAML++");
       fast = advanced_first_order(fast, steps - bound);
       steps = bound;
     }
@@ -155,6 +163,10 @@ class TaskRun {
 
   /// What the task contributes (after the objective ran).
   TaskOutcome<Scalar> outcome() {
+    if (outcome_.grads.size() != leaves_.size())
+      throw StateError(
+          "metalearn::meta::TaskRun::outcome: the meta-objective ended without a gradient; it "
+          "must call task.differentiate(objective) or task.set_gradient(tensors)");
     outcome_.tasks = tasks();
     if (!has_support_) outcome_.support_loss = outcome_.query_loss;  // no inner step
     return std::move(outcome_);
@@ -191,8 +203,8 @@ class TaskRun {
   }
 
   Model& net_;
-  const std::vector<std::size_t>& adapted_;
-  const TaskGroup<Scalar>& group_;
+  std::vector<std::size_t> adapted_;
+  const TaskGroup<Scalar>& group_;  // valid while the meta-batch is
   TaskPolicies<Update, AdaptSet, Loss> p_;
   std::size_t n_;
   std::vector<Var<Scalar>> leaves_, own_;

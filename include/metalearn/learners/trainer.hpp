@@ -86,7 +86,7 @@ template <class Learner, class Model>
 void load_model(Learner& learner, Model& net, const std::string& path) {
   io::Checkpoint<typename Learner::scalar_type> ckpt;
   ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
-  ckpt.load(path, true);
+  ckpt.load(path, io::Unregistered::ignore);
 }
 
 namespace detail {
@@ -110,6 +110,33 @@ inline double bits_double(std::int64_t b) {
   std::memcpy(&x, &b, sizeof x);
   return x;
 }
+/// A counting learner's meta-steps (a schedule reads them) in the checkpoint, as the
+/// counter "learner_meta_steps"; nothing for other learners.
+template <class Learner>
+class MetaStepCount {
+ public:
+  template <class Checkpoint>
+  MetaStepCount(Learner& learner, Checkpoint& ckpt) : learner_(learner) {
+    if constexpr (counts) {
+      count_ = learner.meta_steps();
+      ckpt.counter("learner_meta_steps", count_);
+    }
+  }
+  void store() {  // before a save
+    if constexpr (counts) count_ = learner_.meta_steps();
+  }
+  void restore() {  // after a load
+    if constexpr (counts) learner_.set_meta_steps(count_);
+  }
+  void tick() {
+    if constexpr (counts) learner_.on_meta_step();
+  }
+
+ private:
+  static constexpr bool counts = counts_meta_steps<Learner>::value;
+  Learner& learner_;
+  std::int64_t count_ = 0;
+};
 }  // namespace detail
 
 /// Meta-train `net` with `learner` and `outer` on batches from `batches` (anything with
@@ -151,18 +178,13 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
       .counter("optimizer_steps", outer.step_counter())
       .counter("best_validation_bits", best_bits)
       .counter("best_step", best_step);
-  // A learner that counts its meta-steps (a schedule reads them) resumes its count.
-  std::int64_t learner_steps = 0;
-  if constexpr (detail::counts_meta_steps<Learner>::value) {
-    learner_steps = learner.meta_steps();
-    ckpt.counter("learner_meta_steps", learner_steps);
-  }
+  detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
   const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";
   bool resumed = false;
   if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
     ckpt.load(last_path);
-    if constexpr (detail::counts_meta_steps<Learner>::value) learner.set_meta_steps(learner_steps);
+    learner_count.restore();
     resumed = true;
     if (o.log != nullptr) *o.log << "resumed from " << last_path << " at step " << step << "\n";
   }
@@ -179,7 +201,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   }
 
   const auto run_validation = [&] {
-    if constexpr (detail::counts_meta_steps<Learner>::value) learner_steps = learner.meta_steps();
+    learner_count.store();
     if (validation.empty()) return;
     result.validation = validate(learner, net, validation);
     if (!std::isfinite(result.validation.mean)) {  // never the best, never saved over it
@@ -196,7 +218,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     }
   };
   const auto save_last = [&] {
-    if constexpr (detail::counts_meta_steps<Learner>::value) learner_steps = learner.meta_steps();
+    learner_count.store();
     if (!last_path.empty()) ckpt.save(last_path);
   };
 
@@ -218,6 +240,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
           break;
         }
       if (o.on_non_finite == OnNonFinite::skip) {
+        learner_count.tick();  // as meta_step counts it: schedules stay with `step`
         ++result.skipped;
         ++step;  // the batch is consumed; the parameters stay as they were
         continue;
@@ -230,7 +253,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     }
     if (o.lr_schedule) outer.set_lr_factor(o.lr_schedule(step));
     apply_meta_gradient(s, grads, learner.options().clip_norm, outer);
-    if constexpr (detail::counts_meta_steps<Learner>::value) learner.on_meta_step();
+    learner_count.tick();
     ++step;
     const bool validate_now = o.validate_every > 0 && step % o.validate_every == 0;
     if (validate_now) {
