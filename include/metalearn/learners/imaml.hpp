@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/learners/adapt.hpp>
@@ -33,7 +34,10 @@ struct ImplicitGradientOptions {
 /// (Lemma 1), so the meta-gradient is g = (I + (H + damping I) / lambda)^-1 grad L_query(phi)
 /// (Eq. 7), solved by cg_steps iterations of conjugate gradient on Hessian-vector products
 /// (Algorithm 2, §3.1). Exact when the inner loop converges and cg_steps reaches the
-/// number of adapted values; approximate otherwise, by design.
+/// number of adapted values; approximate otherwise, by design. Where the system is not
+/// positive definite along a CG direction (a support loss not convex at phi, common for
+/// ReLU nets on MSE), CG is truncated there (Dembo & Steihaug 1983): the iterate so far, or
+/// the query gradient itself at the first iteration; raise damping to reach further.
 ///
 /// Requires every parameter adapted (AdaptAll) and an inner update without tensors of its
 /// own (InnerSgd): neither a fixed part nor learned step sizes get an implicit gradient.
@@ -145,7 +149,8 @@ struct ImplicitGradient {
     return d;
   }
 
-  // x with A x = b for a symmetric positive-definite A given as a product, starting at 0.
+  // x with A x = b for a symmetric A given as a product, starting at 0 (truncated where A is
+  // not positive definite along a search direction).
   template <class S, class Apply>
   static std::vector<Tensor<S>> conjugate_gradient(const Apply& apply,
                                                    const std::vector<Tensor<S>>& b, int steps) {
@@ -155,13 +160,14 @@ struct ImplicitGradient {
     for (int k = 0; k < steps && rr > 0; ++k) {
       const std::vector<Tensor<S>> ap = apply(p);
       const double pap = dot(p, ap);
-      if (!(pap > 0))
-        throw InvalidArgument(
-            "metalearn::meta::ImplicitGradient: the implicit system I + (H + damping I) / "
-            "lambda is not positive definite along a conjugate-gradient direction (p'Ap = " +
-            std::to_string(pap) +
-            "): the support loss is not convex at the adapted weights; raise "
-            "ImplicitGradientOptions::damping or lambda");
+      if (!std::isfinite(pap)) {  // a diverged inner loop: report it as a non-finite step
+        for (auto& t : x) t.array() = std::numeric_limits<S>::quiet_NaN();
+        return x;
+      }
+      // Non-positive curvature along p (a support loss not convex at phi): stop, as truncated
+      // CG does (Dembo & Steihaug 1983), with the iterate so far, or with b itself (the
+      // query gradient: first order) when it happens at the first iteration.
+      if (!(pap > 0)) return k == 0 ? b : x;
       const S alpha = static_cast<S>(rr / pap);
       for (std::size_t i = 0; i < x.size(); ++i) {
         x[i].array() += alpha * p[i].array();
