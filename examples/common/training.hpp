@@ -37,8 +37,6 @@ struct PolicyOptions {
   meta::MultiStepLossOptions multi_step;
   meta::ImplicitGradientOptions implicit;
 };
-inline const std::vector<std::string> policy_flags{"msl-anneal-steps", "first-order-steps",
-                                                   "imaml-lambda", "cg-steps", "cg-damping"};
 inline PolicyOptions policy_options(const Args& args) {
   PolicyOptions p;
   p.multi_step.anneal_meta_steps =

@@ -8,6 +8,7 @@
 
 #include "support/catch.hpp"
 #include "support/errors.hpp"
+#include "support/meta_gradient.hpp"
 #include "support/seed.hpp"
 
 namespace ml = metalearn;
@@ -18,47 +19,9 @@ using ml::Tensor;
 
 namespace {
 
-data::Episode<double> sine_episode(ml::Rng& rng, std::int64_t k = 6) {
-  data::SineOptions o;
-  o.shots = k;
-  o.queries = k;
-  return data::SineTasks<double>(o).sample(rng);
-}
-
-// Central differences of theta -> L_query(adapt(theta)) over every element of the learner's
-// meta-parameters (the model's, and Meta-SGD's step sizes), using evaluate() (which adapts a
-// copy of the parameters) at perturbed values.
-template <class Learner>
-std::vector<Tensor<double>> numeric_meta_gradient(Learner& learner, nn::Sequential<double>& net,
-                                                  const data::Episode<double>& e, int steps) {
-  auto params = learner.meta_parameters(net);
-  std::vector<Tensor<double>> out;
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    Tensor<double> g(params[p].shape());
-    for (std::int64_t i = 0; i < g.numel(); ++i) {
-      double& x = params[p].data()[i];
-      const double x0 = x, h = 1e-6 * std::max(1.0, std::abs(x0));
-      x = x0 + h;
-      const double up = learner.evaluate(net, e, steps).loss;
-      x = x0 - h;
-      const double down = learner.evaluate(net, e, steps).loss;
-      x = x0;
-      g.data()[i] = (up - down) / (2 * h);
-    }
-    out.push_back(g);
-  }
-  return out;
-}
-
-double max_mismatch(const std::vector<Tensor<double>>& a, const std::vector<Tensor<double>>& b) {
-  double worst = 0;  // |a - b| / (1e-6 + 1e-4 max(|a|, |b|)): > 1 fails the meta-gradient tolerance
-  for (std::size_t p = 0; p < a.size(); ++p)
-    for (std::int64_t i = 0; i < a[p].numel(); ++i) {
-      const double x = a[p].data()[i], y = b[p].data()[i];
-      worst = std::max(worst, std::abs(x - y) / (1e-6 + 1e-4 * std::max(std::abs(x), std::abs(y))));
-    }
-  return worst;
-}
+using ml::test::max_mismatch;
+using ml::test::numeric_meta_gradient;
+using ml::test::sine_episode;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "support/catch.hpp"
 #include "support/errors.hpp"
+#include "support/meta_gradient.hpp"
 #include "support/seed.hpp"
 
 namespace ml = metalearn;
@@ -20,46 +21,9 @@ using ml::Var;
 
 namespace {
 
-data::Episode<double> sine_episode(ml::Rng& rng, std::int64_t k = 6) {
-  data::SineOptions o;
-  o.shots = k;
-  o.queries = k;
-  return data::SineTasks<double>(o).sample(rng);
-}
-
-// Central differences of `objective()` over every element of `params`.
-template <class F>
-std::vector<Tensor<double>> numeric_gradient(ml::ParameterList<double> params, F objective) {
-  std::vector<Tensor<double>> out;
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    Tensor<double> g(params[p].shape());
-    for (std::int64_t i = 0; i < g.numel(); ++i) {
-      double& x = params[p].data()[i];
-      const double x0 = x, h = 1e-6 * std::max(1.0, std::abs(x0));
-      x = x0 + h;
-      const double up = objective();
-      x = x0 - h;
-      const double down = objective();
-      x = x0;
-      g.data()[i] = (up - down) / (2 * h);
-    }
-    out.push_back(g);
-  }
-  return out;
-}
-
-double max_mismatch(const std::vector<Tensor<double>>& a, const std::vector<Tensor<double>>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;  // |a - b| / (1e-6 + 1e-4 max(|a|, |b|)): > 1 fails the tolerance
-  for (std::size_t p = 0; p < a.size(); ++p) {
-    REQUIRE(a[p].shape() == b[p].shape());
-    for (std::int64_t i = 0; i < a[p].numel(); ++i) {
-      const double x = a[p].data()[i], y = b[p].data()[i];
-      worst = std::max(worst, std::abs(x - y) / (1e-6 + 1e-4 * std::max(std::abs(x), std::abs(y))));
-    }
-  }
-  return worst;
-}
+using ml::test::max_mismatch;
+using ml::test::numeric_gradient;
+using ml::test::sine_episode;
 
 // The learner's meta-gradient for one episode against central differences of
 // theta -> evaluate(net, e, steps).loss (the query loss after adapting a copy).
@@ -67,10 +31,8 @@ template <class Learner, class Model>
 double meta_gradient_mismatch(Learner& learner, Model& net, const data::Episode<double>& e) {
   std::vector<Tensor<double>> exact;
   learner.meta_gradient(net, {e}, exact);
-  const int steps = learner.options().inner_steps;
-  return max_mismatch(exact, numeric_gradient(learner.meta_parameters(net), [&] {
-                        return learner.evaluate(net, e, steps).loss;
-                      }));
+  return max_mismatch(
+      exact, ml::test::numeric_meta_gradient(learner, net, e, learner.options().inner_steps));
 }
 
 // Pseudo-Huber loss delta^2 (sqrt(1 + (r / delta)^2) - 1), mean over the rows: a user loss

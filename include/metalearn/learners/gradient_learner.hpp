@@ -221,7 +221,7 @@ class GradientLearner {
   }
 
   InnerSetup setup() const { return InnerSetup{options_.inner_lr, options_.inner_steps}; }
-  TaskPolicies<Update, AdaptSet, Loss> policies() const {
+  TaskPolicies<Update, Loss> policies() const {
     return {update_, loss_, setup(), options_.differentiated_steps, meta_steps_};
   }
 

@@ -32,7 +32,7 @@ double regression_metric(const Var<Scalar>& out, const data::Episode<Scalar>& e,
 }
 
 /// What a task run needs from its learner, by reference (the learner outlives the run).
-template <class Update, class AdaptSet, class Loss>
+template <class Update, class Loss>
 struct TaskPolicies {
   const Update& update;
   const Loss& loss;
@@ -62,7 +62,7 @@ class TaskRun {
   /// unless `differentiable` (evaluation).
   TaskRun(Model& net, const std::vector<TensorView<Scalar>>& views, std::size_t model_params,
           std::vector<std::size_t> adapted, const TaskGroup<Scalar>& group,
-          TaskPolicies<Update, AdaptSet, Loss> p, bool differentiable = true)
+          TaskPolicies<Update, Loss> p, bool differentiable = true)
       : net_(net), adapted_(std::move(adapted)), group_(group), p_(std::move(p)), n_(model_params) {
     for (std::size_t i = 0; i < views.size(); ++i)
       leaves_.push_back(i < n_ || differentiable ? leaf(views[i]) : constant(views[i]));
@@ -205,7 +205,7 @@ class TaskRun {
   Model& net_;
   std::vector<std::size_t> adapted_;
   const TaskGroup<Scalar>& group_;  // valid while the meta-batch is
-  TaskPolicies<Update, AdaptSet, Loss> p_;
+  TaskPolicies<Update, Loss> p_;
   std::size_t n_;
   std::vector<Var<Scalar>> leaves_, own_;
   TaskOutcome<Scalar> outcome_;
