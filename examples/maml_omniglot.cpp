@@ -40,7 +40,7 @@ int main(int argc, char** argv) try {
       "                     [--log-every N] [--validate-every N] [--val-episodes N]\n"
       "                     [--eval-episodes N] [--lr-schedule constant|cosine]\n"
       "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
-      "                     [--cg-steps N] [--cg-damping X] [--quiet]\n",
+      "                     [--cg-steps N] [--cg-damping X] [--per-step-bn on|off] [--quiet]\n",
       {"data",
        "algorithm",
        "ways",
@@ -67,7 +67,8 @@ int main(int argc, char** argv) try {
        "first-order-steps",
        "imaml-lambda",
        "cg-steps",
-       "cg-damping"},
+       "cg-damping",
+       "per-step-bn"},
       {"quiet", "evaluate"}};
   const std::string algorithm = args.get_choice("algorithm", "maml", examples::gradient_algorithms);
   const data::EpisodeOptions shape{args.get_int("ways", 5, 2, 1000),
@@ -93,6 +94,9 @@ int main(int argc, char** argv) try {
   ml::Rng init(seed);
   ml::nn::Conv4Options c;
   c.outputs = shape.ways;
+  // MAML++'s per-step batch-norm weights (BNWB), one row per inner step count.
+  if (args.get_choice("per-step-bn", algorithm == "maml++" ? "on" : "off", {"on", "off"}) == "on")
+    c.per_step_batch_norm = std::max(o.inner_steps, o.eval_inner_steps);
   auto net = ml::nn::conv4<float>(c, init);
   const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
       data::EpisodeSampler<float>(og.data, shape, og.train), meta_batch);

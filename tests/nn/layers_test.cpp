@@ -124,6 +124,67 @@ TEST_CASE("BatchNorm: batch statistics, gradients, running statistics",
   }
 }
 
+TEST_CASE("PerStepBatchNorm: the row of the inner step, gradients, errors",
+          "[nn][grad][second-order]") {
+  auto rng = ml::test::make_rng(48);
+  nn::PerStepBatchNorm<double> per_step(3, 2);
+  CHECK(per_step.steps() == 2);
+  nn::Sequential<double> net{nn::Linear<double>(2, 3, rng), per_step, nn::Tanh<double>{}};
+  auto params = net.parameters();
+  REQUIRE(params.size() == 4);
+  CHECK(params.name(2) == "1.weight");
+  CHECK(params[2].shape() == Shape{3, 3});  // steps 0, 1, 2
+  for (std::size_t p : {2, 3})
+    for (std::int64_t i = 0; i < 9; ++i) params[p].data()[i] = ml::uniform(rng, -1.0, 2.0);
+  const auto x = ml::test::uniform(rng, {5, 2});
+  SECTION("step k uses row k; steps past the last use the last row") {
+    for (int step : {0, 1, 2, 5}) {
+      const ml::nn::InnerStepGuard at(step);
+      CHECK(nn::inner_step() == step);
+      const std::int64_t row = std::min(step, 2);
+      nn::Sequential<double> plain{nn::Linear<double>(2, 3, rng), nn::BatchNorm<double>(3),
+                                   nn::Tanh<double>{}};
+      auto pp = plain.parameters();
+      pp[0] = params[0];
+      pp[1] = params[1];
+      for (std::int64_t c = 0; c < 3; ++c) {
+        pp[2].data()[c] = params[2].at(row, c);
+        pp[3].data()[c] = params[3].at(row, c);
+      }
+      ml::Tape<double> tape;
+      const auto got = net.forward(tape.leaves(params.views()), tape.constant(x)).to_tensor();
+      const auto want = plain.forward(tape.leaves(pp.views()), tape.constant(x)).to_tensor();
+      for (std::int64_t i = 0; i < got.numel(); ++i)
+        CHECK_THAT(got.data()[i], WithinAbs(want.data()[i], 1e-12));
+    }
+    CHECK(nn::inner_step() == 0);  // the guard restores
+  }
+  SECTION("gradients at step 1") {
+    const ml::nn::InnerStepGuard at(1);
+    check_model(net, x);
+    nn::Sequential<double> image{nn::Conv2d<double>(1, 2, rng), nn::PerStepBatchNorm<double>(2, 3),
+                                 nn::Tanh<double>{}};
+    check_model(image, ml::test::uniform(rng, {3, 1, 4, 4}));
+  }
+  SECTION("errors") {
+    ml::test::check_throws<ml::InvalidArgument>([] { nn::PerStepBatchNorm<double>(3, 0); },
+                                                {"PerStepBatchNorm", "steps", "got 0"});
+    nn::BatchNormOptions running;
+    running.running_stats = true;
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] { nn::PerStepBatchNorm<double>(3, 2, running); },
+        {"PerStepBatchNorm", "running_stats"});
+    ml::Tape<double> tape;
+    const auto w = tape.leaves(params.views());
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] {
+          (void)per_step.forward(w.data() + 2, tape.constant(Tensor<double>(Shape{4, 2})),
+                                 nn::Mode::train);
+        },
+        {"PerStepBatchNorm::forward", "[4, 2]", "[N, 3]"});
+  }
+}
+
 TEST_CASE("Sequential: names, order, copies and errors", "[nn][shape][error]") {
   auto rng = ml::test::make_rng(43);
   auto net = nn::mlp<double>({1, 40, 40, 1}, rng);

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
+#include <metalearn/nn/inner_step.hpp>
 #include <metalearn/nn/model.hpp>
 #include <string>
 #include <utility>
@@ -83,8 +84,12 @@ class Adapted {
                               " parameters");
   }
 
-  /// The model's output for `x` with these parameters.
-  Var<Scalar> forward(const Var<Scalar>& x) const { return model_->forward(params_, x); }
+  /// The model's output for `x` with these parameters, run at inner step steps() (see
+  /// nn::inner_step: layers such as nn::PerStepBatchNorm use it).
+  Var<Scalar> forward(const Var<Scalar>& x) const {
+    const nn::InnerStepGuard at(steps_);
+    return model_->forward(params_, x);
+  }
   /// The output for a tensor, as a tensor (nothing recorded).
   Tensor<Scalar> predict(const Tensor<Scalar>& x) const {
     NoGradGuard<Scalar> no_grad;

@@ -7,6 +7,7 @@
 #include <metalearn/nn/batch_norm.hpp>
 #include <metalearn/nn/conv2d.hpp>
 #include <metalearn/nn/linear.hpp>
+#include <metalearn/nn/per_step_batch_norm.hpp>
 #include <metalearn/nn/pool.hpp>
 #include <metalearn/nn/sequential.hpp>
 #include <string>
@@ -57,6 +58,9 @@ struct Conv4Options {
   /// No head: the network maps images to embeddings (ProtoNets, Siamese nets).
   bool embedding_only = false;
   BatchNormOptions batch_norm = {};
+  /// > 0: nn::PerStepBatchNorm with one scale and shift per inner step 0 .. this many
+  /// (MAML++'s BNWB; set it to the learner's inner steps); 0: nn::BatchNorm.
+  int per_step_batch_norm = 0;
 };
 
 /// The 4-block convolutional backbone of MAML, Prototypical and Matching Networks: each
@@ -80,7 +84,10 @@ Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
     conv.padding = 1;
     conv.stride = o.strided ? 2 : 1;
     net.add(Conv2d<Scalar>(channels, o.filters, rng, conv));
-    net.add(BatchNorm<Scalar>(o.filters, o.batch_norm));
+    if (o.per_step_batch_norm > 0)
+      net.add(PerStepBatchNorm<Scalar>(o.filters, o.per_step_batch_norm, o.batch_norm));
+    else
+      net.add(BatchNorm<Scalar>(o.filters, o.batch_norm));
     if (o.strided) {
       net.add(Relu<Scalar>{});
       side = (side + 2 - 3) / 2 + 1;
