@@ -32,7 +32,7 @@ int main(int argc, char** argv) try {
       argc,
       argv,
       "usage: maml_omniglot [--data DIR|synthetic]\n"
-      "                     [--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml]\n"
+      "                     [--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain]\n"
       "                     [--ways N] [--shots N] [--queries N] [--meta-batch N]\n"
       "                     [--inner-lr X] [--inner-steps N] [--eval-inner-steps N]\n"
       "                     [--outer-lr X] [--steps N] [--minutes M] [--threads N] [--seed N]\n"

@@ -3,8 +3,8 @@
 // Second-order MAML on sine-wave regression (Finn et al. 2017, §5.1): an MLP 1-40-40-1 with
 // ReLU, K = 10 support and 10 query points, meta-batch 25, one inner SGD step with
 // alpha = 0.01, Adam 1e-3 outside. Shows: episode sampling, meta-training with any gradient
-// learner (--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|cavia; Reptile's outer
-// step is SGD with --outer-lr as epsilon; CAVIA's net takes 4 context values beside x)
+// learner (--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain|cavia; Reptile's
+// outer step is SGD with --outer-lr as epsilon; CAVIA's net takes 4 context values beside x)
 // through the shared trainer, evaluation after adaptation, a plot
 // and a learning curve.
 //
@@ -163,7 +163,8 @@ int main(int argc, char** argv) try {
   const examples::Args args{
       argc,
       argv,
-      "usage: maml_sinusoid [--algorithm maml|fomaml|reptile|metasgd|anil|maml++|imaml|cavia]\n"
+      "usage: maml_sinusoid [--algorithm "
+      "maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain|cavia]\n"
       "                     [--steps N]"
       "\n"
       "                     [--minutes M] [--meta-batch N] [--shots N] [--queries N]\n"

@@ -26,9 +26,9 @@ namespace data = metalearn::data;
 /// The gradient learners the examples offer; CAVIA needs a model with context parameters,
 /// which only maml_sinusoid builds.
 inline const std::vector<std::string> gradient_algorithms{"maml", "fomaml", "reptile", "metasgd",
-                                                          "anil", "maml++", "imaml"};
+                                                          "anil", "maml++", "imaml",   "pretrain"};
 inline const std::vector<std::string> gradient_algorithms_with_context{
-    "maml", "fomaml", "reptile", "metasgd", "anil", "maml++", "imaml", "cavia"};
+    "maml", "fomaml", "reptile", "metasgd", "anil", "maml++", "imaml", "pretrain", "cavia"};
 
 /// The options of the algorithm-specific policies, from their flags (defaults: the
 /// policies' own): --msl-anneal-steps N --first-order-steps N (MAML++), --imaml-lambda X
@@ -76,6 +76,9 @@ void with_gradient_learner(const std::string& algorithm, const meta::GradientLea
     f(l);
   } else if (algorithm == "cavia") {
     meta::Cavia l(o);
+    f(l);
+  } else if (algorithm == "pretrain") {  // Finn et al.'s baseline: joint training, fine-tuned
+    meta::Pretrained l(o);
     f(l);
   } else {
     throw ml::InvalidArgument("unknown algorithm '" + algorithm + "'");

@@ -9,6 +9,7 @@
 #include <metalearn/error.hpp>
 #include <metalearn/io/io.hpp>
 #include <metalearn/learners/learners.hpp>
+#include <metalearn/mtl/mtl.hpp>
 #include <metalearn/nn/nn.hpp>
 #include <metalearn/optim/optim.hpp>
 #include <metalearn/random.hpp>

@@ -465,6 +465,38 @@ TEST_CASE("MamlPlusPlus with per-step batch norm: meta-gradient to central diffe
     CHECK_THAT(ya.data()[i], Catch::Matchers::WithinAbs(yb.data()[i], 1e-12));
 }
 
+TEST_CASE("Pretrained: the joint loss at theta, no inner steps, fine-tuned when evaluated",
+          "[learners]") {
+  auto rng = ml::test::make_rng(98);
+  auto net = nn::mlp<double>({1, 8, 1}, rng, nn::Activation::tanh);
+  const auto e = sine_episode(rng);
+  meta::GradientLearnerOptions o;
+  o.inner_lr = 0.05;
+  o.inner_steps = 3;  // ignored in training: the baseline does not adapt
+  meta::BasicPretrained<double> learner(o);
+  std::vector<Tensor<double>> exact;
+  const auto s = learner.meta_gradient(net, {e}, exact);
+  const auto joint = [&] {
+    ml::Tape<double> tape;
+    const auto w = tape.leaves(net.parameters().views());
+    const double support =
+        mse(net.forward(w, tape.constant(e.support_inputs)), tape.constant(e.support_targets))
+            .item();
+    const double query =
+        mse(net.forward(w, tape.constant(e.query_inputs)), tape.constant(e.query_targets)).item();
+    return 0.5 * (support + query);
+  };
+  CHECK(max_mismatch(exact, numeric_gradient(learner.meta_parameters(net), joint)) < 1.0);
+  // The reported query loss is at theta itself; evaluation fine-tunes with SGD.
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(net.parameters().views());
+  const double at_theta =
+      mse(net.forward(w, tape.constant(e.query_inputs)), tape.constant(e.query_targets)).item();
+  CHECK_THAT(s.query_loss, Catch::Matchers::WithinAbs(at_theta, 1e-12));
+  CHECK(learner.evaluate(net, e, 0).loss == Approx(at_theta));
+  CHECK(learner.evaluate(net, e, 5).loss != Approx(at_theta));
+}
+
 TEST_CASE("Cavia: only the context adapts, from zero; meta-gradient to central differences",
           "[learners][second-order]") {
   auto rng = ml::test::make_rng(95);

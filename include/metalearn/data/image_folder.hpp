@@ -6,16 +6,20 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <metalearn/data/class_dataset.hpp>
 #include <metalearn/data/image.hpp>
 #include <metalearn/error.hpp>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace metalearn::data {
@@ -117,9 +121,23 @@ inline bool read_cache(const std::string& path, std::uint64_t key, std::int64_t 
          stored_sum == bytes_hash(pixels.data(), pixels.size() * sizeof(float));
 }
 
+// A temporary name of this writer's own: processes started together (mpirun, two runs in
+// one folder) build the cache at once, and each moves its complete file into place (the
+// rename replaces atomically), so none reads a half-written one or loses its temporary.
+inline std::string unique_temporary(const std::string& path) {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const auto thread = std::hash<std::thread::id>{}(std::this_thread::get_id());
+  std::uint64_t h = bytes_hash(&now, sizeof(now));
+  h = bytes_hash(&thread, sizeof(thread), h);
+  std::random_device entropy;  // differs between processes that start in the same tick
+  const unsigned extra = entropy();
+  h = bytes_hash(&extra, sizeof(extra), h);
+  return path + ".tmp." + std::to_string(h);
+}
+
 inline void write_cache(const std::string& path, std::uint64_t key, std::int64_t count,
                         std::int64_t size, const std::vector<float>& pixels) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = unique_temporary(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(image_cache_magic, 8);

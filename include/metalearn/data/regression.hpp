@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/data/regression.hpp
-/// Regression task families: sine waves (Finn et al. 2017, §5.1) and lines.
+/// Regression task families: sine waves (Finn et al. 2017, §5.1), lines and quadratics
+/// (the other modes of multimodal MAML, Vuorio et al. 2019), and a mixture of families.
 #pragma once
 
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <metalearn/error.hpp>
 #include <metalearn/random.hpp>
 #include <string>
+#include <tuple>
+#include <utility>
 
 namespace metalearn::data {
 
@@ -144,6 +147,82 @@ class LineTasks {
 
  private:
   LineOptions o_;
+};
+
+/// Options of QuadraticTasks (Vuorio et al. 2019's ranges).
+struct QuadraticOptions {
+  std::int64_t shots = 10;
+  std::int64_t queries = 10;
+  Range curvature{-0.15, 0.15};
+  Range center{-3.0, 3.0};
+  Range offset{-3.0, 3.0};
+  Range x{-5.0, 5.0};
+  double noise = 0.0;
+};
+
+/// y = curvature (x - center)^2 + offset.
+struct QuadraticTask {
+  double curvature, center, offset;
+  double operator()(double x) const { return curvature * (x - center) * (x - center) + offset; }
+};
+
+/// Quadratic regression tasks, a mode of multimodal MAML's mixture.
+template <class Scalar = float>
+class QuadraticTasks {
+ public:
+  QuadraticTasks() : QuadraticTasks(QuadraticOptions{}) {}
+  explicit QuadraticTasks(QuadraticOptions options) : o_(options) {
+    const char* who = "metalearn::data::QuadraticTasks";
+    detail::check_function_options(who, o_);
+    detail::check_range(who, "curvature", o_.curvature);
+    detail::check_range(who, "center", o_.center);
+    detail::check_range(who, "offset", o_.offset);
+  }
+  QuadraticTask sample_task(Rng& rng) const {
+    const double a = uniform(rng, o_.curvature.lo, o_.curvature.hi);
+    const double c = uniform(rng, o_.center.lo, o_.center.hi);
+    return {a, c, uniform(rng, o_.offset.lo, o_.offset.hi)};
+  }
+  Episode<Scalar> episode(const QuadraticTask& task, Rng& rng) const {
+    return detail::function_episode<Scalar>(o_, task, rng);
+  }
+  Episode<Scalar> sample(Rng& rng) const { return episode(sample_task(rng), rng); }
+  const QuadraticOptions& options() const { return o_; }
+
+ private:
+  QuadraticOptions o_;
+};
+
+/// Heterogeneous tasks: each episode from one of several families, chosen uniformly
+/// (multimodal MAML's mixture, Vuorio et al. 2019), e.g.
+/// `TaskMixture{SineTasks<float>(), LineTasks<float>(), QuadraticTasks<float>()}`.
+/// `sample_family(k, rng)` draws from family k, for per-family metrics.
+template <class... Families>
+class TaskMixture {
+  static_assert(sizeof...(Families) > 0, "TaskMixture: at least one family");
+
+ public:
+  explicit TaskMixture(Families... families) : families_(std::move(families)...) {}
+  static constexpr std::size_t size() { return sizeof...(Families); }
+
+  auto sample(Rng& rng) const {
+    return sample_family(static_cast<std::size_t>(uniform_index(rng, size())), rng);
+  }
+  auto sample_family(std::size_t k, Rng& rng) const {
+    if (k >= size())
+      throw InvalidArgument("metalearn::data::TaskMixture::sample_family: family " +
+                            std::to_string(k) + " of " + std::to_string(size()));
+    return dispatch(k, rng, std::index_sequence_for<Families...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  auto dispatch(std::size_t k, Rng& rng, std::index_sequence<I...>) const {
+    decltype(std::get<0>(families_).sample(rng)) out;
+    ((k == I ? (out = std::get<I>(families_).sample(rng), 0) : 0), ...);
+    return out;
+  }
+  std::tuple<Families...> families_;
 };
 
 }  // namespace metalearn::data

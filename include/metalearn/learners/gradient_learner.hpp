@@ -287,6 +287,9 @@ using BasicImaml = GradientLearner<InnerSgd, ImplicitGradient, AdaptAll, Episode
 template <class Scalar = float>
 using BasicCavia = GradientLearner<InnerSgd, FinalQueryLoss<Order::second>, AdaptContext,
                                    EpisodeLoss, Scalar>;  ///< Zintgraf et al. 2019
+template <class Scalar = float>
+using BasicPretrained = GradientLearner<InnerSgd, PretrainedLoss, AdaptAll, EpisodeLoss,
+                                        Scalar>;  ///< Finn et al. 2017's baseline
 
 using Maml = BasicMaml<>;
 using Fomaml = BasicFomaml<>;
@@ -296,5 +299,6 @@ using MetaSgd = BasicMetaSgd<>;
 using MamlPlusPlus = BasicMamlPlusPlus<>;
 using Imaml = BasicImaml<>;
 using Cavia = BasicCavia<>;
+using Pretrained = BasicPretrained<>;
 
 }  // namespace metalearn::meta

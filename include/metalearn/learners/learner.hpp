@@ -6,10 +6,13 @@
 /// - `ParameterList<Scalar> meta_parameters(M& net)`: what the outer optimizer trains;
 /// - `StepStats meta_gradient(M& net, const B& batch, std::vector<Tensor<Scalar>>& grads)
 ///   const`: one gradient tensor per meta-parameter;
-/// - `EpisodeResult evaluate(M& net, const data::Episode<Scalar>& episode) const`;
+/// - `EpisodeResult evaluate(M& net, const E& e) const`, E = `L::evaluation_type` when
+///   declared (the multi-task learner's batches), else `data::Episode<Scalar>`;
 /// - `options().clip_norm` (double; 0: no clipping).
 /// Optional: `on_meta_step()` (called after each outer step) with `meta_steps()` and
-/// `set_meta_steps(n)` (the trainer checkpoints the count), for learners with a schedule.
+/// `set_meta_steps(n)` (the trainer checkpoints the count), for learners with a schedule;
+/// `ParameterList<Scalar> learner_state()`: state the trainer checkpoints beside the model
+/// (a loss weighting's history).
 #pragma once
 
 #include <metalearn/autodiff/autodiff.hpp>
@@ -42,13 +45,30 @@ struct has_meta_gradient<L, M, B,
                        std::declval<std::vector<Tensor<typename L::scalar_type>>&>())),
                    StepStats> {};
 
+// What a learner evaluates: L::evaluation_type when it declares one (the multi-task
+// learner's batches), else an Episode.
+template <class L, class = void>
+struct evaluation_type {
+  using type = data::Episode<typename L::scalar_type>;
+};
+template <class L>
+struct evaluation_type<L, std::void_t<typename L::evaluation_type>> {
+  using type = typename L::evaluation_type;
+};
+
 template <class L, class M, class = void>
 struct has_evaluate : std::false_type {};
 template <class L, class M>
 struct has_evaluate<
     L, M,
     std::void_t<decltype(std::declval<const L&>().evaluate(
-        std::declval<M&>(), std::declval<const data::Episode<typename L::scalar_type>&>()))>>
+        std::declval<M&>(), std::declval<const typename evaluation_type<L>::type&>()))>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_learner_state : std::false_type {};
+template <class L>
+struct has_learner_state<L, std::void_t<decltype(std::declval<L&>().learner_state())>>
     : std::true_type {};
 
 template <class L, class = void>
@@ -84,9 +104,11 @@ constexpr void require_learner() {
     static_assert(detail::has_meta_gradient<L, Model, Batch>::value,
                   "metalearn: the learner needs `StepStats meta_gradient(net, batch, grads) const` "
                   "for this model and batch type (see metalearn/learners/learner.hpp)");
-    static_assert(detail::has_evaluate<L, Model>::value,
-                  "metalearn: the learner needs `EpisodeResult evaluate(net, episode) const` (see "
-                  "metalearn/learners/learner.hpp)");
+    static_assert(
+        detail::has_evaluate<L, Model>::value,
+        "metalearn: the learner needs `EpisodeResult evaluate(net, episode) const` for its "
+        "evaluation_type (see "
+        "metalearn/learners/learner.hpp)");
     static_assert(detail::has_clip_norm<L>::value,
                   "metalearn: the learner needs `options().clip_norm` (see "
                   "metalearn/learners/learner.hpp)");

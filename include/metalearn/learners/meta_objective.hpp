@@ -69,6 +69,20 @@ struct ReptileDirection {
   }
 };
 
+/// The pretrained baseline of Finn et al. 2017 (§5.1, Fig. 2): one network trained on all
+/// the tasks jointly, without inner steps (the loss at theta on the support and query
+/// points, averaged), then fine-tuned by gradient descent at test time (evaluate's inner
+/// steps). What MAML is measured against: it learns the tasks' average, not how to adapt.
+struct PretrainedLoss {
+  template <class Task>
+  void operator()(Task& task) const {
+    using S = typename Task::scalar_type;
+    auto fast = task.start();
+    const Var<S> support = task.loss(fast, Split::support);
+    task.differentiate((support + task.query(fast)) * S(0.5));
+  }
+};
+
 /// Options of MultiStepLoss.
 struct MultiStepLossOptions {
   /// Meta-steps over which the per-step weights anneal from uniform to the final step only

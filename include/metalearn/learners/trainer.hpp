@@ -178,6 +178,8 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
       .counter("optimizer_steps", outer.step_counter())
       .counter("best_validation_bits", best_bits)
       .counter("best_step", best_step);
+  if constexpr (detail::has_learner_state<Learner>::value)
+    ckpt.tensors("learner_state", learner.learner_state());
   detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
   const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";

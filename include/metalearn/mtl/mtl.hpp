@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/mtl/mtl.hpp
+/// The mtl module: multi-task batches and models, loss weightings, gradient aggregators,
+/// and the multi-task learner.
+#pragma once
+
+#include <metalearn/mtl/aggregators.hpp>
+#include <metalearn/mtl/batch.hpp>
+#include <metalearn/mtl/models.hpp>
+#include <metalearn/mtl/mtl_learner.hpp>
+#include <metalearn/mtl/multi_fashion.hpp>
+#include <metalearn/mtl/report.hpp>
+#include <metalearn/mtl/synthetic.hpp>
+#include <metalearn/mtl/weightings.hpp>
