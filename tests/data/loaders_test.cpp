@@ -323,16 +323,17 @@ TEST_CASE("load_lake_runs: a file name too long for the system is an IoError",
 TEST_CASE("Multi-Fashion: built from IDX items, deterministic, items where they belong",
           "[mtl][data][io]") {
   using Catch::Matchers::WithinAbs;
-  // Three 28x28 items: item 0 lit in a 6x6 block at its top-left corner, items 1 and 2 in
-  // an 8x8 one at their bottom-right, so on the canvas the left and right items never
-  // overlap, and only a left item 0 reaches the output's top-left 5x5 (canvas [0, 6.4)).
+  // Three 28x28 items: item 0 lit in a 4x4 block at its top-left corner, items 1 and 2 in
+  // a 6x6 one at their bottom-right, so on the canvas (right item at offset 6) the left and
+  // right blocks never overlap, and only a left item 0 reaches the output's top-left 4x4
+  // (canvas [0, 5.1)).
   const fs::path dir = fresh_dir("fashion");
   std::vector<std::uint8_t> pixels(3 * 28 * 28, 0);
-  const auto block = [](int item) { return item == 0 ? 6 : 8; };
+  const auto block = [](int item) { return item == 0 ? 4 : 6; };
   for (int item = 0; item < 3; ++item)
     for (int r = 0; r < block(item); ++r)
       for (int c = 0; c < block(item); ++c) {
-        const int rr = item == 0 ? r : 20 + r, cc = item == 0 ? c : 20 + c;
+        const int rr = item == 0 ? r : 22 + r, cc = item == 0 ? c : 22 + c;
         pixels[static_cast<std::size_t>(item * 784 + rr * 28 + cc)] =
             static_cast<std::uint8_t>(100 + 50 * item);
       }
@@ -358,7 +359,7 @@ TEST_CASE("Multi-Fashion: built from IDX items, deterministic, items where they 
     for (int r = 0; r < 28; ++r)
       for (int c = 0; c < 28; ++c) {
         total += img[r * 28 + c];
-        if (r < 5 && c < 5) corner += img[r * 28 + c];
+        if (r < 4 && c < 4) corner += img[r * 28 + c];
       }
     // Mass: the block's pixels of (100 + 50 item) / 255.
     const auto mass = [&](std::int64_t item) {

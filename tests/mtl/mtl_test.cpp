@@ -168,10 +168,14 @@ TEST_CASE("ImtlG: equal projections on every task direction", "[mtl]") {
   const Eigen::VectorXd d = combine(w, three);
   const double p0 = d.dot(three.row(0).normalized());
   for (int t = 1; t < 3; ++t) CHECK_THAT(d.dot(three.row(t).normalized()), WithinAbs(p0, 1e-10));
+  // A zero gradient has no direction: that task gets 0, the other alone gets 1.
   Eigen::MatrixXd zero(2, 2);
   zero << 1, 0, 0, 0;
-  ml::test::check_throws<ml::InvalidArgument>([&] { (void)mtl::ImtlG{}.weights(gram(zero), rng); },
-                                              {"ImtlG", "task 1", "zero gradient"});
+  CHECK(mtl::ImtlG{}.weights(gram(zero), rng) == std::vector<double>{1.0, 0.0});
+  // Coinciding directions: a singular system, equal weights.
+  Eigen::MatrixXd same(2, 2);
+  same << 1, 1, 2, 2;
+  CHECK(mtl::ImtlG{}.weights(gram(same), rng) == std::vector<double>{0.5, 0.5});
 }
 
 TEST_CASE("NashMtl: the bargaining solution satisfies G a = 1/a", "[mtl]") {
@@ -182,13 +186,32 @@ TEST_CASE("NashMtl: the bargaining solution satisfies G a = 1/a", "[mtl]") {
   const auto a = mtl::NashMtl{}.weights(G, rng);
   const Eigen::Map<const Eigen::VectorXd> av(a.data(), 3);
   CHECK((av.array() > 0).all());
-  const Eigen::VectorXd residual = (G / G.norm()) * av - av.cwiseInverse();
-  CHECK(residual.norm() < 1e-8);
-  // Orthogonal gradients: a_t = 1 / sqrt(G'_tt), each task's share a_t |g_t| equal.
-  Eigen::MatrixXd orth(2, 2);
-  orth << 3, 0, 0, 1;
-  const auto b = mtl::NashMtl{}.weights(gram(orth), rng);
-  CHECK_THAT(b[0] * 3, WithinRel(b[1] * 1, 1e-8));
+  const Eigen::VectorXd residual = G * av - av.cwiseInverse();  // the paper's Eq. 3, raw G
+  CHECK(residual.norm() < 1e-6 * av.cwiseInverse().norm());
+  CHECK_THAT(combine(a, three).squaredNorm(), WithinRel(3.0, 1e-6));  // |d|^2 = K
+  // One task: a = 1 / |g|, the unit gradient.
+  Eigen::MatrixXd one(1, 2);
+  one << 3, 4;
+  CHECK_THAT(mtl::NashMtl{}.weights(gram(one), rng)[0], WithinRel(0.2, 1e-9));
+  // Opposite gradients: no positive solution (a^T G a / 2 - sum log a is unbounded below),
+  // NaN coefficients, which the learner reports as a non-finite step.
+  Eigen::MatrixXd opposite(2, 2);
+  opposite << 1, 0, -1, 0;
+  CHECK(std::isnan(mtl::NashMtl{}.weights(gram(opposite), rng)[0]));
+}
+
+TEST_CASE("Reports: delta m and mean rank by hand", "[mtl]") {
+  // Accuracies 0.9 and 0.8 against baselines 1.0 and 0.8: mean relative drop 5%.
+  CHECK_THAT(mtl::delta_m({0.9, 0.8}, {1.0, 0.8}, {true, true}), WithinAbs(5.0, 1e-12));
+  // An MSE (lower is better) of 0.5 against 1.0 is a 50% gain: -50.
+  CHECK_THAT(mtl::delta_m({0.5}, {1.0}, {false}), WithinAbs(-50.0, 1e-12));
+  ml::test::check_throws<ml::InvalidArgument>([] { (void)mtl::delta_m({1.0}, {0.0}, {true}); },
+                                              {"delta_m", "baseline of task 0"});
+  // Three methods, two tasks (accuracy); ties share their mean rank.
+  const auto r = mtl::mean_rank({{0.9, 0.7}, {0.8, 0.7}, {0.7, 0.9}}, {true, true});
+  CHECK_THAT(r[0], WithinAbs((1 + 2.5) / 2, 1e-12));
+  CHECK_THAT(r[1], WithinAbs((2 + 2.5) / 2, 1e-12));
+  CHECK_THAT(r[2], WithinAbs((3 + 1) / 2.0, 1e-12));
 }
 
 TEST_CASE("Weightings: uncertainty, DWA, GradNorm and RLW against their formulas", "[mtl]") {
@@ -210,13 +233,23 @@ TEST_CASE("Weightings: uncertainty, DWA, GradNorm and RLW against their formulas
     CHECK_THAT(
         stats.query_loss,
         WithinAbs(0.5 * (std::exp(-0.3) * L[0] + 0.3) + 0.5 * (std::exp(0.2) * L[1] - 0.2), 1e-12));
+    // The same through an aggregator's per-task path (UW with PCGrad).
+    mtl::MtlLearner<mtl::UncertaintyWeighting, mtl::PcGrad, double> with_pcgrad;
+    auto p2 = with_pcgrad.meta_parameters(net);
+    p2[p2.size() - 1] = s;
+    std::vector<Tensor<double>> g2;
+    with_pcgrad.meta_gradient(net, batch, g2);
+    for (int t = 0; t < 2; ++t)
+      CHECK_THAT(g2.back().data()[t], WithinAbs(g.back().data()[t], 1e-12));
   }
   SECTION("DWA: K softmax(r / T) of the last two windows' mean losses") {
     mtl::DwaOptions o;
     o.window = 2;
     const mtl::Dwa dwa(o);
-    std::vector<Tensor<double>> state{Tensor<double>(Shape{3, 2}, 0.0)};
-    const std::vector<std::vector<double>> losses{{4, 1}, {4, 1}, {2, 1}, {2, 0.5}};
+    std::vector<Tensor<double>> state{Tensor<double>(dwa.state(2)[0].shape, 0.0)};
+    const double nan = std::nan("");
+    // Step 3 was skipped (non-finite): the second window's mean is of step 2 alone.
+    const std::vector<std::vector<double>> losses{{4, 1}, {4, 1}, {2, 0.75}, {nan, nan}};
     for (std::int64_t step = 0; step < 4; ++step) {
       CHECK(dwa.weights(state[0], step) == std::vector<double>{1.0, 1.0});  // first two windows
       dwa.after_step(losses[static_cast<std::size_t>(step)], state, step);

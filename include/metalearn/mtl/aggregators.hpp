@@ -8,7 +8,10 @@
 ///
 /// An aggregator has `static constexpr const char* name`, `static constexpr bool
 /// uses_gramian` and `std::vector<double> weights(const Eigen::MatrixXd& G, Rng& rng)
-/// const` (rng: for the methods that draw, PCGrad's task order).
+/// const` (rng: for the methods that draw, PCGrad's task order). G must be finite and
+/// square (else InvalidArgument). A method with no solution for a G (Nash-MTL's system
+/// when the gradients are linearly dependent) returns NaN coefficients: MtlLearner then
+/// reports a non-finite step, which train() stops on or skips (OnNonFinite).
 #pragma once
 
 #include <Eigen/Dense>
@@ -58,9 +61,11 @@ struct MgdaOptions {
   double tolerance = 1e-5;   ///< stop when an iteration moves the weights less than this
 };
 
-/// MGDA-UB (Sener & Koltun 2018): the minimum-norm point of the convex hull of the task
+/// MGDA (Sener & Koltun 2018): the minimum-norm point of the convex hull of the task
 /// gradients, min_{a in simplex} a^T G a (Eq. 3), by Frank-Wolfe with exact line search
-/// (Algorithm 2), started at the best pair (the two-task closed form, Algorithm 1).
+/// (Algorithm 2), started at the best pair (the two-task closed form, Algorithm 1), on the
+/// gradients of the shared parameters (not MGDA-UB's bound through the shared
+/// representation). The task-specific parameters take their plain gradients, as LibMTL.
 struct Mgda {
   static constexpr const char* name = "mgda";
   static constexpr bool uses_gramian = true;
@@ -212,7 +217,9 @@ struct CaGrad {
 /// IMTL-G (Liu et al. 2021, "Towards impartial multi-task learning", §3.2): the update
 /// d = sum a_t g_t with sum a_t = 1 whose projections onto every unit task gradient u_t
 /// are equal: a_{2..K} = g_1 U^T (D U^T)^{-1}, D rows g_1 - g_t, U rows u_1 - u_t.
-/// All are inner products, so it is a (K-1)-square solve on the Gramian.
+/// All are inner products, so it is a (K-1)-square solve on the Gramian. Tasks with a zero
+/// gradient get 0; when the system is singular (coinciding directions) the weights are
+/// equal.
 struct ImtlG {
   static constexpr const char* name = "imtl";
   static constexpr bool uses_gramian = true;
@@ -220,15 +227,21 @@ struct ImtlG {
   std::vector<double> weights(const Eigen::MatrixXd& G, Rng& /*rng*/) const {
     detail::require_gramian(G, "ImtlG");
     const Eigen::Index k = G.rows();
-    if (k == 1) return {1.0};
-    Eigen::VectorXd norm = G.diagonal().cwiseMax(0.0).cwiseSqrt();
+    // A task with a zero gradient has no direction: it gets 0 and the others are solved.
+    std::vector<Eigen::Index> on;
     for (Eigen::Index i = 0; i < k; ++i)
-      if (!(norm(i) > 0))
-        throw InvalidArgument("metalearn::mtl::ImtlG: task " + std::to_string(i) +
-                              " has a zero gradient (its direction is undefined)");
-    // x . u_j for x = g_i is G_ij / |g_j|.
-    const auto gu = [&](Eigen::Index i, Eigen::Index j) { return G(i, j) / norm(j); };
-    const Eigen::Index m = k - 1;
+      if (G(i, i) > 0) on.push_back(i);
+    std::vector<double> a(static_cast<std::size_t>(k), 0.0);
+    if (on.empty()) return a;
+    if (on.size() == 1) {
+      a[static_cast<std::size_t>(on[0])] = 1.0;
+      return a;
+    }
+    const auto m = static_cast<Eigen::Index>(on.size()) - 1;
+    const auto at = [&](Eigen::Index i) { return on[static_cast<std::size_t>(i)]; };
+    const auto gu = [&](Eigen::Index i, Eigen::Index j) {  // g_i . u_j = G_ij / |g_j|
+      return G(at(i), at(j)) / std::sqrt(G(at(j), at(j)));
+    };
     Eigen::VectorXd rhs(m);  // (g_1 U^T)_j = g_1 . (u_1 - u_{j+1})
     Eigen::MatrixXd DU(m, m);
     for (Eigen::Index j = 0; j < m; ++j) {
@@ -236,11 +249,17 @@ struct ImtlG {
       for (Eigen::Index i = 0; i < m; ++i)
         DU(i, j) = gu(0, 0) - gu(0, j + 1) - gu(i + 1, 0) + gu(i + 1, j + 1);
     }
-    // Row vector a = rhs^T DU^{-1}, i.e. DU^T a^T = rhs.
-    const Eigen::VectorXd rest = DU.transpose().fullPivLu().solve(rhs);
-    std::vector<double> a(static_cast<std::size_t>(k));
-    a[0] = 1 - rest.sum();
-    for (Eigen::Index j = 0; j < m; ++j) a[static_cast<std::size_t>(j + 1)] = rest(j);
+    // Row vector a = rhs^T DU^{-1}, i.e. DU^T a^T = rhs. Directions that coincide make DU
+    // singular; then every combination has equal projections and the weights are equal.
+    const Eigen::FullPivLU<Eigen::MatrixXd> lu(DU.transpose());
+    if (!lu.isInvertible()) {
+      for (Eigen::Index i = 0; i <= m; ++i)
+        a[static_cast<std::size_t>(at(i))] = 1.0 / static_cast<double>(m + 1);
+      return a;
+    }
+    const Eigen::VectorXd rest = lu.solve(rhs);
+    a[static_cast<std::size_t>(at(0))] = 1 - rest.sum();
+    for (Eigen::Index j = 0; j < m; ++j) a[static_cast<std::size_t>(at(j + 1))] = rest(j);
     return a;
   }
 };
@@ -252,11 +271,14 @@ struct NashMtlOptions {
 };
 
 /// Nash-MTL (Navon et al. 2022, §3.2): the Nash bargaining solution, the a > 0 with
-/// G a = 1/a elementwise (Eq. 3), on the Gramian normalised by its Frobenius norm as the
-/// authors' code does. It is the stationary point of the strictly convex
-/// f(a) = a^T G a / 2 - sum log a_t, found here by damped Newton steps that keep a > 0
-/// (the authors solve a sequence of convex problems with cvxpy instead). Clip the update
-/// with the learner's clip_norm (the authors' max_norm = 1).
+/// G a = 1/a elementwise (Eq. 3), so the update d = sum a_t g_t has |d|^2 = K whatever the
+/// losses' scale. It is the stationary point of f(a) = a^T G a / 2 - sum log a_t, found by
+/// damped Newton steps that keep a > 0 on G / |G|_F (for conditioning, as the authors'
+/// code normalises) and rescaled by 1 / sqrt(|G|_F) (the authors put the factor back in
+/// their constraint); they solve a sequence of convex problems with cvxpy instead. No
+/// solution (linearly dependent gradients: f unbounded below) gives NaN coefficients. The
+/// authors clip the shared update at norm 1; the example sets the learner's clip_norm to 1,
+/// which clips the whole gradient.
 struct NashMtl {
   static constexpr const char* name = "nash";
   static constexpr bool uses_gramian = true;
@@ -269,7 +291,7 @@ struct NashMtl {
     detail::require_gramian(G_in, "NashMtl");
     const Eigen::Index k = G_in.rows();
     const double scale = G_in.norm();
-    if (!(scale > 0)) throw InvalidArgument("metalearn::mtl::NashMtl: every task gradient is zero");
+    if (!(scale > 0)) return std::vector<double>(static_cast<std::size_t>(k), std::nan(""));
     const Eigen::MatrixXd G = G_in / scale;
     const auto f = [&](const Eigen::VectorXd& a) {
       return 0.5 * a.dot(G * a) - a.array().log().sum();
@@ -288,10 +310,10 @@ struct NashMtl {
       while (t > 1e-12 && f(a + t * dir) > f0 + 1e-4 * t * slope) t *= 0.5;
       a += t * dir;
     }
-    if (!a.allFinite() || (a.array() <= 0).any())
-      throw InvalidArgument(
-          "metalearn::mtl::NashMtl: no positive solution of G a = 1/a (linearly dependent "
-          "task gradients?)");
+    const bool solved = a.allFinite() && (a.array() > 0).all() &&
+                        (G * a - a.cwiseInverse()).norm() <= 1e-6 * a.cwiseInverse().norm();
+    if (!solved) return std::vector<double>(static_cast<std::size_t>(k), std::nan(""));
+    a /= std::sqrt(scale);
     return {a.data(), a.data() + k};
   }
 };

@@ -90,12 +90,10 @@ class MtlLearner {
 
   std::int64_t meta_steps() const { return steps_; }
   void set_meta_steps(std::int64_t n) { steps_ = n; }
-  /// After each optimizer step (meta::meta_step and train call it): the weighting's state
-  /// takes the step's task losses when they were finite.
+  /// After each step, taken or skipped (meta::meta_step and train call it): the
+  /// weighting's state sees the step's task losses (non-finite for a skipped step).
   void on_meta_step() {
-    bool finite = !last_losses_.empty();
-    for (double l : last_losses_) finite = finite && std::isfinite(l);
-    if (finite) weighting_.after_step(last_losses_, state_, steps_);
+    if (!last_losses_.empty()) weighting_.after_step(last_losses_, state_, steps_);
     last_losses_.clear();
     ++steps_;
   }
@@ -176,7 +174,10 @@ class MtlLearner {
       for (std::size_t t = 0; t < k; ++t)
         for (const auto& g : grad(ell[t], wrt, go)) per_task[t].push_back(g.to_tensor());
       const Eigen::MatrixXd G = gramian(per_task, n_shared);
-      const std::vector<double> a = aggregator_.weights(G, rng);
+      // A non-finite gradient makes the step non-finite (the trainer's stop or skip), not
+      // an aggregator error.
+      const std::vector<double> a =
+          G.allFinite() ? aggregator_.weights(G, rng) : std::vector<double>(k, std::nan(""));
       for (std::size_t i = 0; i < wrt.size(); ++i) {
         Tensor<Scalar> sum(per_task[0][i].shape(), Scalar(0));
         for (std::size_t t = 0; t < k; ++t) {

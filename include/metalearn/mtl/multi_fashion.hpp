@@ -23,15 +23,19 @@ namespace metalearn::mtl {
 struct MultiFashionOptions {
   std::int64_t examples = 0;  ///< images to make (0: one per source item)
   std::int64_t canvas = 36;   ///< side of the canvas the two items are placed on
-  std::int64_t size = 28;     ///< side of the result (the canvas resized by area averaging)
+  /// Offset of the right item on the canvas, down and right (the MultiMNIST loader of
+  /// Sener & Koltun's code: 6, so the two 28x28 items overlap in 22x22).
+  std::int64_t offset = 6;
+  std::int64_t size = 28;  ///< side of the result (the canvas resized by area averaging)
 };
 
 /// Images [examples, 1, size, size] and two classification tasks (labels: the items' class
 /// ordinals, 0..num_classes()-1): the class of the item at
 /// the top left (task 0, "left") and of the one at the bottom right (task 1, "right").
 /// Example i puts source item perm(i) at the canvas's top-left corner and a second item,
-/// drawn uniformly from the others, at its bottom-right corner (offset canvas - side), the
-/// overlap taking the brighter pixel; then the canvas is resized to size x size.
+/// drawn uniformly from the others, at (offset, offset), the overlap taking the brighter
+/// pixel; then the canvas is resized to size x size by area averaging (the authors' loader
+/// resizes by nearest neighbour, which aliases; and may draw the same item twice).
 /// Deterministic in `rng`.
 template <class Scalar = float>
 MultiTaskDataset<Scalar> multi_fashion(const data::ClassDataset<Scalar>& items,
@@ -43,10 +47,10 @@ MultiTaskDataset<Scalar> multi_fashion(const data::ClassDataset<Scalar>& items,
                           ": need at least two square grey items [M, 1, H, H], got " +
                           s.to_string());
   const std::int64_t m = s[0], side = s[2];
-  if (o.canvas < side || o.size < 1 || o.examples < 0)
-    throw InvalidArgument(std::string(who) + ": need canvas >= the item side (" +
-                          std::to_string(side) + "), size >= 1 and examples >= 0");
-  const std::int64_t n = o.examples == 0 ? m : o.examples, shift = o.canvas - side;
+  if (o.offset < 0 || o.canvas < side + o.offset || o.size < 1 || o.examples < 0)
+    throw InvalidArgument(std::string(who) + ": need offset >= 0, canvas >= the item side (" +
+                          std::to_string(side) + ") + offset, size >= 1 and examples >= 0");
+  const std::int64_t n = o.examples == 0 ? m : o.examples, shift = o.offset;
   std::vector<std::int64_t> order(static_cast<std::size_t>(m));
   for (std::int64_t i = 0; i < m; ++i) order[static_cast<std::size_t>(i)] = i;
   for (std::size_t i = order.size(); i > 1; --i)  // Fisher-Yates from our Rng

@@ -13,8 +13,8 @@
 /// - `template <class Scalar> std::vector<Var<Scalar>> weighted(losses, learned, state,
 ///   step, rng) const`: the weighted task losses l_t, whose sum is the objective and whose
 ///   gradients the aggregators combine;
-/// - `void after_step(losses, state, step) const`: update the state with a finished
-///   step's (finite) task losses;
+/// - `void after_step(losses, state, step) const`: update the state after every step, taken
+///   or skipped (a skipped step's losses may be non-finite);
 /// - optional `void learned_gradient(G, losses, learned, state, grads) const`: a gradient
 ///   for the learned tensors from the Gramian G of the weighted task gradients, for a
 ///   weighting trained by its own rule (GradNorm); it then has `needs_gramian = true`.
@@ -105,8 +105,10 @@ struct DwaOptions {
 
 /// Dynamic weight average (Liu et al. 2019, Eq. 7): w_t = K exp(r_t / T) / sum_j exp(r_j / T)
 /// with r_t = L_t(e-1) / L_t(e-2), the ratio of the task's mean losses over the last two
-/// windows; w = 1 in the first two windows. State "dwa.history" [3, K]: this window's loss
-/// sums, then the means of the last and the one before.
+/// windows of `window` steps; w = 1 in the first two windows. State "dwa.history" [4, K]:
+/// this window's sums of the finite losses, their count, then the means of the last window
+/// and of the one before. A window closes by the step count, skipped steps included; one
+/// with no finite step keeps the previous means, and a zero mean gives the ratio 1.
 struct Dwa {
   static constexpr const char* name = "dwa";
   static constexpr bool needs_gramian = false;
@@ -119,20 +121,22 @@ struct Dwa {
   }
   std::vector<MetaTensor> learned(std::size_t) const { return {}; }
   std::vector<MetaTensor> state(std::size_t k) const {
-    return {{"dwa.history", Shape{3, static_cast<std::int64_t>(k)}, 0.0}};
+    return {{"dwa.history", Shape{4, static_cast<std::int64_t>(k)}, 0.0}};
   }
   /// The weights at meta-step `step` from the state.
   template <class Scalar>
   std::vector<double> weights(const Tensor<Scalar>& history, std::int64_t step) const {
     const std::int64_t k = history.shape()[1];
-    std::vector<double> w(static_cast<std::size_t>(k), 1.0);
+    std::vector<double> r(static_cast<std::size_t>(k), 1.0), w(r.size(), 1.0);
     if (step / options.window < 2) return w;
-    double total = 0;
+    double top = -INFINITY, total = 0;
     for (std::int64_t t = 0; t < k; ++t) {
-      const double r = double(history.at(1, t)) / double(history.at(2, t));
-      w[static_cast<std::size_t>(t)] = std::exp(r / options.temperature);
-      total += w[static_cast<std::size_t>(t)];
+      const double before = double(history.at(3, t));
+      r[static_cast<std::size_t>(t)] = before > 0 ? double(history.at(2, t)) / before : 1.0;
+      top = std::max(top, r[static_cast<std::size_t>(t)] / options.temperature);
     }
+    for (std::size_t t = 0; t < w.size(); ++t)
+      total += w[t] = std::exp(r[t] / options.temperature - top);  // max-shifted softmax
     for (double& x : w) x *= static_cast<double>(k) / total;
     return w;
   }
@@ -148,13 +152,19 @@ struct Dwa {
                   std::int64_t step) const {
     Tensor<Scalar>& h = state[0];
     const std::int64_t k = h.shape()[1];
-    for (std::int64_t t = 0; t < k; ++t)
+    bool finite = true;
+    for (double l : losses) finite = finite && std::isfinite(l);
+    for (std::int64_t t = 0; finite && t < k; ++t) {
       h.data()[t] += static_cast<Scalar>(losses[static_cast<std::size_t>(t)]);
+      h.data()[k + t] += Scalar(1);
+    }
     if ((step + 1) % options.window != 0) return;  // the window goes on
     for (std::int64_t t = 0; t < k; ++t) {
-      h.data()[2 * k + t] = h.data()[k + t];
-      h.data()[k + t] = h.data()[t] / static_cast<Scalar>(options.window);
-      h.data()[t] = Scalar(0);
+      if (h.data()[k + t] > 0) {
+        h.data()[3 * k + t] = h.data()[2 * k + t];
+        h.data()[2 * k + t] = h.data()[t] / h.data()[k + t];
+      }
+      h.data()[t] = h.data()[k + t] = Scalar(0);
     }
   }
 };
@@ -170,7 +180,8 @@ struct GradNormOptions {
 /// w_t L_t| over the shared parameters (LibMTL's choice; the paper uses the last shared
 /// layer), r_t = (L_t / L_t(0)) / mean_j (L_j / L_j(0)), the target held constant. The
 /// model is trained on sum_t w_t L_t with w held constant. State "gradnorm.initial_loss"
-/// [K]: the losses of the first step.
+/// [K]: the losses of the first finite step (a task whose first loss is not positive keeps
+/// the ratio 1).
 struct GradNorm {
   static constexpr const char* name = "gradnorm";
   static constexpr bool needs_gramian = true;
@@ -206,8 +217,13 @@ struct GradNorm {
   }
   template <class Scalar>
   void after_step(const std::vector<double>& losses, std::vector<Tensor<Scalar>>& state,
-                  std::int64_t step) const {
-    if (step != 0) return;
+                  std::int64_t /*step*/) const {
+    bool unset = true, finite = true;
+    for (std::size_t t = 0; t < losses.size(); ++t) {
+      unset = unset && state[0].data()[t] == Scalar(0);
+      finite = finite && std::isfinite(losses[t]);
+    }
+    if (!unset || !finite) return;
     for (std::size_t t = 0; t < losses.size(); ++t)
       state[0].data()[t] = static_cast<Scalar>(losses[t]);
   }
