@@ -478,3 +478,24 @@ TEST_CASE("MtlLearner through the trainer: learns, and a resumed run is bit-iden
   for (std::size_t p = 0; p < whole_params.size(); ++p)
     CHECK((whole_params[p].array() == resumed_params[p].array()).all());
 }
+
+TEST_CASE("MtlLearner: evaluation runs the model in eval mode", "[mtl]") {
+  auto rng = ml::test::make_rng(65);
+  nn::BatchNormOptions running;
+  running.running_stats = true;
+  mtl::HardSharing<double> net(
+      nn::Sequential<double>{nn::Linear<double>(3, 5, rng), nn::BatchNorm<double>(5, running),
+                             nn::Tanh<double>{}},
+      {nn::Sequential<double>{nn::Linear<double>(5, 3, rng)},
+       nn::Sequential<double>{nn::Linear<double>(5, 2, rng)}});
+  const auto batch = two_task_batch(rng);
+  mtl::MtlLearner<mtl::EqualWeighting, mtl::SumGradients, double> learner;
+  REQUIRE(net.buffers().size() == 2);
+  const Tensor<double> before = net.buffers()[0];
+  (void)learner.evaluate(net, batch);
+  (void)learner.task_metrics(net, batch);
+  CHECK((net.buffers()[0].array() == before.array()).all());  // eval mode: kept, not updated
+  std::vector<Tensor<double>> g;
+  (void)learner.meta_gradient(net, batch, g);
+  CHECK((net.buffers()[0].array() != before.array()).any());  // training updates them
+}

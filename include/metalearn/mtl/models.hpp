@@ -7,7 +7,9 @@
 /// - `std::size_t num_tasks() const`;
 /// - `std::size_t num_shared() const`: its first num_shared() parameters are shared by
 ///   the tasks (what the gradient aggregators act on); the others are task-specific;
-/// - `std::vector<Var<Scalar>> forward_tasks(params, x)`: one output per task.
+/// - `std::vector<Var<Scalar>> forward_tasks(params, x)`: one output per task; optionally
+///   `forward_tasks(params, x, nn::Mode)`, which MtlLearner's evaluate and task_metrics
+///   call with Mode::eval (batch norm with running statistics then uses and keeps them).
 /// Its plain `forward` gives the task outputs side by side (columns), so the meta-learners
 /// and `meta::adapt` accept it too.
 #pragma once
@@ -38,6 +40,15 @@ struct has_forward_tasks<
                               std::declval<const std::vector<Var<Scalar>>&>(),
                               std::declval<const Var<Scalar>&>())),
                           std::vector<Var<Scalar>>> {};
+template <class M, class Scalar, class = void>
+struct has_forward_tasks_mode : std::false_type {};
+template <class M, class Scalar>
+struct has_forward_tasks_mode<M, Scalar,
+                              std::void_t<decltype(std::declval<M&>().forward_tasks(
+                                  std::declval<const std::vector<Var<Scalar>>&>(),
+                                  std::declval<const Var<Scalar>&>(), nn::Mode::eval))>>
+    : std::true_type {};
+
 template <class M, class = void>
 struct has_task_counts : std::false_type {};
 template <class M>
@@ -112,7 +123,7 @@ class HardSharing {
   }
 
   std::vector<Var<Scalar>> forward_tasks(const std::vector<Var<Scalar>>& params,
-                                         const Var<Scalar>& x) {
+                                         const Var<Scalar>& x, nn::Mode mode = nn::Mode::train) {
     std::size_t expected = trunk_.num_parameters();
     for (const auto& h : heads_) expected += h.num_parameters();
     if (params.size() != expected)
@@ -120,11 +131,11 @@ class HardSharing {
           "metalearn::mtl::HardSharing::forward_tasks: " + std::to_string(params.size()) +
           " parameters given, expected " + std::to_string(expected));
     const Var<Scalar>* p = params.data();
-    const Var<Scalar> features = trunk_.forward(p, x, nn::Mode::train);
+    const Var<Scalar> features = trunk_.forward(p, x, mode);
     p += trunk_.num_parameters();
     std::vector<Var<Scalar>> out;
     for (auto& h : heads_) {
-      out.push_back(h.forward(p, features, nn::Mode::train));
+      out.push_back(h.forward(p, features, mode));
       p += h.num_parameters();
     }
     return out;
@@ -193,7 +204,7 @@ class Mmoe {
   }
 
   std::vector<Var<Scalar>> forward_tasks(const std::vector<Var<Scalar>>& params,
-                                         const Var<Scalar>& x) {
+                                         const Var<Scalar>& x, nn::Mode mode = nn::Mode::train) {
     std::size_t expected = num_shared();
     for (std::size_t t = 0; t < towers_.size(); ++t)
       expected += gates_[t].num_parameters() + towers_[t].num_parameters();
@@ -204,7 +215,7 @@ class Mmoe {
     const Var<Scalar>* p = params.data();
     std::vector<Var<Scalar>> expert_out;
     for (auto& e : experts_) {
-      expert_out.push_back(e.forward(p, x, nn::Mode::train));
+      expert_out.push_back(e.forward(p, x, mode));
       p += e.num_parameters();
       if (expert_out.back().shape().rank() != 2 ||
           expert_out.back().shape() != expert_out.front().shape())
@@ -218,7 +229,7 @@ class Mmoe {
     const auto n_experts = static_cast<std::int64_t>(experts_.size());
     std::vector<Var<Scalar>> out;
     for (std::size_t t = 0; t < towers_.size(); ++t) {
-      const Var<Scalar> gate = softmax(gates_[t].forward(p, flat, nn::Mode::train));  // [N, E]
+      const Var<Scalar> gate = softmax(gates_[t].forward(p, flat, mode));  // [N, E]
       p += gates_[t].num_parameters();
       Var<Scalar> mixed;
       for (std::int64_t e = 0; e < n_experts; ++e) {
@@ -229,7 +240,7 @@ class Mmoe {
             matmul(gate, constant(unit)) * expert_out[static_cast<std::size_t>(e)];
         mixed = e == 0 ? term : mixed + term;
       }
-      out.push_back(towers_[t].forward(p, mixed, nn::Mode::train));
+      out.push_back(towers_[t].forward(p, mixed, mode));
       p += towers_[t].num_parameters();
     }
     return out;

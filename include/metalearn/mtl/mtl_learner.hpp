@@ -278,7 +278,11 @@ class MtlLearner {
       throw InvalidArgument("metalearn::mtl::MtlLearner: the batch has " +
                             std::to_string(batch.num_tasks()) + " tasks, the model " +
                             std::to_string(net.num_tasks()));
-    return net.forward_tasks(tape.leaves(net.parameters().views()), tape.constant(batch.inputs));
+    const auto params = tape.leaves(net.parameters().views());
+    if constexpr (detail::has_forward_tasks_mode<Model, Scalar>::value)
+      return net.forward_tasks(params, tape.constant(batch.inputs), nn::Mode::eval);
+    else
+      return net.forward_tasks(params, tape.constant(batch.inputs));
   }
 
   static std::vector<double> task_metrics_of(const std::vector<Var<Scalar>>& outs,
