@@ -105,7 +105,7 @@ TEST_CASE("Mgda: the min-norm point, closed form for two, brute force for three"
   CHECK_THAT(wv.sum(), WithinAbs(1.0, 1e-9));
   CHECK((wv.array() >= 0).all());
   double best = 1e300;
-  Eigen::Vector3d arg;
+  Eigen::Vector3d arg = Eigen::Vector3d::Zero();
   const int n = 1000;
   for (int i = 0; i <= n; ++i)
     for (int j = 0; i + j <= n; ++j) {
