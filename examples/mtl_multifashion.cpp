@@ -65,27 +65,6 @@ void with_mtl_learner(const std::string& method, mtl::MtlLearnerOptions o, F&& f
   }
 }
 
-// Sener & Koltun's MultiMNIST network (a LeNet): conv 5x5 (10) - pool - ReLU - conv 5x5
-// (20) - pool - ReLU - linear 320 -> 50 - ReLU shared; each head linear 50 -> 50 - ReLU
-// - linear 50 -> 10.
-nn::Sequential<float> lenet_trunk(ml::Rng& rng) {
-  nn::Conv2dOptions c;
-  c.kernel = 5;
-  return nn::Sequential<float>{nn::Conv2d<float>(1, 10, rng, c),
-                               nn::MaxPool2d<float>(2),
-                               nn::Relu<float>{},
-                               nn::Conv2d<float>(10, 20, rng, c),
-                               nn::MaxPool2d<float>(2),
-                               nn::Relu<float>{},
-                               nn::Flatten<float>{},
-                               nn::Linear<float>(320, 50, rng),
-                               nn::Relu<float>{}};
-}
-nn::Sequential<float> head(ml::Rng& rng, std::int64_t classes) {
-  return nn::Sequential<float>{nn::Linear<float>(50, 50, rng), nn::Relu<float>{},
-                               nn::Linear<float>(50, classes, rng)};
-}
-
 // A stand-in for Fashion-MNIST generated in-process (--data synthetic): 10 classes, each
 // a random blocky pattern, every item of it noisy and shifted by up to two pixels.
 ml::data::ClassDataset<float> synthetic_items(std::int64_t count, std::uint64_t seed) {
@@ -116,15 +95,19 @@ ml::data::ClassDataset<float> synthetic_items(std::int64_t count, std::uint64_t 
   return ml::data::ClassDataset<float>(std::move(images), std::move(labels));
 }
 
-// A sampler's batches with only task t: what a single-task baseline trains on.
+// The batch with only task t: what a single-task baseline trains on.
+mtl::MultiTaskBatch<float> only_task(mtl::MultiTaskBatch<float> b, std::size_t t) {
+  b.tasks = {b.tasks[t]};
+  return b;
+}
+
+// A sampler's batches with only task t.
 template <class Sampler>
 struct OnlyTask {
   const Sampler* sampler;
   std::size_t task;
-  mtl::MultiTaskBatch<float> sample(ml::Rng& rng) const { return keep(sampler->sample(rng), task); }
-  static mtl::MultiTaskBatch<float> keep(mtl::MultiTaskBatch<float> b, std::size_t t) {
-    b.tasks = {b.tasks[t]};
-    return b;
+  mtl::MultiTaskBatch<float> sample(ml::Rng& rng) const {
+    return only_task(sampler->sample(rng), task);
   }
 };
 
@@ -215,13 +198,16 @@ int main(int argc, char** argv) try {
   lo.seed = seed;
   with_mtl_learner(method, lo, [&](auto& learner) {
     if (arch == "hps") {
-      mtl::HardSharing<float> net(lenet_trunk(init), {head(init, 10), head(init, 10)});
+      mtl::HardSharing<float> net(
+          mtl::lenet_trunk<float>(init),
+          {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)});
       result = fit(learner, net, sampler, validation, test_batches, checkpoint,
                    method + " (hard sharing)");
     } else {
       std::vector<nn::Sequential<float>> ex;
-      for (long e = 0; e < experts; ++e) ex.push_back(lenet_trunk(init));
-      mtl::Mmoe<float> net(ex, {head(init, 10), head(init, 10)}, 28 * 28, init);
+      for (long e = 0; e < experts; ++e) ex.push_back(mtl::lenet_trunk<float>(init));
+      mtl::Mmoe<float> net(ex, {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)},
+                           28 * 28, init);
       result = fit(learner, net, sampler, validation, test_batches, checkpoint, method + " (MMoE)");
     }
   });
@@ -239,11 +225,12 @@ int main(int argc, char** argv) try {
       for (std::size_t t = 0; t < 2; ++t) {
         const OnlyTask<mtl::MultiTaskSampler<float>> only{&sampler, t};
         std::vector<mtl::MultiTaskBatch<float>> val1, test1;
-        for (const auto& b : validation) val1.push_back(OnlyTask<int>::keep(b, t));
-        for (const auto& b : test_batches) test1.push_back(OnlyTask<int>::keep(b, t));
+        for (const auto& b : validation) val1.push_back(only_task(b, t));
+        for (const auto& b : test_batches) test1.push_back(only_task(b, t));
         mtl::MtlLearner<mtl::EqualWeighting, mtl::SumGradients> single(lo);
         ml::Rng init1(seed);
-        mtl::HardSharing<float> net(lenet_trunk(init1), {head(init1, 10)});
+        mtl::HardSharing<float> net(mtl::lenet_trunk<float>(init1),
+                                    {mtl::lenet_head<float>(init1, 10)});
         const std::string ck = checkpoint.empty() ? "" : checkpoint + ".single" + std::to_string(t);
         base.push_back(fit(single, net, only, val1, test1, ck,
                            std::string("single-task baseline: ") + (t == 0 ? "left" : "right"))

@@ -18,22 +18,9 @@ namespace mtl = metalearn::mtl;
 namespace {
 
 mtl::HardSharing<float> lenet(ml::Rng& rng) {
-  nn::Conv2dOptions c;
-  c.kernel = 5;
-  const auto head = [&] {
-    return nn::Sequential<float>{nn::Linear<float>(50, 50, rng), nn::Relu<float>{},
-                                 nn::Linear<float>(50, 10, rng)};
-  };
-  nn::Sequential<float> trunk{nn::Conv2d<float>(1, 10, rng, c),
-                              nn::MaxPool2d<float>(2),
-                              nn::Relu<float>{},
-                              nn::Conv2d<float>(10, 20, rng, c),
-                              nn::MaxPool2d<float>(2),
-                              nn::Relu<float>{},
-                              nn::Flatten<float>{},
-                              nn::Linear<float>(320, 50, rng),
-                              nn::Relu<float>{}};
-  return mtl::HardSharing<float>(std::move(trunk), {head(), head()});
+  nn::Sequential<float> trunk = mtl::lenet_trunk<float>(rng);
+  return mtl::HardSharing<float>(
+      std::move(trunk), {mtl::lenet_head<float>(rng, 10), mtl::lenet_head<float>(rng, 10)});
 }
 
 mtl::MultiTaskBatch<float> random_batch(std::int64_t n, ml::Rng& rng) {

@@ -17,8 +17,11 @@
 #include <cstdint>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
+#include <metalearn/nn/conv2d.hpp>
+#include <metalearn/nn/layer.hpp>
 #include <metalearn/nn/linear.hpp>
 #include <metalearn/nn/model.hpp>
+#include <metalearn/nn/pool.hpp>
 #include <metalearn/nn/sequential.hpp>
 #include <metalearn/random.hpp>
 #include <string>
@@ -227,17 +230,21 @@ class Mmoe {
     }
     const Var<Scalar> flat = x.shape().rank() == 2 ? x : flatten(x);
     const auto n_experts = static_cast<std::int64_t>(experts_.size());
+    // Column e of a gate as [N, 1], by a product with the e-th unit vector.
+    std::vector<Var<Scalar>> units;
+    for (std::int64_t e = 0; e < n_experts; ++e) {
+      Tensor<Scalar> unit(Shape{n_experts, 1}, Scalar(0));
+      unit.data()[e] = Scalar(1);
+      units.push_back(constant(unit));
+    }
     std::vector<Var<Scalar>> out;
     for (std::size_t t = 0; t < towers_.size(); ++t) {
       const Var<Scalar> gate = softmax(gates_[t].forward(p, flat, mode));  // [N, E]
       p += gates_[t].num_parameters();
       Var<Scalar> mixed;
       for (std::int64_t e = 0; e < n_experts; ++e) {
-        // Column e of the gate as [N, 1], by a product with the e-th unit vector.
-        Tensor<Scalar> unit(Shape{n_experts, 1}, Scalar(0));
-        unit.data()[e] = Scalar(1);
-        const Var<Scalar> term =
-            matmul(gate, constant(unit)) * expert_out[static_cast<std::size_t>(e)];
+        const Var<Scalar> term = matmul(gate, units[static_cast<std::size_t>(e)]) *
+                                 expert_out[static_cast<std::size_t>(e)];
         mixed = e == 0 ? term : mixed + term;
       }
       out.push_back(towers_[t].forward(p, mixed, mode));
@@ -254,5 +261,28 @@ class Mmoe {
   std::vector<nn::Sequential<Scalar>> towers_;
   std::vector<nn::Linear<Scalar>> gates_;
 };
+
+/// The trunk of Sener & Koltun's MultiMNIST network (a LeNet, 1x28x28 inputs): conv 5x5
+/// (10) - max-pool 2 - ReLU - conv 5x5 (20) - max-pool 2 - ReLU - linear 320 -> 50 - ReLU.
+template <class Scalar = float>
+nn::Sequential<Scalar> lenet_trunk(Rng& rng) {
+  nn::Conv2dOptions c;
+  c.kernel = 5;
+  return nn::Sequential<Scalar>{nn::Conv2d<Scalar>(1, 10, rng, c),
+                                nn::MaxPool2d<Scalar>(2),
+                                nn::Relu<Scalar>{},
+                                nn::Conv2d<Scalar>(10, 20, rng, c),
+                                nn::MaxPool2d<Scalar>(2),
+                                nn::Relu<Scalar>{},
+                                nn::Flatten<Scalar>{},
+                                nn::Linear<Scalar>(320, 50, rng),
+                                nn::Relu<Scalar>{}};
+}
+/// Its per-task head: linear 50 -> 50 - ReLU - linear 50 -> classes.
+template <class Scalar = float>
+nn::Sequential<Scalar> lenet_head(Rng& rng, std::int64_t classes) {
+  return nn::Sequential<Scalar>{nn::Linear<Scalar>(50, 50, rng), nn::Relu<Scalar>{},
+                                nn::Linear<Scalar>(50, classes, rng)};
+}
 
 }  // namespace metalearn::mtl

@@ -29,6 +29,7 @@
 #include <metalearn/learners/inner_update.hpp>
 #include <metalearn/random.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace metalearn::mtl {
@@ -41,6 +42,14 @@ template <class Scalar>
 Var<Scalar> element(const Var<Scalar>& v, std::size_t t) {
   const auto i = static_cast<std::int64_t>(t);
   return reshape(slice(v, i, i + 1), Shape{});
+}
+// scale * softmax(z), max-shifted: the weights of DWA, GradNorm and RLW.
+inline std::vector<double> scaled_softmax(std::vector<double> z, double scale) {
+  double top = -INFINITY, total = 0;
+  for (double x : z) top = std::max(top, x);
+  for (double& x : z) total += x = std::exp(x - top);
+  for (double& x : z) x *= scale / total;
+  return z;
 }
 // Constant weights times the losses.
 template <class Scalar>
@@ -127,18 +136,14 @@ struct Dwa {
   template <class Scalar>
   std::vector<double> weights(const Tensor<Scalar>& history, std::int64_t step) const {
     const std::int64_t k = history.shape()[1];
-    std::vector<double> r(static_cast<std::size_t>(k), 1.0), w(r.size(), 1.0);
-    if (step / options.window < 2) return w;
-    double top = -INFINITY, total = 0;
+    std::vector<double> z(static_cast<std::size_t>(k), 1.0);
+    if (step / options.window < 2) return z;
     for (std::int64_t t = 0; t < k; ++t) {
       const double before = double(history.at(3, t));
-      r[static_cast<std::size_t>(t)] = before > 0 ? double(history.at(2, t)) / before : 1.0;
-      top = std::max(top, r[static_cast<std::size_t>(t)] / options.temperature);
+      z[static_cast<std::size_t>(t)] =
+          (before > 0 ? double(history.at(2, t)) / before : 1.0) / options.temperature;
     }
-    for (std::size_t t = 0; t < w.size(); ++t)
-      total += w[t] = std::exp(r[t] / options.temperature - top);  // max-shifted softmax
-    for (double& x : w) x *= static_cast<double>(k) / total;
-    return w;
+    return detail::scaled_softmax(std::move(z), static_cast<double>(k));
   }
   template <class Scalar>
   std::vector<Var<Scalar>> weighted(const std::vector<Var<Scalar>>& losses,
@@ -200,14 +205,9 @@ struct GradNorm {
   /// w = K softmax(z).
   template <class Scalar>
   static std::vector<double> weights(const Tensor<Scalar>& logits) {
-    const std::int64_t k = logits.numel();
-    double top = -INFINITY, total = 0;
-    for (std::int64_t t = 0; t < k; ++t) top = std::max(top, double(logits.data()[t]));
-    std::vector<double> w(static_cast<std::size_t>(k));
-    for (std::int64_t t = 0; t < k; ++t)
-      total += w[static_cast<std::size_t>(t)] = std::exp(double(logits.data()[t]) - top);
-    for (double& x : w) x *= static_cast<double>(k) / total;
-    return w;
+    return detail::scaled_softmax(
+        std::vector<double>(logits.data(), logits.data() + logits.numel()),
+        static_cast<double>(logits.numel()));
   }
   template <class Scalar>
   std::vector<Var<Scalar>> weighted(const std::vector<Var<Scalar>>& losses,
@@ -270,11 +270,8 @@ struct RandomLossWeighting {
   std::vector<MetaTensor> state(std::size_t) const { return {}; }
   static std::vector<double> draw(std::size_t k, Rng& rng) {
     std::vector<double> z(k);
-    double top = -INFINITY, total = 0;
-    for (double& x : z) top = std::max(top, x = normal(rng));
-    for (double& x : z) total += x = std::exp(x - top);
-    for (double& x : z) x /= total;
-    return z;
+    for (double& x : z) x = normal(rng);
+    return detail::scaled_softmax(std::move(z), 1.0);
   }
   template <class Scalar>
   std::vector<Var<Scalar>> weighted(const std::vector<Var<Scalar>>& losses,
