@@ -18,13 +18,15 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
 namespace data = metalearn::data;
 namespace meta = metalearn::meta;
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
@@ -64,7 +66,7 @@ int main(int argc, char** argv) try {
   // Two inner steps: trained with one, MAML's adaptation diverges on some steep lines by
   // the 10th test step (the mean MSE becomes NaN); with two it stays stable.
   o.inner_steps = static_cast<int>(args.get_int("inner-steps", 2, 0, 1000));
-  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
   // Learned step sizes exist for the trained steps (MAML++) or are tuned to them (Meta-SGD:
   // 10 steps at its learned rates diverge): score those at the trained step count.
   const bool learned_rates = algorithm == "maml++" || algorithm == "metasgd";
@@ -133,7 +135,5 @@ int main(int argc, char** argv) try {
     code = std::isfinite(worst) ? 0 : 3;
   });
   return code;
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

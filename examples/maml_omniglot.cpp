@@ -21,13 +21,15 @@
 #include <string>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
 namespace meta = metalearn::meta;
 namespace data = metalearn::data;
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
@@ -83,7 +85,7 @@ int main(int argc, char** argv) try {
   // MAML++'s per-step rates exist for the trained steps only: evaluate with those.
   o.eval_inner_steps = static_cast<int>(args.get_int(
       "eval-inner-steps", algorithm == "maml++" ? std::max(1, o.inner_steps) : 3, 0, 1000));
-  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
   const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
   const std::string dir = args.get_string("data", examples::default_omniglot_dir());
@@ -106,7 +108,5 @@ int main(int argc, char** argv) try {
                                   2000, seed);
   });
   return code;
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

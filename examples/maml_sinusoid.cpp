@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
@@ -159,7 +160,8 @@ int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
@@ -213,7 +215,7 @@ int main(int argc, char** argv) try {
   // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
   const bool reptile = algorithm == "reptile";
   o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
-  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
   // MAML++'s per-step rates exist for the trained steps only: validate and test with those.
   const bool per_step_rates = algorithm == "maml++";
   if (per_step_rates) o.eval_inner_steps = std::max(1, o.inner_steps);
@@ -252,6 +254,7 @@ int main(int argc, char** argv) try {
         }
       });
       if (code != 0) return;
+      if (!examples::ranks().lead) return;  // rank 0 alone tests, prints and plots
     }
     MetaTest t;
     t.tasks = test_tasks;
@@ -264,7 +267,5 @@ int main(int argc, char** argv) try {
     code = meta_test(learner, net, tasks, t);
   });
   return code;
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
@@ -118,7 +119,8 @@ struct Outcome {
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
@@ -251,7 +253,5 @@ int main(int argc, char** argv) try {
   if (!base.empty()) std::cout << " delta_m=" << mtl::delta_m(result.test, base, {true, true});
   std::cout << " steps=" << result.steps << " seconds=" << seconds << "\n";
   return 0;
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

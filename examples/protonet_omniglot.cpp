@@ -25,24 +25,26 @@
 #include <string>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
 namespace meta = metalearn::meta;
 namespace data = metalearn::data;
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
       "usage: protonet_omniglot [--data DIR|synthetic] [--ways N] [--shots N] [--queries N]\n"
-      "                         [--method protonet|matching] [--temperature X]\n"
+      "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
       "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
       "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
       "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
       "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
       "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
-      {"data",        "ways",           "shots",        "queries",       "method",
+      {"meta-batch", "data",        "ways",           "shots",        "queries",       "method",
        "temperature", "distance",       "outer-lr",     "steps",         "minutes",
        "threads",     "seed",           "checkpoint",   "runs",          "csv",
        "log-every",   "validate-every", "val-episodes", "eval-episodes", "export"},
@@ -56,7 +58,7 @@ int main(int argc, char** argv) try {
   meta::MatchingNetOptions mo;
   mo.temperature = args.get_double("temperature", 10.0, 1e-6, 1e6);
   meta::ProtoNetOptions o;
-  o.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
   mo.threads = o.threads;
   const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
   const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
@@ -78,7 +80,7 @@ int main(int argc, char** argv) try {
   c.embedding_only = true;
   auto net = ml::nn::conv4<float>(c, init);
   const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
-      data::EpisodeSampler<float>(og.data, shape, og.train), 1);
+      data::EpisodeSampler<float>(og.data, shape, og.train), args.get_int("meta-batch", 1, 1, 10000));
   // Validation and the headline score: 5-way at the training shots, 15 queries per class.
   const data::EpisodeOptions eval_shape{5, shape.shots, 15};
   const auto run = [&](auto learner) {
@@ -87,7 +89,5 @@ int main(int argc, char** argv) try {
   };
   if (method == "matching") return run(meta::MatchingNet<>(mo));
   return distance == "cosine" ? run(meta::ProtoNet<meta::Cosine>(o)) : run(meta::ProtoNet<>(o));
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

@@ -20,13 +20,15 @@
 #include <string>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 #include "common/training.hpp"
 
 namespace ml = metalearn;
 namespace meta = metalearn::meta;
 namespace data = metalearn::data;
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  return examples::with_ranks(argc, argv, [&]() -> int {
   const examples::Args args{
       argc,
       argv,
@@ -64,7 +66,5 @@ int main(int argc, char** argv) try {
   if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));
   return loss == "squared" ? run(meta::Siamese<meta::Euclidean, meta::SquaredContrastive>(o))
                            : run(meta::Siamese<>(o));
-} catch (const std::exception& e) {
-  std::cerr << "error: " << e.what() << '\n';
-  return 1;
+  });
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/ranks.hpp"
 
 namespace examples {
 
@@ -103,7 +104,7 @@ void with_outer_optimizer(Learner& learner, ml::nn::Sequential<float>& net, doub
 
 /// The trainer's options from the common flags (--steps --minutes --log-every
 /// --validate-every --checkpoint --csv --quiet, and --lr-schedule constant|cosine where an
-/// example accepts it; `default_schedule` when it is not given).
+/// example accepts it; `default_schedule` when it is not given), on the run's ranks.
 inline meta::TrainerOptions trainer_options(const Args& args, long default_steps,
                                             long default_log_every,
                                             const std::string& default_schedule = "constant") {
@@ -117,6 +118,8 @@ inline meta::TrainerOptions trainer_options(const Args& args, long default_steps
   o.log = args.has("quiet") ? nullptr : &std::cout;
   if (args.get_choice("lr-schedule", default_schedule, {"constant", "cosine"}) == "cosine")
     o.lr_schedule = ml::optim::CosineLr{std::max<std::int64_t>(1, o.steps)};
+  o.group = ranks().group;
+  o.config = ranks().command_line;
   return o;
 }
 
@@ -302,6 +305,7 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     if (!quiet)
       std::cout << "validation: best " << trained.best.mean << " +- " << trained.best.ci95
                 << " at step " << trained.best_step << "\n";
+    if (!ranks().lead) return 0;  // rank 0 alone tests and prints
     if (!checkpoint.empty()) meta::load_model(learner, net, checkpoint);  // the best model
   }
 

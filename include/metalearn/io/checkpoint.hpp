@@ -149,7 +149,10 @@ class Checkpoint {
 
   /// Write everything registered to `path`, atomically: a crash during the write leaves any
   /// previous file at `path` intact.
-  void save(const std::string& path) const {
+  void save(const std::string& path) const { write_atomically(path, to_bytes()); }
+
+  /// The bytes save() writes: to send a checkpoint to other processes.
+  std::vector<char> to_bytes() const {
     detail::Writer w;
     w.bytes(detail::checkpoint_magic, sizeof(detail::checkpoint_magic));
     w.pod(checkpoint_format_version);
@@ -180,7 +183,7 @@ class Checkpoint {
     auto& buf = w.buffer();
     const std::uint64_t sum = detail::fnv1a(buf.data(), buf.size());
     w.pod(sum);
-    write_atomically(path, buf);
+    return buf;
   }
 
   /// Restore everything registered from `path`; on any error throws IoError naming the file
@@ -188,12 +191,20 @@ class Checkpoint {
   /// are not registered are an error (a different model?) unless `Unregistered::ignore` (to
   /// take only the model out of a training checkpoint).
   void load(const std::string& path, Unregistered unregistered = Unregistered::error) {
-    const bool ignore_unregistered = unregistered == Unregistered::ignore;
-    const std::string who = "metalearn::io::Checkpoint::load: '" + path + "'";
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(who + " cannot be opened");
+    if (!in) throw IoError("metalearn::io::Checkpoint::load: '" + path + "' cannot be opened");
     const std::vector<char> buf((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
+    load_bytes(buf, path, unregistered);
+  }
+
+  /// load() from the bytes of a file (to_bytes() of another process); `source` names them
+  /// in errors.
+  void load_bytes(const std::vector<char>& buf, const std::string& source,
+                  Unregistered unregistered = Unregistered::error) {
+    const std::string& path = source;
+    const bool ignore_unregistered = unregistered == Unregistered::ignore;
+    const std::string who = "metalearn::io::Checkpoint::load: '" + path + "'";
     const std::size_t header = sizeof(detail::checkpoint_magic) + 4 * sizeof(std::uint32_t);
     if (buf.size() < header + sizeof(std::uint64_t))
       throw IoError(who + " is truncated (" + std::to_string(buf.size()) + " bytes)");
@@ -286,6 +297,18 @@ class Checkpoint {
         g.list[i] = tensors.at(g.name + "." + g.list.name(i));
     for (auto& c : counters_) *c.value = counters.at(c.name);
     if (rng_ != nullptr) *rng_ = restored;
+  }
+
+ /// What is registered, without the values: each tensor's name and shape, each counter's
+  /// name, one line each (two processes that train one model must agree on it).
+  std::string layout() const {
+    std::string out;
+    for (const auto& g : groups_)
+      for (std::size_t i = 0; i < g.list.size(); ++i)
+        out += g.name + "." + g.list.name(i) + " " + g.list[i].shape().to_string() + "\n";
+    for (const auto& c : counters_) out += c.name + "\n";
+    if (rng_ != nullptr) out += "rng\n";
+    return out;
   }
 
  private:

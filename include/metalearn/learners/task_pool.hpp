@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <condition_variable>
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include <functional>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
+#include <metalearn/learners/process_group.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/optim/clip.hpp>
 #include <mutex>
@@ -133,32 +135,6 @@ class WorkerPool {
 
 }  // namespace detail
 
-/// outcome[t] = run(t) for t in [0, tasks), on `threads` threads (task t on thread
-/// t mod threads; thread 0 is the caller, the others come from a persistent pool). The
-/// first exception, in task order, is rethrown on the calling thread after every thread
-/// has finished.
-template <class Outcome, class Run>
-std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
-  std::vector<Outcome> out(tasks);
-  std::vector<std::exception_ptr> errors(tasks);
-  auto work = [&](std::size_t first) {
-    for (std::size_t t = first; t < tasks; t += threads) {
-      try {
-        out[t] = run(t);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
-    }
-  };
-  if (threads <= 1)
-    work(0);
-  else
-    detail::WorkerPool::shared().run(threads, work);
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  return out;
-}
-
 /// What one task, or a group of tasks run together, contributes to a meta-step: the sum
 /// over its tasks of their gradients (one tensor per meta-parameter) and of their losses.
 template <class Scalar>
@@ -168,6 +144,139 @@ struct TaskOutcome {
   double metric = 0;      ///< accuracy or MSE
   std::size_t tasks = 1;  ///< tasks summed in this outcome
 };
+
+
+namespace detail {
+template <class T>
+struct is_task_outcome : std::false_type {};
+template <class Scalar>
+struct is_task_outcome<TaskOutcome<Scalar>> : std::true_type {};
+
+inline std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+/// Fills in the outcomes of the other ranks' tasks: each rank sends its own [first, last)
+/// (or its first failure), every rank receives all of them in task order. The first
+/// failure in task order is rethrown on every rank: the original on the rank that had it,
+/// an Error with its message elsewhere, so no rank is left waiting in a later collective.
+template <class Scalar>
+void gather_outcomes(const ProcessGroup& group, std::vector<TaskOutcome<Scalar>>& out,
+                     const std::vector<std::exception_ptr>& errors, std::size_t first,
+                     std::size_t last) {
+  ByteWriter w;
+  std::int64_t failed = -1;
+  for (std::size_t t = first; t < last && failed < 0; ++t)
+    if (errors[t]) failed = static_cast<std::int64_t>(t);
+  w.pod(failed);
+  w.string(failed < 0 ? std::string() : what_of(errors[static_cast<std::size_t>(failed)]));
+  w.pod(static_cast<std::uint32_t>(sizeof(Scalar)));
+  if (failed < 0)
+    for (std::size_t t = first; t < last; ++t) {
+      const TaskOutcome<Scalar>& o = out[t];
+      w.pod(o.support_loss);
+      w.pod(o.query_loss);
+      w.pod(o.metric);
+      w.pod(static_cast<std::uint64_t>(o.tasks));
+      w.pod(static_cast<std::uint64_t>(o.grads.size()));
+      for (const auto& g : o.grads) {
+        w.pod(static_cast<std::int32_t>(g.rank()));
+        for (int a = 0; a < g.rank(); ++a) w.pod(static_cast<std::int64_t>(g.shape()[a]));
+        w.raw(g.data(), sizeof(Scalar) * static_cast<std::size_t>(g.numel()));
+      }
+    }
+  const std::vector<Bytes> all = group.all_gather(w.bytes());
+  // Ranks hold increasing task ranges: the first rank that failed had the first failure.
+  for (int r = 0; r < group.size(); ++r) {
+    ByteReader in(all[static_cast<std::size_t>(r)]);
+    const auto f = in.pod<std::int64_t>();
+    const std::string message = in.string();
+    if (f < 0) continue;
+    if (r == group.rank()) std::rethrow_exception(errors[static_cast<std::size_t>(f)]);
+    throw Error("task " + std::to_string(f) + " of the meta-batch failed on rank " +
+                std::to_string(r) + ": " + message);
+  }
+  for (int r = 0; r < group.size(); ++r) {
+    if (r == group.rank()) continue;
+    ByteReader in(all[static_cast<std::size_t>(r)]);
+    in.pod<std::int64_t>();
+    in.string();
+    if (in.pod<std::uint32_t>() != sizeof(Scalar))
+      throw InvalidArgument("metalearn::meta::run_tasks: rank " + std::to_string(r) +
+                            " trains with another scalar type (float vs double)");
+    const auto [from, to] = share_of(r, group.size(), out.size());
+    for (std::size_t t = from; t < to; ++t) {
+      TaskOutcome<Scalar>& o = out[t];
+      o.support_loss = in.pod<double>();
+      o.query_loss = in.pod<double>();
+      o.metric = in.pod<double>();
+      o.tasks = static_cast<std::size_t>(in.pod<std::uint64_t>());
+      o.grads.resize(static_cast<std::size_t>(in.pod<std::uint64_t>()));
+      for (auto& g : o.grads) {
+        const auto rank = in.pod<std::int32_t>();
+        if (rank < 0 || rank > Shape::max_rank)
+          throw IoError("metalearn::meta::run_tasks: rank " + std::to_string(r) +
+                        " sent a gradient of rank " + std::to_string(rank));
+        std::array<std::int64_t, Shape::max_rank> dims{};
+        for (int a = 0; a < rank; ++a) dims[static_cast<std::size_t>(a)] = in.pod<std::int64_t>();
+        g = Tensor<Scalar>(Shape::from_array(dims, rank));
+        in.raw(g.data(), sizeof(Scalar) * static_cast<std::size_t>(g.numel()));
+      }
+    }
+    if (!in.done())
+      throw IoError("metalearn::meta::run_tasks: rank " + std::to_string(r) +
+                    " sent more than its share of the outcomes (another meta-batch size?)");
+  }
+}
+}  // namespace detail
+
+/// outcome[t] = run(t) for t in [0, tasks), on `threads` threads (thread 0 is the caller,
+/// the others come from a persistent pool), in task order. The first exception, in task
+/// order, is rethrown on the calling thread after every thread has finished.
+///
+/// When this thread has a process group (ProcessGroupGuard) and the outcomes are
+/// TaskOutcomes, this rank runs only its share (`share_of`) and the outcomes of the others
+/// are gathered from them, so every rank returns all of them, bit for bit as one process.
+template <class Outcome, class Run>
+std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
+  const ProcessGroup* group = nullptr;
+  if constexpr (detail::is_task_outcome<Outcome>::value) group = process_group();
+  const auto [first, last] = group != nullptr ? share_of(group->rank(), group->size(), tasks)
+                                              : std::pair<std::size_t, std::size_t>{0, tasks};
+  std::vector<Outcome> out(tasks);
+  std::vector<std::exception_ptr> errors(tasks);
+  const std::size_t workers = std::max<std::size_t>(1, std::min(threads, last - first));
+  auto work = [&](std::size_t k) {
+    for (std::size_t t = first + k; t < last; t += workers) {
+      try {
+        out[t] = run(t);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    }
+  };
+  {
+    const ProcessGroupGuard alone(nullptr);  // a task's own run_tasks stays on this rank
+    if (workers <= 1)
+      work(0);
+    else
+      detail::WorkerPool::shared().run(workers, work);
+  }
+  if constexpr (detail::is_task_outcome<Outcome>::value)
+    if (group != nullptr) {
+      detail::gather_outcomes(*group, out, errors, first, last);
+      return out;
+    }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
 
 /// The mean over all tasks of the outcomes' gradients into `grads` (summed in outcome
 /// order) and of their losses, the gradient norm and the finite flag.

@@ -17,6 +17,7 @@
 #include <metalearn/error.hpp>
 #include <metalearn/io/checkpoint.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/process_group.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
@@ -24,6 +25,7 @@
 #include <metalearn/random.hpp>
 #include <ostream>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 namespace metalearn::meta {
@@ -51,6 +53,19 @@ struct TrainerOptions {
   /// `optim::CosineLr{steps}` (MAML++'s cosine annealing, Antoniou et al. 2019, §4).
   std::function<double(std::int64_t)> lr_schedule;
   std::ostream* log = nullptr;  ///< progress lines go here (null: silent)
+  /// Train on several processes (a distributed::Communicator; null or one rank: alone).
+  /// Every rank calls train() with the same arguments; the ranks share each meta-batch's
+  /// tasks (learners/process_group.hpp), so the parameters are the same bits as one
+  /// process. Rank 0 validates, logs and writes the checkpoints and the CSV; every rank
+  /// starts from rank 0's state (its resumed checkpoint, or its initial parameters).
+  const ProcessGroup* group = nullptr;
+  /// With a group: the ranks compare a checksum of their parameters every this many steps
+  /// and at the end (0: only at the end); a difference stops every rank naming the first.
+  std::int64_t check_every = 100;
+  /// With a group: text every rank must have the same (an example passes its command
+  /// line), compared at the start with the model's layout, the learner's type and these
+  /// options.
+  std::string config;
 };
 
 /// The outcome of train().
@@ -62,7 +77,9 @@ struct TrainResult {
   std::int64_t skipped = 0;     ///< steps skipped as non-finite (OnNonFinite::skip)
   bool out_of_time = false;     ///< stopped by TrainerOptions::minutes
   std::string message;          ///< why training stopped early (empty otherwise)
-  MeanCi validation;            ///< the last validation (accuracy, or MSE for regression)
+  /// The last validation (accuracy, or MSE for regression); on rank 0 only when training
+  /// on several ranks (count 0 on the others).
+  MeanCi validation;
   MeanCi best;                  ///< the best validation
   std::int64_t best_step = 0;
 };
@@ -137,6 +154,31 @@ class MetaStepCount {
   Learner& learner_;
   std::int64_t count_ = 0;
 };
+
+/// What the ranks of a group must agree on before training together.
+inline std::string trainer_fingerprint(const TrainerOptions& o) {
+  return "steps " + std::to_string(o.steps) + "\nminutes " + std::to_string(o.minutes) +
+         "\nvalidate_every " + std::to_string(o.validate_every) + "\ncheck_every " +
+         std::to_string(o.check_every) + "\nresume " + std::to_string(o.resume) +
+         "\non_non_finite " + std::to_string(static_cast<int>(o.on_non_finite)) +
+         "\nlr_schedule " + std::to_string(static_cast<bool>(o.lr_schedule)) + "\nconfig " +
+         o.config + "\n";
+}
+
+/// Collective: throws on every rank when the parameters are not the same bits everywhere.
+template <class Scalar>
+void require_same_parameters(const ProcessGroup& group, const ParameterList<Scalar>& params,
+                             std::int64_t step) {
+  std::vector<std::uint64_t> sums;  // one per tensor, then one of them all
+  for (std::size_t i = 0; i < params.size(); ++i)
+    sums.push_back(io::detail::fnv1a(reinterpret_cast<const char*>(params[i].data()),
+                                     sizeof(Scalar) * static_cast<std::size_t>(params[i].numel())));
+  const std::uint64_t sum =
+      io::detail::fnv1a(reinterpret_cast<const char*>(sums.data()), sizeof(std::uint64_t) * sums.size());
+  require_same_on_all_ranks(group, "checksum " + std::to_string(sum) + "\n",
+                            "metalearn::meta::train: after step " + std::to_string(step) +
+                                ", the parameters");
+}
 }  // namespace detail
 
 /// Meta-train `net` with `learner` and `outer` on batches from `batches` (anything with
@@ -182,20 +224,52 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     ckpt.tensors("learner_state", learner.learner_state());
   detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
+  const ProcessGroup* group = o.group != nullptr && o.group->size() > 1 ? o.group : nullptr;
+  const bool lead = group == nullptr || group->rank() == 0;  // validates, logs, saves
+  std::ostream* const log = lead ? o.log : nullptr;
   const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";
   bool resumed = false;
-  if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
-    ckpt.load(last_path);
-    learner_count.restore();
-    resumed = true;
-    if (o.log != nullptr) *o.log << "resumed from " << last_path << " at step " << step << "\n";
+  std::string failure;  // rank 0's resume error, raised on every rank
+  if (lead && !last_path.empty() && o.resume && std::ifstream(last_path).good()) {
+    try {
+      ckpt.load(last_path);
+      learner_count.restore();
+      resumed = true;
+    } catch (const std::exception& e) {
+      if (group == nullptr) throw;
+      failure = e.what();
+    }
+    if (resumed && log != nullptr)
+      *log << "resumed from " << last_path << " at step " << step << "\n";
+  }
+  if (group != nullptr) {  // agree on the set-up, then start from rank 0's state
+    raise_on_any_rank(*group, failure);
+    require_same_on_all_ranks(*group,
+                              std::string("learner ") + typeid(Learner).name() + "\nmodel " +
+                                  typeid(Model).name() + "\n" + ckpt.layout() +
+                                  detail::trainer_fingerprint(o),
+                              "metalearn::meta::train: the models or options");
+    if (!net.buffers().empty())
+      throw InvalidArgument(
+          "metalearn::meta::train: a model with buffers (batch norm's running statistics) "
+          "cannot train on several ranks: each rank would update them with its own tasks "
+          "only; use transductive batch norm (BatchNormOptions::running_stats = false)");
+    Bytes state = lead ? ckpt.to_bytes() : Bytes();
+    Bytes flag(1, static_cast<char>(resumed));
+    group->broadcast(flag, 0);
+    group->broadcast(state, 0);
+    if (!lead) {
+      ckpt.load_bytes(state, "rank 0's training state");
+      learner_count.restore();
+      resumed = flag[0] != 0;
+    }
   }
   result.first_step = step + 1;
   result.best.mean = detail::bits_double(best_bits);
   result.best_step = best_step;
 
   std::ofstream csv;
-  if (!o.csv.empty()) {
+  if (lead && !o.csv.empty()) {
     csv.open(o.csv, resumed ? std::ios::app : std::ios::trunc);
     if (!csv) throw IoError("metalearn::meta::train: cannot write '" + o.csv + "'");
     if (!resumed)
@@ -204,11 +278,11 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
 
   const auto run_validation = [&] {
     learner_count.store();
-    if (validation.empty()) return;
+    if (validation.empty() || !lead) return;
     result.validation = validate(learner, net, validation);
     if (!std::isfinite(result.validation.mean)) {  // never the best, never saved over it
-      if (o.log != nullptr)
-        *o.log << "validation at step " << step
+      if (log != nullptr)
+        *log << "validation at step " << step
                << " is not finite: the best model and its checkpoint are kept\n";
       return;
     }
@@ -221,19 +295,26 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   };
   const auto save_last = [&] {
     learner_count.store();
-    if (!last_path.empty()) ckpt.save(last_path);
+    if (lead && !last_path.empty()) ckpt.save(last_path);
   };
 
   std::vector<Tensor<Scalar>> grads;
   StepStats s;
   while (step < o.steps) {
-    if (o.minutes > 0 && elapsed() > o.minutes * 60) {
-      result.out_of_time = true;
+    if (o.minutes > 0) {  // rank 0's clock stops every rank at the same step
+      Bytes stop(1, static_cast<char>(lead && elapsed() > o.minutes * 60));
+      if (group != nullptr) group->broadcast(stop, 0);
+      result.out_of_time = stop[0] != 0;
+    }
+    if (result.out_of_time) {
       result.message = "stopped after " + detail::clock_text(elapsed()) + " (time limit)";
       break;
     }
     const auto batch = batches.sample(rng);
-    s = learner.meta_gradient(net, batch, grads);
+    {
+      const ProcessGroupGuard share(group);  // the ranks split the batch's tasks
+      s = learner.meta_gradient(net, batch, grads);
+    }
     if (!s.finite) {
       std::string where = "the loss";
       for (std::size_t i = 0; i < grads.size() && i < params.size(); ++i)
@@ -262,6 +343,8 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
       run_validation();
       save_last();
     }
+    if (group != nullptr && o.check_every > 0 && step % o.check_every == 0)
+      detail::require_same_parameters(*group, params, step);
     if (csv) {
       csv << step << ',' << elapsed() << ',' << s.query_loss << ',' << s.support_loss << ','
           << s.query_metric << ',' << s.grad_norm << ',';
@@ -271,7 +354,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
         csv << ',';
       csv << '\n';
     }
-    if (o.log != nullptr && o.log_every > 0 && (step % o.log_every == 0 || step == o.steps)) {
+    if (log != nullptr && o.log_every > 0 && (step % o.log_every == 0 || step == o.steps)) {
       const double secs = elapsed();
       const double rate = static_cast<double>(step - result.first_step + 1) / secs;
       char line[256];
@@ -280,13 +363,13 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
           static_cast<long long>(step), static_cast<long long>(o.steps), s.query_loss,
           classification ? "acc" : "mse", s.query_metric, rate * static_cast<double>(s.tasks),
           detail::clock_text(static_cast<double>(o.steps - step) / rate).c_str());
-      *o.log << line;
+      *log << line;
       if (validate_now && !validation.empty()) {
         std::snprintf(line, sizeof line, "  val %.4f +- %.4f", result.validation.mean,
                       result.validation.ci95);
-        *o.log << line;
+        *log << line;
       }
-      *o.log << "\n";
+      *log << "\n";
     }
   }
   result.steps = step;
@@ -295,8 +378,10 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     if (!validated_here) run_validation();
     save_last();
   }
+  // Last, so that every rank returns after rank 0's checkpoints are written.
+  if (group != nullptr) detail::require_same_parameters(*group, params, step);
   result.seconds = elapsed();
-  if (o.log != nullptr && !result.message.empty()) *o.log << result.message << "\n";
+  if (log != nullptr && !result.message.empty()) *log << result.message << "\n";
   return result;
 }
 
