@@ -162,110 +162,111 @@ int meta_test(const Learner& maml, ml::nn::Sequential<float>& net,
 
 int main(int argc, char** argv) {
   return examples::with_ranks(argc, argv, [&]() -> int {
-  const examples::Args args{
-      argc,
-      argv,
-      "usage: maml_sinusoid [--algorithm "
-      "maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain|cavia]\n"
-      "                     [--steps N]"
-      "\n"
-      "                     [--minutes M] [--meta-batch N] [--shots N] [--queries N]\n"
-      "                     [--inner-lr X] [--inner-steps N] [--outer-lr X] [--threads N]\n"
-      "                     [--seed N] [--test-tasks N] [--checkpoint FILE] [--evaluate]\n"
-      "                     [--svg FILE] [--csv FILE] [--log-every N] [--validate-every N]\n"
-      "                     [--lr-schedule constant|cosine]\n"
-      "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
-      "                     [--cg-steps N] [--cg-damping X] [--quiet]\n",
-      {"algorithm",
-       "steps",
-       "minutes",
-       "meta-batch",
-       "shots",
-       "queries",
-       "inner-lr",
-       "inner-steps",
-       "outer-lr",
-       "threads",
-       "seed",
-       "test-tasks",
-       "checkpoint",
-       "svg",
-       "csv",
-       "log-every",
-       "validate-every",
-       "lr-schedule",
-       "msl-anneal-steps",
-       "first-order-steps",
-       "imaml-lambda",
-       "cg-steps",
-       "cg-damping"},
-      {"quiet", "evaluate"}};
-  const std::string algorithm =
-      args.get_choice("algorithm", "maml", examples::gradient_algorithms_with_context);
-  const long batch = args.get_int("meta-batch", 25, 1, 100000);
-  const long test_tasks = args.get_int("test-tasks", 1000, 2, 10000000);
-  const long seed = args.get_int("seed", 1, 0, 1L << 62);
-  data::SineOptions sine;
-  sine.shots = args.get_int("shots", 10, 1, 100000);
-  sine.queries = args.get_int("queries", 10, 1, 100000);
-  meta::GradientLearnerOptions o;
-  // CAVIA adapts 4 context values, with a step of 1 (Zintgraf et al. 2019, sinusoid).
-  const bool cavia = algorithm == "cavia";
-  o.inner_lr = args.get_double("inner-lr", cavia ? 1.0 : 0.01, 0.0, 10.0);
-  // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
-  const bool reptile = algorithm == "reptile";
-  o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
-  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
-  // MAML++'s per-step rates exist for the trained steps only: validate and test with those.
-  const bool per_step_rates = algorithm == "maml++";
-  if (per_step_rates) o.eval_inner_steps = std::max(1, o.inner_steps);
-  const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
-  meta::TrainerOptions trainer =
-      examples::trainer_options(args, 20000, 1000, algorithm == "maml++" ? "cosine" : "constant");
-  trainer.csv = args.get_string("csv", "maml_sinusoid.csv");
-  const std::string svg_path = args.get_string("svg", "maml_sinusoid.svg");
-  const bool quiet = args.has("quiet");
+    const examples::Args args{
+        argc,
+        argv,
+        "usage: maml_sinusoid [--algorithm "
+        "maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain|cavia]\n"
+        "                     [--steps N]"
+        "\n"
+        "                     [--minutes M] [--meta-batch N] [--shots N] [--queries N]\n"
+        "                     [--inner-lr X] [--inner-steps N] [--outer-lr X] [--threads N]\n"
+        "                     [--seed N] [--test-tasks N] [--checkpoint FILE] [--evaluate]\n"
+        "                     [--svg FILE] [--csv FILE] [--log-every N] [--validate-every N]\n"
+        "                     [--lr-schedule constant|cosine]\n"
+        "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
+        "                     [--cg-steps N] [--cg-damping X] [--quiet]\n",
+        {"algorithm",
+         "steps",
+         "minutes",
+         "meta-batch",
+         "shots",
+         "queries",
+         "inner-lr",
+         "inner-steps",
+         "outer-lr",
+         "threads",
+         "seed",
+         "test-tasks",
+         "checkpoint",
+         "svg",
+         "csv",
+         "log-every",
+         "validate-every",
+         "lr-schedule",
+         "msl-anneal-steps",
+         "first-order-steps",
+         "imaml-lambda",
+         "cg-steps",
+         "cg-damping"},
+        {"quiet", "evaluate"}};
+    const std::string algorithm =
+        args.get_choice("algorithm", "maml", examples::gradient_algorithms_with_context);
+    const long batch = args.get_int("meta-batch", 25, 1, 100000);
+    const long test_tasks = args.get_int("test-tasks", 1000, 2, 10000000);
+    const long seed = args.get_int("seed", 1, 0, 1L << 62);
+    data::SineOptions sine;
+    sine.shots = args.get_int("shots", 10, 1, 100000);
+    sine.queries = args.get_int("queries", 10, 1, 100000);
+    meta::GradientLearnerOptions o;
+    // CAVIA adapts 4 context values, with a step of 1 (Zintgraf et al. 2019, sinusoid).
+    const bool cavia = algorithm == "cavia";
+    o.inner_lr = args.get_double("inner-lr", cavia ? 1.0 : 0.01, 0.0, 10.0);
+    // Reptile (Nichol et al. 2018) takes several inner steps and a large outer step epsilon.
+    const bool reptile = algorithm == "reptile";
+    o.inner_steps = static_cast<int>(args.get_int("inner-steps", reptile ? 5 : 1, 0, 1000));
+    o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
+    // MAML++'s per-step rates exist for the trained steps only: validate and test with those.
+    const bool per_step_rates = algorithm == "maml++";
+    if (per_step_rates) o.eval_inner_steps = std::max(1, o.inner_steps);
+    const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
+    meta::TrainerOptions trainer =
+        examples::trainer_options(args, 20000, 1000, algorithm == "maml++" ? "cosine" : "constant");
+    trainer.csv = args.get_string("csv", "maml_sinusoid.csv");
+    const std::string svg_path = args.get_string("svg", "maml_sinusoid.svg");
+    const bool quiet = args.has("quiet");
 
-  const auto start = std::chrono::steady_clock::now();
-  ml::Rng rng(static_cast<std::uint64_t>(seed));
-  auto net = cavia ? ml::nn::Sequential<float>{ml::nn::Context<float>(4),
-                                               ml::nn::mlp<float>({5, 40, 40, 1}, rng)}
-                   : ml::nn::mlp<float>({1, 40, 40, 1}, rng);
-  const data::SineTasks<float> tasks(sine);
-  const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
-  // Validation (MSE after 10 inner steps) on 100 tasks of a stream of their own.
-  const auto validation =
-      examples::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
-  int code = 0;
-  examples::with_gradient_learner(algorithm, o, examples::policy_options(args), [&](auto& learner) {
-    std::int64_t steps_done = 0;
-    if (args.has("evaluate")) {
-      if (trainer.checkpoint.empty())
-        throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
-      meta::load_model(learner, net, trainer.checkpoint);
-    } else {
-      examples::with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
-        const meta::TrainResult r =
-            meta::train(learner, net, outer, batches, validation, rng, trainer);
-        steps_done = r.steps;
-        if (r.non_finite) {
-          std::cerr << "error: " << r.message << '\n';
-          code = 3;
-        }
-      });
-      if (code != 0) return;
-      if (!examples::ranks().lead) return;  // rank 0 alone tests, prints and plots
-    }
-    MetaTest t;
-    t.tasks = test_tasks;
-    t.long_steps = per_step_rates ? o.eval_inner_steps : 10;
-    t.seed = static_cast<std::uint64_t>(seed);
-    t.svg_path = svg_path;
-    t.trained_steps = steps_done;
-    t.start = start;
-    t.quiet = quiet;
-    code = meta_test(learner, net, tasks, t);
-  });
-  return code;
+    const auto start = std::chrono::steady_clock::now();
+    ml::Rng rng(static_cast<std::uint64_t>(seed));
+    auto net = cavia ? ml::nn::Sequential<float>{ml::nn::Context<float>(4),
+                                                 ml::nn::mlp<float>({5, 40, 40, 1}, rng)}
+                     : ml::nn::mlp<float>({1, 40, 40, 1}, rng);
+    const data::SineTasks<float> tasks(sine);
+    const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
+    // Validation (MSE after 10 inner steps) on 100 tasks of a stream of their own.
+    const auto validation =
+        examples::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
+    int code = 0;
+    examples::with_gradient_learner(
+        algorithm, o, examples::policy_options(args), [&](auto& learner) {
+          std::int64_t steps_done = 0;
+          if (args.has("evaluate")) {
+            if (trainer.checkpoint.empty())
+              throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
+            meta::load_model(learner, net, trainer.checkpoint);
+          } else {
+            examples::with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
+              const meta::TrainResult r =
+                  meta::train(learner, net, outer, batches, validation, rng, trainer);
+              steps_done = r.steps;
+              if (r.non_finite) {
+                std::cerr << "error: " << r.message << '\n';
+                code = 3;
+              }
+            });
+            if (code != 0) return;
+            if (!examples::ranks().lead) return;  // rank 0 alone tests, prints and plots
+          }
+          MetaTest t;
+          t.tasks = test_tasks;
+          t.long_steps = per_step_rates ? o.eval_inner_steps : 10;
+          t.seed = static_cast<std::uint64_t>(seed);
+          t.svg_path = svg_path;
+          t.trained_steps = steps_done;
+          t.start = start;
+          t.quiet = quiet;
+          code = meta_test(learner, net, tasks, t);
+        });
+    return code;
   });
 }

@@ -121,137 +121,141 @@ struct Outcome {
 
 int main(int argc, char** argv) {
   return examples::with_ranks(argc, argv, [&]() -> int {
-  const examples::Args args{
-      argc,
-      argv,
-      "usage: mtl_multifashion [--data DIR|synthetic] [--method "
-      "ew|uw|dwa|gradnorm|rlw|mgda|pcgrad|cagrad|imtl|nash]\n"
-      "                        [--arch hps|mmoe] [--experts N] [--batch N] [--lr X]\n"
-      "                        [--train-examples N] [--val-examples N] [--test-examples N]\n"
-      "                        [--steps N] [--minutes M] [--seed N] [--checkpoint FILE]\n"
-      "                        [--csv FILE] [--log-every N] [--validate-every N]\n"
-      "                        [--baselines FILE|none] [--quiet]\n",
-      {"data", "method", "arch", "experts", "batch", "lr", "train-examples", "val-examples",
-       "test-examples", "steps", "minutes", "seed", "checkpoint", "csv", "log-every",
-       "validate-every", "baselines"},
-      {"quiet"}};
-  const std::string method = args.get_choice("method", "ew", methods);
-  const std::string arch = args.get_choice("arch", "hps", {"hps", "mmoe"});
-  const std::string dir = args.get_string("data", mtl::default_fashion_mnist_dir());
-  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-  const long batch = args.get_int("batch", 256, 1, 100000);
-  const double lr = args.get_double("lr", 1e-3, 1e-12, 10.0);
-  const long experts = args.get_int("experts", 3, 1, 64);
-  const bool quiet = args.has("quiet");
-  const auto start = std::chrono::steady_clock::now();
+    const examples::Args args{
+        argc,
+        argv,
+        "usage: mtl_multifashion [--data DIR|synthetic] [--method "
+        "ew|uw|dwa|gradnorm|rlw|mgda|pcgrad|cagrad|imtl|nash]\n"
+        "                        [--arch hps|mmoe] [--experts N] [--batch N] [--lr X]\n"
+        "                        [--train-examples N] [--val-examples N] [--test-examples N]\n"
+        "                        [--steps N] [--minutes M] [--seed N] [--checkpoint FILE]\n"
+        "                        [--csv FILE] [--log-every N] [--validate-every N]\n"
+        "                        [--baselines FILE|none] [--quiet]\n",
+        {"data", "method", "arch", "experts", "batch", "lr", "train-examples", "val-examples",
+         "test-examples", "steps", "minutes", "seed", "checkpoint", "csv", "log-every",
+         "validate-every", "baselines"},
+        {"quiet"}};
+    const std::string method = args.get_choice("method", "ew", methods);
+    const std::string arch = args.get_choice("arch", "hps", {"hps", "mmoe"});
+    const std::string dir = args.get_string("data", mtl::default_fashion_mnist_dir());
+    const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
+    const long batch = args.get_int("batch", 256, 1, 100000);
+    const double lr = args.get_double("lr", 1e-3, 1e-12, 10.0);
+    const long experts = args.get_int("experts", 3, 1, 64);
+    const bool quiet = args.has("quiet");
+    const auto start = std::chrono::steady_clock::now();
 
-  // The items, then Multi-Fashion built from them (training items for training and
-  // validation, test items for the test set).
-  const bool synthetic = dir == "synthetic";
-  const auto train_items =
-      synthetic ? synthetic_items(600, seed) : mtl::load_fashion_mnist<float>(dir, true);
-  const auto test_items =
-      synthetic ? synthetic_items(200, seed + 1) : mtl::load_fashion_mnist<float>(dir, false);
-  mtl::MultiFashionOptions mo;
-  mo.examples = args.get_int("train-examples", 0, 0, 10000000);
-  ml::Rng make(seed);
-  const auto all = mtl::multi_fashion(train_items, mo, make);
-  mo.examples = args.get_int("test-examples", 0, 0, 10000000);
-  const auto test = mtl::multi_fashion(test_items, mo, make);
-  const long val_n = args.get_int("val-examples", synthetic ? 100 : 5000, 1, all.size() - batch);
-  std::vector<std::int64_t> train_rows, val_rows;
-  for (std::int64_t i = 0; i < all.size(); ++i)
-    (i < all.size() - val_n ? train_rows : val_rows).push_back(i);
-  auto train_part = all.rows(train_rows), val_part = all.rows(val_rows);
-  const mtl::MultiTaskDataset<float> train(std::move(train_part.inputs),
-                                           std::move(train_part.tasks));
-  const mtl::MultiTaskDataset<float> validation_set(std::move(val_part.inputs),
-                                                    std::move(val_part.tasks));
-  const auto validation = mtl::fixed_batches(validation_set, 1000);
-  const auto test_batches = mtl::fixed_batches(test, 1000);
-  if (!quiet)
-    std::cout << "multi-fashion: " << train.size() << " training, " << validation_set.size()
-              << " validation, " << test.size() << " test images ("
-              << (synthetic ? "synthetic" : dir) << ")\n";
-  const mtl::MultiTaskSampler<float> sampler(train, batch);
+    // The items, then Multi-Fashion built from them (training items for training and
+    // validation, test items for the test set).
+    const bool synthetic = dir == "synthetic";
+    const auto train_items =
+        synthetic ? synthetic_items(600, seed) : mtl::load_fashion_mnist<float>(dir, true);
+    const auto test_items =
+        synthetic ? synthetic_items(200, seed + 1) : mtl::load_fashion_mnist<float>(dir, false);
+    mtl::MultiFashionOptions mo;
+    mo.examples = args.get_int("train-examples", 0, 0, 10000000);
+    ml::Rng make(seed);
+    const auto all = mtl::multi_fashion(train_items, mo, make);
+    mo.examples = args.get_int("test-examples", 0, 0, 10000000);
+    const auto test = mtl::multi_fashion(test_items, mo, make);
+    const long val_n = args.get_int("val-examples", synthetic ? 100 : 5000, 1, all.size() - batch);
+    std::vector<std::int64_t> train_rows, val_rows;
+    for (std::int64_t i = 0; i < all.size(); ++i)
+      (i < all.size() - val_n ? train_rows : val_rows).push_back(i);
+    auto train_part = all.rows(train_rows), val_part = all.rows(val_rows);
+    const mtl::MultiTaskDataset<float> train(std::move(train_part.inputs),
+                                             std::move(train_part.tasks));
+    const mtl::MultiTaskDataset<float> validation_set(std::move(val_part.inputs),
+                                                      std::move(val_part.tasks));
+    const auto validation = mtl::fixed_batches(validation_set, 1000);
+    const auto test_batches = mtl::fixed_batches(test, 1000);
+    if (!quiet)
+      std::cout << "multi-fashion: " << train.size() << " training, " << validation_set.size()
+                << " validation, " << test.size() << " test images ("
+                << (synthetic ? "synthetic" : dir) << ")\n";
+    const mtl::MultiTaskSampler<float> sampler(train, batch);
 
-  // Train `learner` on `net` with the shared trainer; the test accuracy of the best
-  // validation checkpoint (the final model without one).
-  const auto fit = [&](auto& learner, auto& net, const auto& batches, const auto& val,
-                       const auto& tests, const std::string& checkpoint, const std::string& title) {
-    ml::optim::AdamOptions ao;
-    ao.lr = lr;
-    ml::optim::Adam<float> adam(learner.meta_parameters(net), ao);
-    auto o = examples::trainer_options(args, 3000, 100);
-    o.checkpoint = checkpoint;
-    if (!checkpoint.empty() && checkpoint != args.get_string("checkpoint", "")) o.csv = "";
-    if (!quiet) std::cout << title << "\n";
-    ml::Rng rng(seed + 7);
-    const auto r = ml::meta::train(learner, net, adam, batches, val, rng, o);
-    if (r.non_finite) throw ml::StateError(r.message);
-    if (!checkpoint.empty()) ml::meta::load_model(learner, net, checkpoint);
-    return Outcome{mtl::task_metrics(learner, net, tests), r.steps};
-  };
+    // Train `learner` on `net` with the shared trainer; the test accuracy of the best
+    // validation checkpoint (the final model without one).
+    const auto fit = [&](auto& learner, auto& net, const auto& batches, const auto& val,
+                         const auto& tests, const std::string& checkpoint,
+                         const std::string& title) {
+      ml::optim::AdamOptions ao;
+      ao.lr = lr;
+      ml::optim::Adam<float> adam(learner.meta_parameters(net), ao);
+      auto o = examples::trainer_options(args, 3000, 100);
+      o.checkpoint = checkpoint;
+      if (!checkpoint.empty() && checkpoint != args.get_string("checkpoint", "")) o.csv = "";
+      if (!quiet) std::cout << title << "\n";
+      ml::Rng rng(seed + 7);
+      const auto r = ml::meta::train(learner, net, adam, batches, val, rng, o);
+      if (r.non_finite) throw ml::StateError(r.message);
+      if (!checkpoint.empty()) ml::meta::load_model(learner, net, checkpoint);
+      return Outcome{mtl::task_metrics(learner, net, tests), r.steps};
+    };
 
-  Outcome result;
-  const std::string checkpoint = args.get_string("checkpoint", "");
-  ml::Rng init(seed);
-  mtl::MtlLearnerOptions lo;
-  lo.seed = seed;
-  with_mtl_learner(method, lo, [&](auto& learner) {
-    if (arch == "hps") {
-      mtl::HardSharing<float> net(
-          mtl::lenet_trunk<float>(init),
-          {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)});
-      result = fit(learner, net, sampler, validation, test_batches, checkpoint,
-                   method + " (hard sharing)");
-    } else {
-      std::vector<nn::Sequential<float>> ex;
-      for (long e = 0; e < experts; ++e) ex.push_back(mtl::lenet_trunk<float>(init));
-      mtl::Mmoe<float> net(ex, {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)},
-                           28 * 28, init);
-      result = fit(learner, net, sampler, validation, test_batches, checkpoint, method + " (MMoE)");
-    }
-  });
-
-  // Single-task baselines: the same network with one head, the same budget.
-  const std::string baselines = args.get_string("baselines", "");
-  std::vector<double> base;
-  if (baselines != "none") {
-    std::ifstream in(baselines);
-    if (!baselines.empty() && in) {
-      base.assign(2, 0.0);
-      if (!(in >> base[0] >> base[1]))
-        throw ml::IoError("mtl_multifashion: '" + baselines + "' does not hold two accuracies");
-    } else {
-      for (std::size_t t = 0; t < 2; ++t) {
-        const OnlyTask<mtl::MultiTaskSampler<float>> only{&sampler, t};
-        std::vector<mtl::MultiTaskBatch<float>> val1, test1;
-        for (const auto& b : validation) val1.push_back(only_task(b, t));
-        for (const auto& b : test_batches) test1.push_back(only_task(b, t));
-        mtl::MtlLearner<mtl::EqualWeighting, mtl::SumGradients> single(lo);
-        ml::Rng init1(seed);
-        mtl::HardSharing<float> net(mtl::lenet_trunk<float>(init1),
-                                    {mtl::lenet_head<float>(init1, 10)});
-        const std::string ck = checkpoint.empty() ? "" : checkpoint + ".single" + std::to_string(t);
-        base.push_back(fit(single, net, only, val1, test1, ck,
-                           std::string("single-task baseline: ") + (t == 0 ? "left" : "right"))
-                           .test[0]);
+    Outcome result;
+    const std::string checkpoint = args.get_string("checkpoint", "");
+    ml::Rng init(seed);
+    mtl::MtlLearnerOptions lo;
+    lo.seed = seed;
+    with_mtl_learner(method, lo, [&](auto& learner) {
+      if (arch == "hps") {
+        mtl::HardSharing<float> net(
+            mtl::lenet_trunk<float>(init),
+            {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)});
+        result = fit(learner, net, sampler, validation, test_batches, checkpoint,
+                     method + " (hard sharing)");
+      } else {
+        std::vector<nn::Sequential<float>> ex;
+        for (long e = 0; e < experts; ++e) ex.push_back(mtl::lenet_trunk<float>(init));
+        mtl::Mmoe<float> net(ex,
+                             {mtl::lenet_head<float>(init, 10), mtl::lenet_head<float>(init, 10)},
+                             28 * 28, init);
+        result =
+            fit(learner, net, sampler, validation, test_batches, checkpoint, method + " (MMoE)");
       }
-      if (!baselines.empty()) {
-        std::ofstream out(baselines);
-        out << base[0] << ' ' << base[1] << '\n';
-        if (!out) throw ml::IoError("mtl_multifashion: cannot write '" + baselines + "'");
+    });
+
+    // Single-task baselines: the same network with one head, the same budget.
+    const std::string baselines = args.get_string("baselines", "");
+    std::vector<double> base;
+    if (baselines != "none") {
+      std::ifstream in(baselines);
+      if (!baselines.empty() && in) {
+        base.assign(2, 0.0);
+        if (!(in >> base[0] >> base[1]))
+          throw ml::IoError("mtl_multifashion: '" + baselines + "' does not hold two accuracies");
+      } else {
+        for (std::size_t t = 0; t < 2; ++t) {
+          const OnlyTask<mtl::MultiTaskSampler<float>> only{&sampler, t};
+          std::vector<mtl::MultiTaskBatch<float>> val1, test1;
+          for (const auto& b : validation) val1.push_back(only_task(b, t));
+          for (const auto& b : test_batches) test1.push_back(only_task(b, t));
+          mtl::MtlLearner<mtl::EqualWeighting, mtl::SumGradients> single(lo);
+          ml::Rng init1(seed);
+          mtl::HardSharing<float> net(mtl::lenet_trunk<float>(init1),
+                                      {mtl::lenet_head<float>(init1, 10)});
+          const std::string ck =
+              checkpoint.empty() ? "" : checkpoint + ".single" + std::to_string(t);
+          base.push_back(fit(single, net, only, val1, test1, ck,
+                             std::string("single-task baseline: ") + (t == 0 ? "left" : "right"))
+                             .test[0]);
+        }
+        if (!baselines.empty() && examples::ranks().lead) {  // one rank writes
+          std::ofstream out(baselines);
+          out << base[0] << ' ' << base[1] << '\n';
+          if (!out) throw ml::IoError("mtl_multifashion: cannot write '" + baselines + "'");
+        }
       }
     }
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "test accuracy: left " << result.test[0] << ", right " << result.test[1];
-  if (!base.empty()) std::cout << " (single-task " << base[0] << ", " << base[1] << ")";
-  std::cout << "\nfinal: acc_left=" << result.test[0] << " acc_right=" << result.test[1];
-  if (!base.empty()) std::cout << " delta_m=" << mtl::delta_m(result.test, base, {true, true});
-  std::cout << " steps=" << result.steps << " seconds=" << seconds << "\n";
-  return 0;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "test accuracy: left " << result.test[0] << ", right " << result.test[1];
+    if (!base.empty()) std::cout << " (single-task " << base[0] << ", " << base[1] << ")";
+    std::cout << "\nfinal: acc_left=" << result.test[0] << " acc_right=" << result.test[1];
+    if (!base.empty()) std::cout << " delta_m=" << mtl::delta_m(result.test, base, {true, true});
+    std::cout << " steps=" << result.steps << " seconds=" << seconds << "\n";
+    return 0;
   });
 }

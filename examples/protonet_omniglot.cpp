@@ -34,60 +34,61 @@ namespace data = metalearn::data;
 
 int main(int argc, char** argv) {
   return examples::with_ranks(argc, argv, [&]() -> int {
-  const examples::Args args{
-      argc,
-      argv,
-      "usage: protonet_omniglot [--data DIR|synthetic] [--ways N] [--shots N] [--queries N]\n"
-      "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
-      "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
-      "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
-      "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
-      "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
-      "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
-      {"meta-batch", "data",        "ways",           "shots",        "queries",       "method",
-       "temperature", "distance",       "outer-lr",     "steps",         "minutes",
-       "threads",     "seed",           "checkpoint",   "runs",          "csv",
-       "log-every",   "validate-every", "val-episodes", "eval-episodes", "export"},
-      {"quiet", "evaluate"}};
-  const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
-                                         args.get_int("shots", 1, 1, 100),
-                                         args.get_int("queries", 5, 1, 100)};
-  const std::string distance =
-      args.get_choice("distance", "squared_euclidean", {"squared_euclidean", "cosine"});
-  const std::string method = args.get_choice("method", "protonet", {"protonet", "matching"});
-  meta::MatchingNetOptions mo;
-  mo.temperature = args.get_double("temperature", 10.0, 1e-6, 1e6);
-  meta::ProtoNetOptions o;
-  o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
-  mo.threads = o.threads;
-  const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
-  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-  const std::string dir = args.get_string("data", examples::default_omniglot_dir());
-  const long held_out = dir == "synthetic" ? 1 : 5;
+    const examples::Args args{
+        argc,
+        argv,
+        "usage: protonet_omniglot [--data DIR|synthetic] [--ways N] [--shots N] [--queries N]\n"
+        "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
+        "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
+        "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
+        "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
+        "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
+        "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
+        {"meta-batch",   "data",          "ways",     "shots", "queries",   "method",
+         "temperature",  "distance",      "outer-lr", "steps", "minutes",   "threads",
+         "seed",         "checkpoint",    "runs",     "csv",   "log-every", "validate-every",
+         "val-episodes", "eval-episodes", "export"},
+        {"quiet", "evaluate"}};
+    const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
+                                           args.get_int("shots", 1, 1, 100),
+                                           args.get_int("queries", 5, 1, 100)};
+    const std::string distance =
+        args.get_choice("distance", "squared_euclidean", {"squared_euclidean", "cosine"});
+    const std::string method = args.get_choice("method", "protonet", {"protonet", "matching"});
+    meta::MatchingNetOptions mo;
+    mo.temperature = args.get_double("temperature", 10.0, 1e-6, 1e6);
+    meta::ProtoNetOptions o;
+    o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
+    mo.threads = o.threads;
+    const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
+    const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
+    const std::string dir = args.get_string("data", examples::default_omniglot_dir());
+    const long held_out = dir == "synthetic" ? 1 : 5;
 
-  const examples::Omniglot og =
-      examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
-  if (args.has("export")) {  // the same data and split for a peer implementation; no training
-    examples::export_omniglot(og, args.get_string("export", ""));
-    std::cout << "exported to " << args.get_string("export", "") << '\n';
-    return 0;
-  }
-  // Train ways cannot exceed the training classes (the synthetic set is small).
-  data::EpisodeOptions shape = train_shape;
-  shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));
-  ml::Rng init(seed);
-  ml::nn::Conv4Options c;
-  c.embedding_only = true;
-  auto net = ml::nn::conv4<float>(c, init);
-  const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
-      data::EpisodeSampler<float>(og.data, shape, og.train), args.get_int("meta-batch", 1, 1, 10000));
-  // Validation and the headline score: 5-way at the training shots, 15 queries per class.
-  const data::EpisodeOptions eval_shape{5, shape.shots, 15};
-  const auto run = [&](auto learner) {
-    return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
-                                  seed);
-  };
-  if (method == "matching") return run(meta::MatchingNet<>(mo));
-  return distance == "cosine" ? run(meta::ProtoNet<meta::Cosine>(o)) : run(meta::ProtoNet<>(o));
+    const examples::Omniglot og =
+        examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
+    if (args.has("export")) {  // the same data and split for a peer implementation; no training
+      examples::export_omniglot(og, args.get_string("export", ""));
+      std::cout << "exported to " << args.get_string("export", "") << '\n';
+      return 0;
+    }
+    // Train ways cannot exceed the training classes (the synthetic set is small).
+    data::EpisodeOptions shape = train_shape;
+    shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));
+    ml::Rng init(seed);
+    ml::nn::Conv4Options c;
+    c.embedding_only = true;
+    auto net = ml::nn::conv4<float>(c, init);
+    const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
+        data::EpisodeSampler<float>(og.data, shape, og.train),
+        args.get_int("meta-batch", 1, 1, 10000));
+    // Validation and the headline score: 5-way at the training shots, 15 queries per class.
+    const data::EpisodeOptions eval_shape{5, shape.shots, 15};
+    const auto run = [&](auto learner) {
+      return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
+                                    seed);
+    };
+    if (method == "matching") return run(meta::MatchingNet<>(mo));
+    return distance == "cosine" ? run(meta::ProtoNet<meta::Cosine>(o)) : run(meta::ProtoNet<>(o));
   });
 }

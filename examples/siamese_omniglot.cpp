@@ -29,42 +29,42 @@ namespace data = metalearn::data;
 
 int main(int argc, char** argv) {
   return examples::with_ranks(argc, argv, [&]() -> int {
-  const examples::Args args{
-      argc,
-      argv,
-      "usage: siamese_omniglot [--data DIR|synthetic] [--pairs N] [--margin X]\n"
-      "                        [--loss contrastive|squared|koch] [--outer-lr X] [--steps N]\n"
-      "                        [--minutes M] [--seed N] [--checkpoint FILE] [--evaluate]\n"
-      "                        [--runs DIR] [--csv FILE] [--log-every N] [--validate-every N]\n"
-      "                        [--val-episodes N] [--eval-episodes N] [--quiet]\n",
-      {"data", "pairs", "margin", "loss", "outer-lr", "steps", "minutes", "seed", "checkpoint",
-       "runs", "csv", "log-every", "validate-every", "val-episodes", "eval-episodes"},
-      {"quiet", "evaluate"}};
-  const long pairs = args.get_int("pairs", 128, 2, 100000);
-  meta::SiameseOptions o;
-  o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
-  const std::string loss =
-      args.get_choice("loss", "contrastive", {"contrastive", "squared", "koch"});
-  o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)
-  const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
-  const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-  const std::string dir = args.get_string("data", examples::default_omniglot_dir());
-  const long held_out = dir == "synthetic" ? 1 : 5;
+    const examples::Args args{
+        argc,
+        argv,
+        "usage: siamese_omniglot [--data DIR|synthetic] [--pairs N] [--margin X]\n"
+        "                        [--loss contrastive|squared|koch] [--outer-lr X] [--steps N]\n"
+        "                        [--minutes M] [--seed N] [--checkpoint FILE] [--evaluate]\n"
+        "                        [--runs DIR] [--csv FILE] [--log-every N] [--validate-every N]\n"
+        "                        [--val-episodes N] [--eval-episodes N] [--quiet]\n",
+        {"data", "pairs", "margin", "loss", "outer-lr", "steps", "minutes", "seed", "checkpoint",
+         "runs", "csv", "log-every", "validate-every", "val-episodes", "eval-episodes"},
+        {"quiet", "evaluate"}};
+    const long pairs = args.get_int("pairs", 128, 2, 100000);
+    meta::SiameseOptions o;
+    o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
+    const std::string loss =
+        args.get_choice("loss", "contrastive", {"contrastive", "squared", "koch"});
+    o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)
+    const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
+    const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
+    const std::string dir = args.get_string("data", examples::default_omniglot_dir());
+    const long held_out = dir == "synthetic" ? 1 : 5;
 
-  const examples::Omniglot og =
-      examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
-  ml::Rng init(seed);
-  ml::nn::Conv4Options c;
-  c.embedding_only = true;
-  auto net = ml::nn::conv4<float>(c, init);
-  const data::PairSampler<float> batches(og.data, pairs, og.train);
-  const data::EpisodeOptions eval_shape{5, 1, 15};
-  const auto run = [&](auto learner) {
-    return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
-                                  seed);
-  };
-  if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));
-  return loss == "squared" ? run(meta::Siamese<meta::Euclidean, meta::SquaredContrastive>(o))
-                           : run(meta::Siamese<>(o));
+    const examples::Omniglot og =
+        examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
+    ml::Rng init(seed);
+    ml::nn::Conv4Options c;
+    c.embedding_only = true;
+    auto net = ml::nn::conv4<float>(c, init);
+    const data::PairSampler<float> batches(og.data, pairs, og.train);
+    const data::EpisodeOptions eval_shape{5, 1, 15};
+    const auto run = [&](auto learner) {
+      return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
+                                    seed);
+    };
+    if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));
+    return loss == "squared" ? run(meta::Siamese<meta::Euclidean, meta::SquaredContrastive>(o))
+                             : run(meta::Siamese<>(o));
   });
 }

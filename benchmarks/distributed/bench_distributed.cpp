@@ -72,7 +72,8 @@ void shared_steps(benchmark::State& state, Learner& learner, ml::nn::Sequential<
   state.counters["ranks"] = world->size();
   state.counters["comm_fraction"] = total > 0 ? group.seconds / total : 0;
   state.counters["comm_MB"] =
-      group.bytes / 1e6 / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+      group.bytes / 1e6 /
+      static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
   state.counters["meta-steps/s"] =
       benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
 }

@@ -42,8 +42,8 @@ data::ClassDataset<float> clusters(ml::Rng& rng) {
   for (std::int64_t c = 0; c < 12; ++c)
     for (std::int64_t i = 0; i < 6; ++i) {
       for (std::int64_t k = 0; k < 8; ++k)
-        x.data()[(c * 6 + i) * 8 + k] = static_cast<float>((k == c % 8 ? 2.0 : 0.0) +
-                                                           0.3 * ml::normal(rng));
+        x.data()[(c * 6 + i) * 8 + k] =
+            static_cast<float>((k == c % 8 ? 2.0 : 0.0) + 0.3 * ml::normal(rng));
       labels.push_back(c);
     }
   return data::ClassDataset<float>(std::move(x), std::move(labels));
@@ -178,8 +178,7 @@ TEST_CASE("train() on the ranks: the serial run's parameters, and a resume match
   CHECK(r3.validation.count == (world->rank() == 0 ? 4u : 0u));
 }
 
-TEST_CASE("A failing task stops the meta-step on every rank with its message",
-          "[distributed]") {
+TEST_CASE("A failing task stops the meta-step on every rank with its message", "[distributed]") {
   const data::SineTasks<float> tasks(data::SineOptions{});
   ml::Rng rng(2);
   std::vector<data::Episode<float>> batch;
@@ -205,8 +204,7 @@ TEST_CASE("A failing task stops the meta-step on every rank with its message",
   CHECK(ml::distributed::meta_step(*world, learner, net, outer, batch).finite);
 }
 
-TEST_CASE("Ranks that disagree are stopped at the start, naming the difference",
-          "[distributed]") {
+TEST_CASE("Ranks that disagree are stopped at the start, naming the difference", "[distributed]") {
   if (world->size() == 1) return;
   const data::SineTasks<float> tasks(data::SineOptions{});
   const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, 4);

@@ -23,8 +23,8 @@ namespace metalearn::distributed {
 /// Slurm's srun with PMI or PMIx), so a program can use MPI exactly when it was asked to
 /// and run alone otherwise.
 inline bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-                        "MPI_LOCALNRANKS"})
+  for (const char* v :
+       {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
     if (std::getenv(v) != nullptr) return true;
   return false;
 }

@@ -18,7 +18,8 @@ namespace metalearn::distributed {
 /// ```
 /// int main(int argc, char** argv) {
 ///   metalearn::distributed::Communicator comm(&argc, &argv);
-///   return metalearn::distributed::run(comm, [&] { /* train with options.group = &comm */ return 0; });
+///   return metalearn::distributed::run(comm, [&] { /* train with options.group = &comm */ return
+///   0; });
 /// }
 /// ```
 template <class Body>

@@ -299,7 +299,7 @@ class Checkpoint {
     if (rng_ != nullptr) *rng_ = restored;
   }
 
- /// What is registered, without the values: each tensor's name and shape, each counter's
+  /// What is registered, without the values: each tensor's name and shape, each counter's
   /// name, one line each (two processes that train one model must agree on it).
   std::string layout() const {
     std::string out;

@@ -153,8 +153,8 @@ inline void require_same_on_all_ranks(const ProcessGroup& group, const std::stri
     const auto line = [at](const std::string& s) {
       return at >= s.size() ? std::string("(nothing)") : s.substr(at, s.find('\n', at) - at);
     };
-    throw InvalidArgument(what + " differ between ranks: rank " + std::to_string(r) +
-                          " has '" + line(other) + "' where rank 0 has '" + line(lead) + "'");
+    throw InvalidArgument(what + " differ between ranks: rank " + std::to_string(r) + " has '" +
+                          line(other) + "' where rank 0 has '" + line(lead) + "'");
   }
 }
 

@@ -145,7 +145,6 @@ struct TaskOutcome {
   std::size_t tasks = 1;  ///< tasks summed in this outcome
 };
 
-
 namespace detail {
 template <class T>
 struct is_task_outcome : std::false_type {};

@@ -80,7 +80,7 @@ struct TrainResult {
   /// The last validation (accuracy, or MSE for regression); on rank 0 only when training
   /// on several ranks (count 0 on the others).
   MeanCi validation;
-  MeanCi best;                  ///< the best validation
+  MeanCi best;  ///< the best validation
   std::int64_t best_step = 0;
 };
 
@@ -160,9 +160,8 @@ inline std::string trainer_fingerprint(const TrainerOptions& o) {
   return "steps " + std::to_string(o.steps) + "\nminutes " + std::to_string(o.minutes) +
          "\nvalidate_every " + std::to_string(o.validate_every) + "\ncheck_every " +
          std::to_string(o.check_every) + "\nresume " + std::to_string(o.resume) +
-         "\non_non_finite " + std::to_string(static_cast<int>(o.on_non_finite)) +
-         "\nlr_schedule " + std::to_string(static_cast<bool>(o.lr_schedule)) + "\nconfig " +
-         o.config + "\n";
+         "\non_non_finite " + std::to_string(static_cast<int>(o.on_non_finite)) + "\nlr_schedule " +
+         std::to_string(static_cast<bool>(o.lr_schedule)) + "\nconfig " + o.config + "\n";
 }
 
 /// Collective: throws on every rank when the parameters are not the same bits everywhere.
@@ -173,11 +172,11 @@ void require_same_parameters(const ProcessGroup& group, const ParameterList<Scal
   for (std::size_t i = 0; i < params.size(); ++i)
     sums.push_back(io::detail::fnv1a(reinterpret_cast<const char*>(params[i].data()),
                                      sizeof(Scalar) * static_cast<std::size_t>(params[i].numel())));
-  const std::uint64_t sum =
-      io::detail::fnv1a(reinterpret_cast<const char*>(sums.data()), sizeof(std::uint64_t) * sums.size());
-  require_same_on_all_ranks(group, "checksum " + std::to_string(sum) + "\n",
-                            "metalearn::meta::train: after step " + std::to_string(step) +
-                                ", the parameters");
+  const std::uint64_t sum = io::detail::fnv1a(reinterpret_cast<const char*>(sums.data()),
+                                              sizeof(std::uint64_t) * sums.size());
+  require_same_on_all_ranks(
+      group, "checksum " + std::to_string(sum) + "\n",
+      "metalearn::meta::train: after step " + std::to_string(step) + ", the parameters");
 }
 }  // namespace detail
 
@@ -283,7 +282,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     if (!std::isfinite(result.validation.mean)) {  // never the best, never saved over it
       if (log != nullptr)
         *log << "validation at step " << step
-               << " is not finite: the best model and its checkpoint are kept\n";
+             << " is not finite: the best model and its checkpoint are kept\n";
       return;
     }
     if (std::isnan(result.best.mean) || better(result.validation.mean, result.best.mean)) {
