@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     const data::MetaBatchSampler<std::decay_t<decltype(mixture)>> batches(
         mixture, args.get_int("meta-batch", 25, 1, 100000));
     const auto validation =
-        examples::fixed_episodes(mixture, 150, static_cast<std::uint64_t>(seed) + 7);
+        data::fixed_episodes(mixture, 150, static_cast<std::uint64_t>(seed) + 7);
 
     ml::Rng rng(static_cast<std::uint64_t>(seed));
     auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);

@@ -130,15 +130,6 @@ std::string default_schedule() {
   return std::is_same_v<Learner, meta::MamlPlusPlus> ? "cosine" : "constant";
 }
 
-/// `count` episodes drawn from `sampler` with their own generator: the same every run.
-template <class Sampler>
-auto fixed_episodes(const Sampler& sampler, long count, std::uint64_t seed) {
-  ml::Rng rng(seed);
-  std::vector<decltype(sampler.sample(rng))> out;
-  for (long i = 0; i < count; ++i) out.push_back(sampler.sample(rng));
-  return out;
-}
-
 /// Omniglot as the few-shot literature uses it: 28x28, inverted, every rotation by 90
 /// degrees a class of its own, split by alphabet so that validation and test characters
 /// come from alphabets never seen in training.
@@ -259,17 +250,6 @@ inline std::string default_omniglot_dir() {
 #endif
 }
 
-/// Mean accuracy and 95% CI of `learner` on `episodes`.
-template <class Learner>
-meta::MeanCi score(const Learner& learner, ml::nn::Sequential<float>& net,
-                   const std::vector<data::Episode<float>>& episodes, int steps = -1) {
-  std::vector<double> acc;
-  for (const auto& e : episodes)
-    acc.push_back(steps < 0 ? learner.evaluate(net, e).accuracy
-                            : learner.evaluate(net, e, steps).accuracy);
-  return meta::mean_ci(acc);
-}
-
 /// The Omniglot examples' common part: train `net` with `learner` (unless --evaluate),
 /// keep the best checkpoint by validation accuracy, then score the test alphabets on
 /// --eval-episodes episodes of the trained shape and of 5-way and 20-way 1-shot (when the
@@ -291,7 +271,7 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
     meta::load_model(learner, net, checkpoint);
   } else {
-    const auto validation = fixed_episodes(
+    const auto validation = data::fixed_episodes(
         data::EpisodeSampler<float>(og.data, shape, og.validation), val_episodes, seed + 17);
     const meta::TrainerOptions o =
         trainer_options(args, default_steps, 100, default_schedule<Learner>());
@@ -316,8 +296,8 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     line += buf;
   };
   const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
-    return score(learner, net,
-                 fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test), eval_episodes,
+    return meta::validate(learner, net,
+                          data::fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test), eval_episodes,
                                 seed + stream));
   };
   const meta::MeanCi main_score = test_score(shape, 101);
@@ -347,7 +327,7 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     if (episodes.empty())
       throw ml::InvalidArgument("no Lake run in --runs has the model's " +
                                 std::to_string(fixed_ways) + " classes");
-    const meta::MeanCi lake = score(learner, net, episodes);
+    const meta::MeanCi lake = meta::validate(learner, net, episodes);
     add("lake_acc", lake.mean);
     add("lake_ci", lake.ci95);
     if (!quiet)

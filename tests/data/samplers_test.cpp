@@ -218,3 +218,83 @@ TEST_CASE("Prefetcher: draws ahead on a thread, same sequence as direct sampling
     CHECK((a.query_inputs.array() == b.query_inputs.array()).all());
   }
 }
+
+TEST_CASE("Episode::regression and Episode::classification build checked episodes",
+          "[data][episode]") {
+  using E = data::Episode<float>;
+  const E r = E::regression(ml::Tensor<float>(ml::Shape{5, 2}), ml::Tensor<float>(ml::Shape{5, 1}),
+                            ml::Tensor<float>(ml::Shape{3, 2}), ml::Tensor<float>(ml::Shape{3, 1}));
+  CHECK_FALSE(r.is_classification());
+  CHECK(r.shots == 5);
+  CHECK(r.queries == 3);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        E::regression(ml::Tensor<float>(ml::Shape{5, 2}), ml::Tensor<float>(ml::Shape{4, 1}),
+                      ml::Tensor<float>(ml::Shape{3, 2}), ml::Tensor<float>(ml::Shape{3, 1}));
+      },
+      {"Episode::regression", "support inputs have shape [5, 2]", "4 rows"});
+
+  const E c = E::classification(ml::Tensor<float>(ml::Shape{6, 3}), {0, 0, 1, 1, 2, 2},
+                                ml::Tensor<float>(ml::Shape{3, 3}), {2, 0, 1});
+  CHECK(c.is_classification());
+  CHECK(c.ways == 3);
+  CHECK(c.shots == 2);
+  CHECK(c.queries == 1);
+  CHECK(c.classes == std::vector<std::int64_t>{0, 1, 2});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        E::classification(ml::Tensor<float>(ml::Shape{4, 3}), {0, 1, 0, 1},
+                          ml::Tensor<float>(ml::Shape{2, 3}), {0, 1});
+      },
+      {"class-major", "row 1 has label 1, 0 expected"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        E::classification(ml::Tensor<float>(ml::Shape{2, 3}), {0, 1},
+                          ml::Tensor<float>(ml::Shape{2, 3}), {0, 2});
+      },
+      {"query label 2 is not one of the support set's 0..1"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [] {
+        E::classification(ml::Tensor<float>(ml::Shape{2, 3}), {0, 1},
+                          ml::Tensor<float>(ml::Shape{3, 3}), {0, 1, 1});
+      },
+      {"same count of every label"});
+}
+
+TEST_CASE("function_tasks: a regression family from a callable; fixed_episodes repeat",
+          "[data][regression]") {
+  data::FunctionTaskOptions o;
+  o.shots = 4;
+  o.queries = 6;
+  o.x = {1.0, 2.0};
+  const auto tasks = data::function_tasks<double>(
+      [](ml::Rng& rng) {
+        const double slope = ml::uniform(rng, -2.0, 2.0);
+        return [slope](double x) { return slope * x * x; };
+      },
+      o);
+  ml::Rng rng(4);
+  const auto e = tasks.sample(rng);
+  REQUIRE(e.support_inputs.shape() == ml::Shape{4, 1});
+  REQUIRE(e.query_inputs.shape() == ml::Shape{6, 1});
+  // One slope per episode: y / x^2 is the same for every point, support and query alike.
+  const double slope = e.support_targets.data()[0] / std::pow(e.support_inputs.data()[0], 2);
+  for (const auto* pair : {&e.support_inputs, &e.query_inputs}) {
+    const auto& x = *pair;
+    const auto& y = pair == &e.support_inputs ? e.support_targets : e.query_targets;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      CHECK(x.data()[i] >= 1.0);
+      CHECK(x.data()[i] <= 2.0);
+      CHECK(y.data()[i] == Approx(slope * x.data()[i] * x.data()[i]).epsilon(1e-12));
+    }
+  }
+  const auto a = data::fixed_episodes(tasks, 3, 9), b = data::fixed_episodes(tasks, 3, 9);
+  REQUIRE(a.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(a[i].query_targets.data()[0] == b[i].query_targets.data()[0]);
+  CHECK(a[0].query_targets.data()[0] != a[1].query_targets.data()[0]);
+  o.x = {2.0, 1.0};
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { data::function_tasks<float>([](ml::Rng&) { return [](double) { return 0.0; }; }, o); },
+      {"FunctionTasks", "x range [2.000000, 1.000000]"});
+}

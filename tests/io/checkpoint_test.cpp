@@ -197,3 +197,59 @@ TEST_CASE("Checkpoint: empty tensors round-trip", "[io][fuzz-regression]") {
   CHECK(empty2.numel() == 0);
   CHECK(scalar2.data()[0] == 2.5f);
 }
+
+TEST_CASE("load_model is strict about the model and names what a trainer file holds besides",
+          "[io][checkpoint]") {
+  // A trainer checkpoint of conv4 with running batch-norm statistics (train() writes these
+  // groups and counters).
+  ml::Rng rng(3);
+  nn::Conv4Options with_stats;
+  with_stats.filters = 4;
+  with_stats.batch_norm.running_stats = true;
+  auto trained = nn::conv4<float>(with_stats, rng);
+  ml::meta::Maml maml;
+  ml::optim::Adam<float> adam(maml.meta_parameters(trained), {1e-3});
+  std::vector<ml::Tensor<float>> g;
+  for (const auto& p : trained.parameters().values()) g.push_back(ml::Tensor<float>(p.shape(), 0.5f));
+  adam.step(g);  // moments exist
+  std::int64_t step = 7;
+  const fs::path path = temp_file("trainer.ckpt");
+  ml::io::Checkpoint<float> ckpt;
+  ckpt.tensors("model", maml.meta_parameters(trained))
+      .tensors("buffers", trained.buffers())
+      .tensors("optimizer", adam.state())
+      .counter("step", step)
+      .counter("optimizer_steps", adam.step_counter());
+  ckpt.save(path.string());
+
+  // The same model: loads, buffers and all.
+  auto same = nn::conv4<float>(with_stats, rng);
+  ml::meta::load_model(maml, same, path.string());
+  CHECK(same.parameters()[0].data()[0] == trained.parameters()[0].data()[0]);
+
+  // Without running statistics: an error naming the buffers, not a silent drop.
+  nn::Conv4Options without = with_stats;
+  without.batch_norm.running_stats = false;
+  auto other = nn::conv4<float>(without, rng);
+  const float before = other.parameters()[0].data()[0];
+  ml::test::check_throws<ml::IoError>(
+      [&] { ml::meta::load_model(maml, other, path.string()); },
+      {"not registered here: 8 in 'buffers'", "(first: 'buffers."});
+  CHECK(other.parameters()[0].data()[0] == before);  // all-or-nothing
+
+  // Into a bare parameter list: what is extra, and how to load it.
+  auto bare = nn::conv4<float>(with_stats, rng);
+  ml::io::Checkpoint<float> params_only;
+  params_only.tensors("model", bare.parameters());
+  ml::test::check_throws<ml::IoError>(
+      [&] { params_only.load(path.string()); },
+      {"in 'optimizer' (optimizer state)", "counters optimizer_steps, step",
+       "meta::load_model", "Unregistered::training_state"});
+  // training_state skips the optimizer and counters but not the buffers.
+  ml::test::check_throws<ml::IoError>(
+      [&] { params_only.load(path.string(), ml::io::Unregistered::training_state); },
+      {"8 in 'buffers'"});
+  params_only.tensors("buffers", bare.buffers());
+  params_only.load(path.string(), ml::io::Unregistered::training_state);
+  CHECK(bare.parameters()[0].data()[0] == trained.parameters()[0].data()[0]);
+}

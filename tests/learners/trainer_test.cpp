@@ -98,12 +98,14 @@ TEST_CASE("train: a resumed run ends with the uninterrupted run's parameters",
   CHECK(rc.best.mean == ra.best.mean);
   CHECK(rc.best_step == ra.best_step);
 
-  // The CSV has a header and one row per step, the resumed run's appended.
+  // The CSV has a header and, with log_every 0, the validation rows only (steps 5, 10, 15,
+  // 20), the resumed run's appended. (It had one row per step before issue 19 asked for
+  // rows every log_every steps.)
   std::ifstream csv(dir_b / "curve.csv");
   std::string line;
   int lines = 0;
   while (std::getline(csv, line)) ++lines;
-  CHECK(lines == 21);
+  CHECK(lines == 5);
   // The best checkpoint holds the model that scored the best validation.
   SineRun d(1);
   meta::load_model(d.maml, d.net, (dir_a / "best.ckpt").string());
@@ -242,6 +244,70 @@ TEST_CASE("train: a non-finite validation never becomes the best nor writes its 
   CHECK_THAT(log.str(), Catch::Matchers::Contains("validation at step 2 is not finite"));
 }
 
+TEST_CASE("train: progress by default, the rate in the learner's unit, ETA from the time limit",
+          "[learners][trainer]") {
+  const meta::TrainerOptions defaults;
+  CHECK(defaults.log == &std::cout);  // quiet is the opt-in: log = nullptr
+
+  const auto dir = fresh_dir("progress");
+  SineRun run(4);
+  meta::TrainerOptions o;
+  o.steps = 12;
+  o.log_every = 4;
+  o.validate_every = 6;
+  o.minutes = 0.5;  // 12 steps take far less: the ETA counts the steps
+  o.csv = (dir / "curve.csv").string();
+  std::ostringstream log;
+  o.log = &log;
+  run.train(o);
+  const std::string text = log.str();
+  CHECK_THAT(text, Catch::Matchers::Contains("step       4/12") &&
+                       Catch::Matchers::Contains("tasks/s") && Catch::Matchers::Contains("val "));
+  // Rows at 4, 8, 12 (log_every) and 6, 12 (validation; 12 is both): header + 4.
+  std::ifstream csv(dir / "curve.csv");
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(csv, line);) rows.push_back(line);
+  REQUIRE(rows.size() == 5);
+  CHECK(rows[1].rfind("4,", 0) == 0);
+  CHECK(rows[2].rfind("6,", 0) == 0);
+  CHECK(rows[4].rfind("12,", 0) == 0);
+
+  // A time limit shorter than the steps: the ETA is the time left, not the steps' (a run
+  // of 1e9 steps would otherwise say hours).
+  o.steps = 1000000000;
+  o.minutes = 0.02;  // 1.2 s
+  o.csv.clear();
+  o.log_every = 50;
+  o.validate_every = 0;
+  log.str("");
+  SineRun(5).train(o);
+  CHECK_THAT(log.str(), Catch::Matchers::Contains("ETA 0m01s") ||
+                            Catch::Matchers::Contains("ETA 0m00s"));
+
+  // A metric learner counts episodes.
+  ml::Rng rng(3);
+  auto net = nn::mlp<float>({4, 8}, rng);
+  const meta::ProtoNet<> proto;
+  ml::optim::Adam<float> adam(proto.meta_parameters(net), {1e-3});
+  ml::Tensor<float> x(ml::Shape{40, 4});
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < 40; ++i) {
+    for (std::int64_t k = 0; k < 4; ++k) x.data()[i * 4 + k] = static_cast<float>(ml::normal(rng));
+    labels.push_back(i % 4);
+  }
+  const data::ClassDataset<float> all(std::move(x), std::move(labels));
+  const data::MetaBatchSampler<data::EpisodeSampler<float>> episodes(
+      data::EpisodeSampler<float>(all, {4, 1, 2}), 2);
+  meta::TrainerOptions p;
+  p.steps = 2;
+  p.log_every = 1;
+  p.validate_every = 0;
+  log.str("");
+  p.log = &log;
+  meta::train(proto, net, adam, episodes, std::vector<data::Episode<float>>{}, rng, p);
+  CHECK_THAT(log.str(), Catch::Matchers::Contains("episodes/s"));
+}
+
 TEST_CASE("train: the time limit stops the run and still validates", "[learners][trainer]") {
   SineRun run(8);
   meta::TrainerOptions o;
@@ -298,4 +364,18 @@ TEST_CASE("train: MAML++ resumes its meta-step count; a cosine learning-rate sch
   c.train(options(dir_b, 20));
   CHECK(c.learner.meta_steps() == 20);
   CHECK(same(a.learner.meta_parameters(a.net).values(), c.learner.meta_parameters(c.net).values()));
+}
+
+TEST_CASE("validate: mean and 95% CI over a set, after a given count of inner steps",
+          "[learners][trainer]") {
+  SineRun run(12);
+  double sum = 0;
+  for (const auto& e : run.validation) sum += run.maml.evaluate(run.net, e, 3).mse;
+  const meta::MeanCi v3 = meta::validate(run.maml, run.net, run.validation, 3);
+  CHECK(v3.count == run.validation.size());
+  CHECK(v3.mean == Approx(sum / static_cast<double>(run.validation.size())).epsilon(1e-12));
+  CHECK(v3.ci95 > 0);
+  // More steps on the support set fit a sine better than none.
+  CHECK(meta::validate(run.maml, run.net, run.validation, 0).mean != v3.mean);
+  CHECK_THROWS_AS(meta::validate(run.maml, run.net, run.validation, -1), ml::InvalidArgument);
 }

@@ -8,6 +8,7 @@
 #include <metalearn/data/class_dataset.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/data/episode_sampler.hpp>
+#include <metalearn/data/fixed_episodes.hpp>
 #include <metalearn/data/meta_batch.hpp>
 #include <metalearn/data/pairs.hpp>
 #include <metalearn/data/regression.hpp>

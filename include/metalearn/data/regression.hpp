@@ -64,6 +64,48 @@ Episode<Scalar> function_episode(const Options& o, const F& f, Rng& rng) {
 }
 }  // namespace detail
 
+/// Options of FunctionTasks.
+struct FunctionTaskOptions {
+  std::int64_t shots = 10;    ///< K support points
+  std::int64_t queries = 10;  ///< query points
+  Range x{-5.0, 5.0};         ///< inputs drawn uniformly from here
+  double noise = 0.0;         ///< standard deviation of Gaussian noise on the targets
+};
+
+/// Your own regression task family: `draw(rng)` returns one task, any callable
+/// `double(double)`; an episode is `shots` support and `queries` query points with
+/// x ~ U[x] and y = task(x) (+ noise). Deterministic given the Rng, like every sampler.
+///
+/// ```
+/// auto tasks = metalearn::data::function_tasks<float>([](metalearn::Rng& rng) {
+///   const double slope = metalearn::uniform(rng, -2.0, 2.0);
+///   return [slope](double x) { return slope * x * x; };
+/// });
+/// ```
+template <class Scalar, class Draw>
+class FunctionTasks {
+ public:
+  explicit FunctionTasks(Draw draw, FunctionTaskOptions o = {})
+      : draw_(std::move(draw)), o_(o) {
+    detail::check_function_options("metalearn::data::FunctionTasks", o_);
+  }
+  Episode<Scalar> sample(Rng& rng) const {
+    const auto task = draw_(rng);
+    return detail::function_episode<Scalar>(o_, task, rng);
+  }
+  const FunctionTaskOptions& options() const noexcept { return o_; }
+
+ private:
+  Draw draw_;
+  FunctionTaskOptions o_;
+};
+
+/// FunctionTasks<Scalar, Draw> without naming Draw.
+template <class Scalar = float, class Draw>
+FunctionTasks<Scalar, Draw> function_tasks(Draw draw, FunctionTaskOptions o = {}) {
+  return FunctionTasks<Scalar, Draw>(std::move(draw), o);
+}
+
 /// Options of SineTasks; the defaults are Finn et al. 2017's.
 struct SineOptions {
   std::int64_t shots = 10;    ///< K support points

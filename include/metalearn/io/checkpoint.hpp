@@ -108,8 +108,12 @@ class Reader {
 
 /// What Checkpoint::load does with entries of the file that nothing registered.
 enum class Unregistered {
-  error,   ///< a different model? the load fails and changes nothing (the default)
-  ignore,  ///< skip them (the model out of a training checkpoint with optimizer state)
+  error,  ///< a different model? the load fails and changes nothing (the default)
+  /// Skip what train() keeps beside the model (entries "optimizer.*" and
+  /// "learner_state.*", the counters, the RNG): the model out of a training checkpoint.
+  /// Any other extra entry (a buffer this model lacks) is still an error.
+  training_state,
+  ignore,  ///< skip every extra entry (a partial load, chosen explicitly)
 };
 
 /// The set of things a checkpoint saves and restores, by reference: groups of named tensors
@@ -287,10 +291,40 @@ class Checkpoint {
       s >> restored;
       if (!s) throw IoError(who + ": the random generator state does not parse");
     }
-    if (!ignore_unregistered && (matched != tensors.size() || counters.size() != counters_.size()))
-      throw IoError(who + " holds " + std::to_string(tensors.size()) + " tensors and " +
-                    std::to_string(counters.size()) + " counters, " + std::to_string(matched) +
-                    " and " + std::to_string(counters_.size()) + " expected (a different model?)");
+    if (!ignore_unregistered) {
+      // What the file has that nothing registered, by group ("optimizer": 12 tensors).
+      const bool training = unregistered == Unregistered::training_state;
+      std::map<std::string, std::size_t> extra_groups;
+      std::string first_extra;
+      for (const auto& [name, t] : tensors) {
+        if (registered(name)) continue;
+        const std::string group = name.substr(0, name.find('.'));
+        if (training && (group == "optimizer" || group == "learner_state")) continue;
+        ++extra_groups[group];
+        if (first_extra.empty()) first_extra = name;
+      }
+      std::string extra_counters;
+      if (!training)
+        for (const auto& [name, v] : counters)
+          if (!registered_counter(name)) extra_counters += (extra_counters.empty() ? "" : ", ") + name;
+      if (!extra_groups.empty() || !extra_counters.empty()) {
+        std::string what;
+        for (const auto& [g, n] : extra_groups)
+          what += (what.empty() ? "" : ", ") + std::to_string(n) + " in '" + g + "'" +
+                  (g == "optimizer" ? " (optimizer state)" : "");
+        if (!extra_counters.empty())
+          what += (what.empty() ? "" : ", ") + std::string("counters ") + extra_counters;
+        throw IoError(
+            who + " holds " + std::to_string(tensors.size()) + " tensors and " +
+            std::to_string(counters.size()) + " counters, " + std::to_string(matched) + " and " +
+            std::to_string(counters_.size()) + " expected; not registered here: " + what +
+            (first_extra.empty() ? "" : " (first: '" + first_extra + "')") +
+            ". A training checkpoint? Load the model with meta::load_model or "
+            "Unregistered::training_state, or register the optimizer and counters too (a "
+            "different model? then the model does not fit); Unregistered::ignore for a "
+            "partial load");
+      }
+    }
 
     for (auto& g : groups_)
       for (std::size_t i = 0; i < g.list.size(); ++i)
@@ -320,6 +354,18 @@ class Checkpoint {
     std::string name;
     std::int64_t* value;
   };
+
+  bool registered(const std::string& tensor) const {
+    for (const auto& g : groups_)
+      for (std::size_t i = 0; i < g.list.size(); ++i)
+        if (g.name + "." + g.list.name(i) == tensor) return true;
+    return false;
+  }
+  bool registered_counter(const std::string& name) const {
+    for (const auto& c : counters_)
+      if (c.name == name) return true;
+    return false;
+  }
 
   void add_name(const std::string& name) {
     for (const auto& n : names_)

@@ -12,7 +12,9 @@
 /// Optional: `on_meta_step()` (called after each outer step) with `meta_steps()` and
 /// `set_meta_steps(n)` (the trainer checkpoints the count), for learners with a schedule;
 /// `ParameterList<Scalar> learner_state()`: state the trainer checkpoints beside the model
-/// (a loss weighting's history).
+/// (a loss weighting's history); `static constexpr const char* rate_unit`: what
+/// StepStats::tasks counts, for the trainer's rate ("tasks" when not declared; "episodes",
+/// "pair batches", "examples").
 #pragma once
 
 #include <metalearn/autodiff/autodiff.hpp>
@@ -70,6 +72,15 @@ struct has_learner_state : std::false_type {};
 template <class L>
 struct has_learner_state<L, std::void_t<decltype(std::declval<L&>().learner_state())>>
     : std::true_type {};
+
+template <class L, class = void>
+struct rate_unit {
+  static constexpr const char* value = "tasks";
+};
+template <class L>
+struct rate_unit<L, std::void_t<decltype(L::rate_unit)>> {
+  static constexpr const char* value = L::rate_unit;
+};
 
 template <class L, class = void>
 struct has_clip_norm : std::false_type {};

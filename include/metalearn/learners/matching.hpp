@@ -42,6 +42,8 @@ template <class Scalar = float>
 class MatchingNet {
  public:
   using scalar_type = Scalar;
+  /// What StepStats::tasks counts (the trainer's rate).
+  static constexpr const char* rate_unit = "episodes";
   using Episode = data::Episode<Scalar>;
 
   explicit MatchingNet(MatchingNetOptions options = {}) : options_(options) {

@@ -43,6 +43,8 @@ template <class Distance = SquaredEuclidean, class Scalar = float>
 class ProtoNet {
  public:
   using scalar_type = Scalar;
+  /// What StepStats::tasks counts (the trainer's rate).
+  static constexpr const char* rate_unit = "episodes";
   using Episode = data::Episode<Scalar>;
 
   explicit ProtoNet(ProtoNetOptions options = {}) : options_(options) {

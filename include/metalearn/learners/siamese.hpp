@@ -46,6 +46,8 @@ template <class Distance = Euclidean, class PairLoss = Contrastive, class Scalar
 class Siamese {
  public:
   using scalar_type = Scalar;
+  /// What StepStats::tasks counts (the trainer's rate).
+  static constexpr const char* rate_unit = "pair batches";
   using Episode = data::Episode<Scalar>;
   using Batch = data::PairBatch<Scalar>;
 

@@ -5,12 +5,14 @@
 /// a wall-time limit, and a clean stop on a non-finite loss or gradient.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <limits>
 #include <metalearn/data/episode.hpp>
@@ -36,23 +38,42 @@ enum class OnNonFinite {
   skip,  ///< skip that step's update and go on (counted in TrainResult::skipped)
 };
 
+namespace detail {
+template <class Episode, class Evaluate>
+MeanCi score_episodes(const std::vector<Episode>& episodes, Evaluate evaluate) {
+  if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
+  std::vector<double> v;
+  for (const auto& e : episodes) {
+    const EpisodeResult r = evaluate(e);
+    v.push_back(std::isnan(r.accuracy) ? r.mse : r.accuracy);
+  }
+  return mean_ci(v);
+}
+}  // namespace detail
+
 /// Options of train().
 struct TrainerOptions {
   std::int64_t steps = 1000;          ///< the step count to reach (a resumed run counts on)
   double minutes = 0;                 ///< stop after this much wall time (0: no limit)
-  std::int64_t log_every = 100;       ///< progress line period in steps (0: never)
+  /// Period in steps of the progress line and of the CSV's rows (0: neither; the CSV then
+  /// has the validation rows only).
+  std::int64_t log_every = 100;
   std::int64_t validate_every = 500;  ///< validation period in steps (0: only at the end)
   /// The best model so far (by validation) is saved here; the latest state goes to
   /// `checkpoint + ".last"`, which a new run resumes from. Empty: no checkpoints.
   std::string checkpoint;
   bool resume = true;  ///< continue from `checkpoint + ".last"` when it exists
-  std::string csv;     ///< learning curve, one row per step (appended to when resuming)
+  /// Learning curve: a row every `log_every` steps (the means over those steps) and one at
+  /// each validation; appended to when resuming.
+  std::string csv;
   OnNonFinite on_non_finite = OnNonFinite::stop;
   /// Outer learning-rate factor by step (steps taken so far, counted on across a resume),
   /// set with `outer.set_lr_factor` before each step; empty: constant. E.g.
   /// `optim::CosineLr{steps}` (MAML++'s cosine annealing, Antoniou et al. 2019, §4).
   std::function<double(std::int64_t)> lr_schedule;
-  std::ostream* log = nullptr;  ///< progress lines go here (null: silent)
+  /// Progress lines go here (standard output by default; null: quiet): step, loss, metric,
+  /// rate in the learner's unit (tasks/s, episodes/s, ...), time left, validation.
+  std::ostream* log = &std::cout;
   /// Train on several processes (a distributed::Communicator; null or one rank: alone).
   /// Every rank calls train() with the same arguments; the ranks share each meta-batch's
   /// tasks (learners/process_group.hpp), so the parameters are the same bits as one
@@ -85,25 +106,35 @@ struct TrainResult {
 };
 
 /// Mean accuracy (classification) or MSE (regression) of `learner.evaluate` over `episodes`,
-/// with its 95% confidence interval.
+/// with its 95% confidence interval (MeanCi: mean, ci95, count).
 template <class Learner, class Model, class Episode>
 MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes) {
-  if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
-  std::vector<double> v;
-  for (const auto& e : episodes) {
-    const EpisodeResult r = learner.evaluate(net, e);
-    v.push_back(std::isnan(r.accuracy) ? r.mse : r.accuracy);
-  }
-  return mean_ci(v);
+  return detail::score_episodes(episodes, [&](const Episode& e) { return learner.evaluate(net, e); });
+}
+
+/// The same after `inner_steps` inner steps on each support set (a gradient learner's
+/// `evaluate(net, episode, steps)`), e.g. MAML's 10-step figure of Finn et al. Fig. 2.
+template <class Learner, class Model, class Episode>
+MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes,
+                int inner_steps) {
+  if (inner_steps < 0)
+    throw InvalidArgument("metalearn::meta::validate: inner_steps must be >= 0, got " +
+                          std::to_string(inner_steps));
+  return detail::score_episodes(
+      episodes, [&](const Episode& e) { return learner.evaluate(net, e, inner_steps); });
 }
 
 /// Load the model (learner.meta_parameters(net) and the buffers) from a checkpoint written
-/// by train(), ignoring the optimizer and the counters: to evaluate or deploy it.
+/// by train(), skipping the optimizer state, the learner state and the counters: to
+/// evaluate or deploy it. Strict about the model: every parameter and buffer must be in the
+/// file with its shape, and every model or buffer entry of the file must be used (a
+/// checkpoint with running batch-norm statistics does not load into a model without them);
+/// errors name the first difference.
 template <class Learner, class Model>
 void load_model(Learner& learner, Model& net, const std::string& path) {
   io::Checkpoint<typename Learner::scalar_type> ckpt;
   ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
-  ckpt.load(path, io::Unregistered::ignore);
+  ckpt.load(path, io::Unregistered::training_state);
 }
 
 namespace detail {
@@ -153,6 +184,20 @@ class MetaStepCount {
   static constexpr bool counts = counts_meta_steps<Learner>::value;
   Learner& learner_;
   std::int64_t count_ = 0;
+};
+
+/// Means of the step statistics over the steps since the last CSV row.
+struct PeriodMeans {
+  double loss = 0, support_loss = 0, metric = 0, grad_norm = 0;
+  std::int64_t steps = 0;
+  void add(const StepStats& s) {
+    loss += s.query_loss;
+    support_loss += s.support_loss;
+    metric += s.query_metric;
+    grad_norm += s.grad_norm;
+    ++steps;
+  }
+  double mean(double sum) const { return steps > 0 ? sum / static_cast<double>(steps) : 0.0; }
 };
 
 /// What the ranks of a group must agree on before training together.
@@ -299,6 +344,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
 
   std::vector<Tensor<Scalar>> grads;
   StepStats s;
+  detail::PeriodMeans period;  // the steps since the last CSV row
   while (step < o.steps) {
     if (o.minutes > 0) {  // rank 0's clock stops every rank at the same step
       Bytes stop(1, static_cast<char>(lead && elapsed() > o.minutes * 60));
@@ -344,24 +390,30 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     }
     if (group != nullptr && o.check_every > 0 && step % o.check_every == 0)
       detail::require_same_parameters(*group, params, step);
-    if (csv) {
-      csv << step << ',' << elapsed() << ',' << s.query_loss << ',' << s.support_loss << ','
-          << s.query_metric << ',' << s.grad_norm << ',';
+    period.add(s);
+    const bool row_now = o.log_every > 0 && (step % o.log_every == 0 || step == o.steps);
+    if (csv && (row_now || validate_now)) {
+      csv << step << ',' << elapsed() << ',' << period.mean(period.loss) << ','
+          << period.mean(period.support_loss) << ',' << period.mean(period.metric) << ','
+          << period.mean(period.grad_norm) << ',';
       if (validate_now && !validation.empty())
         csv << result.validation.mean << ',' << result.validation.ci95;
       else
         csv << ',';
       csv << '\n';
+      period = {};
     }
     if (log != nullptr && o.log_every > 0 && (step % o.log_every == 0 || step == o.steps)) {
       const double secs = elapsed();
       const double rate = static_cast<double>(step - result.first_step + 1) / secs;
       char line[256];
-      std::snprintf(
-          line, sizeof line, "step %7lld/%lld  loss %8.4f  %s %7.4f  %7.1f tasks/s  ETA %s",
-          static_cast<long long>(step), static_cast<long long>(o.steps), s.query_loss,
-          classification ? "acc" : "mse", s.query_metric, rate * static_cast<double>(s.tasks),
-          detail::clock_text(static_cast<double>(o.steps - step) / rate).c_str());
+      double left = static_cast<double>(o.steps - step) / rate;  // the time limit may come first
+      if (o.minutes > 0) left = std::min(left, o.minutes * 60 - secs);
+      std::snprintf(line, sizeof line, "step %7lld/%lld  loss %8.4f  %s %7.4f  %7.1f %s/s  ETA %s",
+                    static_cast<long long>(step), static_cast<long long>(o.steps), s.query_loss,
+                    classification ? "acc" : "mse", s.query_metric,
+                    rate * static_cast<double>(s.tasks), detail::rate_unit<Learner>::value,
+                    detail::clock_text(left).c_str());
       *log << line;
       if (validate_now && !validation.empty()) {
         std::snprintf(line, sizeof line, "  val %.4f +- %.4f", result.validation.mean,

@@ -100,6 +100,8 @@ template <class Distance = Euclidean, class Scalar = float>
 class Triplet {
  public:
   using scalar_type = Scalar;
+  /// What StepStats::tasks counts (the trainer's rate).
+  static constexpr const char* rate_unit = "episodes";
   using Episode = data::Episode<Scalar>;
 
   explicit Triplet(TripletOptions options = {}) : options_(options) {

@@ -73,6 +73,8 @@ template <class Weighting = EqualWeighting, class Aggregator = SumGradients, cla
 class MtlLearner {
  public:
   using scalar_type = Scalar;
+  /// What StepStats::tasks counts (the trainer's rate).
+  static constexpr const char* rate_unit = "examples";
   using evaluation_type = MultiTaskBatch<Scalar>;  ///< what evaluate() and validation take
   using Batch = MultiTaskBatch<Scalar>;
 
