@@ -234,8 +234,7 @@ int main(int argc, char** argv) {
     const data::SineTasks<float> tasks(sine);
     const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, batch);
     // Validation (MSE after 10 inner steps) on 100 tasks of a stream of their own.
-    const auto validation =
-        data::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
+    const auto validation = data::fixed_episodes(tasks, 100, static_cast<std::uint64_t>(seed) + 7);
     int code = 0;
     examples::with_gradient_learner(
         algorithm, o, examples::policy_options(args), [&](auto& learner) {

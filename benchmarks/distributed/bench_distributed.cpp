@@ -5,7 +5,8 @@
 // meta-step is shared among the ranks (distributed::meta_step); the counter comm_fraction
 // is the share of the step spent in the all-gather of the task outcomes (which includes
 // waiting for the slowest rank), comm_MB the bytes each rank receives per step.
-// Workloads: the sinusoid (MLP 1-40-40-1, meta-batch 25), Omniglot-shaped conv4 MAML
+// Workloads: the sinusoid (MLP 1-40-40-1, meta-batch 25; argument: tasks_per_group, which
+// sets how many outcomes there are to share: 25 / it, rounded up), Omniglot-shaped conv4 MAML
 // (5-way 1-shot, 15 queries, meta-batch 32), conv4 ProtoNet 60-way 1-shot 5-query
 // (2 episodes per step). Iteration counts are fixed: every rank must run the same steps.
 #include <benchmark/benchmark.h>
@@ -85,11 +86,18 @@ static void BM_Sinusoid_Maml(benchmark::State& state) {
   auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
   meta::GradientLearnerOptions o;
   o.threads = 1;
+  o.tasks_per_group = static_cast<int>(state.range(0));  // 5 (default): 5 outcomes to share
   meta::Maml learner(o);
   const auto batch = data::MetaBatchSampler<data::SineTasks<float>>({}, 25).sample(rng);
   shared_steps(state, learner, net, batch);
 }
-BENCHMARK(BM_Sinusoid_Maml)->Iterations(2000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Sinusoid_Maml)
+    ->Arg(5)
+    ->Arg(3)
+    ->Arg(1)
+    ->Iterations(2000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 static void BM_Omniglot_Maml(benchmark::State& state) {
   ml::Rng rng{7};

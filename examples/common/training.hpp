@@ -297,8 +297,8 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
   };
   const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
     return meta::validate(learner, net,
-                          data::fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test), eval_episodes,
-                                seed + stream));
+                          data::fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test),
+                                               eval_episodes, seed + stream));
   };
   const meta::MeanCi main_score = test_score(shape, 101);
   add("acc", main_score.mean);

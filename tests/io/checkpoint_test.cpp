@@ -210,7 +210,8 @@ TEST_CASE("load_model is strict about the model and names what a trainer file ho
   ml::meta::Maml maml;
   ml::optim::Adam<float> adam(maml.meta_parameters(trained), {1e-3});
   std::vector<ml::Tensor<float>> g;
-  for (const auto& p : trained.parameters().values()) g.push_back(ml::Tensor<float>(p.shape(), 0.5f));
+  for (const auto& p : trained.parameters().values())
+    g.push_back(ml::Tensor<float>(p.shape(), 0.5f));
   adam.step(g);  // moments exist
   std::int64_t step = 7;
   const fs::path path = temp_file("trainer.ckpt");
@@ -232,9 +233,8 @@ TEST_CASE("load_model is strict about the model and names what a trainer file ho
   without.batch_norm.running_stats = false;
   auto other = nn::conv4<float>(without, rng);
   const float before = other.parameters()[0].data()[0];
-  ml::test::check_throws<ml::IoError>(
-      [&] { ml::meta::load_model(maml, other, path.string()); },
-      {"not registered here: 8 in 'buffers'", "(first: 'buffers."});
+  ml::test::check_throws<ml::IoError>([&] { ml::meta::load_model(maml, other, path.string()); },
+                                      {"not registered here: 8 in 'buffers'", "(first: 'buffers."});
   CHECK(other.parameters()[0].data()[0] == before);  // all-or-nothing
 
   // Into a bare parameter list: what is extra, and how to load it.
@@ -243,8 +243,8 @@ TEST_CASE("load_model is strict about the model and names what a trainer file ho
   params_only.tensors("model", bare.parameters());
   ml::test::check_throws<ml::IoError>(
       [&] { params_only.load(path.string()); },
-      {"in 'optimizer' (optimizer state)", "counters optimizer_steps, step",
-       "meta::load_model", "Unregistered::training_state"});
+      {"in 'optimizer' (optimizer state)", "counters optimizer_steps, step", "meta::load_model",
+       "Unregistered::training_state"});
   // training_state skips the optimizer and counters but not the buffers.
   ml::test::check_throws<ml::IoError>(
       [&] { params_only.load(path.string(), ml::io::Unregistered::training_state); },

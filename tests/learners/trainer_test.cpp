@@ -281,8 +281,8 @@ TEST_CASE("train: progress by default, the rate in the learner's unit, ETA from 
   o.validate_every = 0;
   log.str("");
   SineRun(5).train(o);
-  CHECK_THAT(log.str(), Catch::Matchers::Contains("ETA 0m01s") ||
-                            Catch::Matchers::Contains("ETA 0m00s"));
+  CHECK_THAT(log.str(),
+             Catch::Matchers::Contains("ETA 0m01s") || Catch::Matchers::Contains("ETA 0m00s"));
 
   // A metric learner counts episodes.
   ml::Rng rng(3);

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <metalearn/error.hpp>
-#include <string>
 #include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/error.hpp>
 #include <metalearn/random.hpp>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -49,9 +49,8 @@ struct Episode {
   static Episode regression(Tensor<Scalar> support_inputs, Tensor<Scalar> support_targets,
                             Tensor<Scalar> query_inputs, Tensor<Scalar> query_targets) {
     const char* who = "metalearn::data::Episode::regression";
-    detail::check_rows(who, "support", support_inputs, support_targets.rank() >= 1
-                                                           ? support_targets.shape()[0]
-                                                           : -1);
+    detail::check_rows(who, "support", support_inputs,
+                       support_targets.rank() >= 1 ? support_targets.shape()[0] : -1);
     detail::check_rows(who, "query", query_inputs,
                        query_targets.rank() >= 1 ? query_targets.shape()[0] : -1);
     if (support_inputs.shape()[0] < 1)
@@ -79,7 +78,8 @@ struct Episode {
     detail::check_rows(who, "support", support_inputs,
                        static_cast<std::int64_t>(support_labels.size()));
     detail::check_rows(who, "query", query_inputs, static_cast<std::int64_t>(query_labels.size()));
-    if (support_labels.empty()) throw InvalidArgument(std::string(who) + ": the support set is empty");
+    if (support_labels.empty())
+      throw InvalidArgument(std::string(who) + ": the support set is empty");
     std::int64_t ways = 0;
     for (const auto l : support_labels) ways = std::max(ways, l + 1);
     const std::int64_t shots = static_cast<std::int64_t>(support_labels.size()) / ways;
@@ -87,11 +87,10 @@ struct Episode {
       const auto want = static_cast<std::int64_t>(i) / shots;
       if (static_cast<std::int64_t>(support_labels.size()) != ways * shots ||
           support_labels[i] != want)
-        throw InvalidArgument(std::string(who) + ": support labels must be 0..ways-1 in " +
-                              "class-major order, " + std::to_string(shots) +
-                              " shots each; row " + std::to_string(i) + " has label " +
-                              std::to_string(support_labels[i]) + ", " + std::to_string(want) +
-                              " expected");
+        throw InvalidArgument(
+            std::string(who) + ": support labels must be 0..ways-1 in " + "class-major order, " +
+            std::to_string(shots) + " shots each; row " + std::to_string(i) + " has label " +
+            std::to_string(support_labels[i]) + ", " + std::to_string(want) + " expected");
     }
     std::vector<std::int64_t> count(static_cast<std::size_t>(ways), 0);
     for (const auto l : query_labels) {

@@ -85,8 +85,7 @@ struct FunctionTaskOptions {
 template <class Scalar, class Draw>
 class FunctionTasks {
  public:
-  explicit FunctionTasks(Draw draw, FunctionTaskOptions o = {})
-      : draw_(std::move(draw)), o_(o) {
+  explicit FunctionTasks(Draw draw, FunctionTaskOptions o = {}) : draw_(std::move(draw)), o_(o) {
     detail::check_function_options("metalearn::data::FunctionTasks", o_);
   }
   Episode<Scalar> sample(Rng& rng) const {

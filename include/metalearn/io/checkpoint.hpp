@@ -306,7 +306,8 @@ class Checkpoint {
       std::string extra_counters;
       if (!training)
         for (const auto& [name, v] : counters)
-          if (!registered_counter(name)) extra_counters += (extra_counters.empty() ? "" : ", ") + name;
+          if (!registered_counter(name))
+            extra_counters += (extra_counters.empty() ? "" : ", ") + name;
       if (!extra_groups.empty() || !extra_counters.empty()) {
         std::string what;
         for (const auto& [g, n] : extra_groups)
@@ -314,15 +315,15 @@ class Checkpoint {
                   (g == "optimizer" ? " (optimizer state)" : "");
         if (!extra_counters.empty())
           what += (what.empty() ? "" : ", ") + std::string("counters ") + extra_counters;
-        throw IoError(
-            who + " holds " + std::to_string(tensors.size()) + " tensors and " +
-            std::to_string(counters.size()) + " counters, " + std::to_string(matched) + " and " +
-            std::to_string(counters_.size()) + " expected; not registered here: " + what +
-            (first_extra.empty() ? "" : " (first: '" + first_extra + "')") +
-            ". A training checkpoint? Load the model with meta::load_model or "
-            "Unregistered::training_state, or register the optimizer and counters too (a "
-            "different model? then the model does not fit); Unregistered::ignore for a "
-            "partial load");
+        throw IoError(who + " holds " + std::to_string(tensors.size()) + " tensors and " +
+                      std::to_string(counters.size()) + " counters, " + std::to_string(matched) +
+                      " and " + std::to_string(counters_.size()) +
+                      " expected; not registered here: " + what +
+                      (first_extra.empty() ? "" : " (first: '" + first_extra + "')") +
+                      ". A training checkpoint? Load the model with meta::load_model or "
+                      "Unregistered::training_state, or register the optimizer and counters too (a "
+                      "different model? then the model does not fit); Unregistered::ignore for a "
+                      "partial load");
       }
     }
 

@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/error.hpp>
@@ -53,8 +53,8 @@ MeanCi score_episodes(const std::vector<Episode>& episodes, Evaluate evaluate) {
 
 /// Options of train().
 struct TrainerOptions {
-  std::int64_t steps = 1000;          ///< the step count to reach (a resumed run counts on)
-  double minutes = 0;                 ///< stop after this much wall time (0: no limit)
+  std::int64_t steps = 1000;  ///< the step count to reach (a resumed run counts on)
+  double minutes = 0;         ///< stop after this much wall time (0: no limit)
   /// Period in steps of the progress line and of the CSV's rows (0: neither; the CSV then
   /// has the validation rows only).
   std::int64_t log_every = 100;
@@ -109,7 +109,8 @@ struct TrainResult {
 /// with its 95% confidence interval (MeanCi: mean, ci95, count).
 template <class Learner, class Model, class Episode>
 MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes) {
-  return detail::score_episodes(episodes, [&](const Episode& e) { return learner.evaluate(net, e); });
+  return detail::score_episodes(episodes,
+                                [&](const Episode& e) { return learner.evaluate(net, e); });
 }
 
 /// The same after `inner_steps` inner steps on each support set (a gradient learner's

@@ -1,0 +1,145 @@
+// Writes one C++ file holding every ```cpp block of the given Markdown files, so that the
+// test build compiles the documentation's code (#line directives point errors at the .md).
+//   extract_snippets OUT.cpp README.md docs/a.md ...
+// Every block's #includes go to the top. A block with `int main(` or a template at the
+// start of a line is a program: it goes into a namespace of its own (main renamed). Other
+// blocks are fragments: those of one
+// file are nested scopes of one function, in order, so a fragment may use what an earlier
+// fragment of its page defined (as a reader does) and may define the same names again.
+// What a fragment assumes (the reader's `net`, `episode`) is given in a comment the page
+// does not show, which is compiled as a fragment:
+//   <!-- cpp context
+//   auto net = metalearn::nn::mlp<float>({1, 40, 1}, rng);
+//   -->
+// A block fenced "```cpp excerpt" (a piece of the library's code, shown to explain it) is
+// not compiled here: it is compiled where it lives.
+#include <cstddef>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Block {
+  std::size_t line = 0;  // of the first code line in the .md
+  std::vector<std::string> lines;
+};
+
+std::string trim_left(const std::string& s, std::size_t* indent = nullptr) {
+  std::size_t i = 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  if (indent) *indent = i;
+  return s.substr(i);
+}
+
+std::string identifier(const std::string& path) {
+  std::string id;
+  for (const char c : path) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return id;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cerr << "usage: extract_snippets OUT.cpp FILE.md...\n";
+    return 2;
+  }
+  std::set<std::string> includes{"#include <metalearn/metalearn.hpp>", "#include <iostream>",
+                                 "#include <vector>"};
+  std::ostringstream body;
+  int programs = 0, fragments = 0;
+  for (int f = 2; f < argc; ++f) {
+    const std::string path = argv[f];
+    std::ifstream in(path);
+    if (!in) {
+      std::cerr << "extract_snippets: cannot read " << path << "\n";
+      return 1;
+    }
+    std::vector<Block> blocks;
+    std::string line;
+    std::size_t number = 0, indent = 0;
+    bool inside = false;
+    while (std::getline(in, line)) {
+      ++number;
+      std::size_t at = 0;
+      const std::string t = trim_left(line, &at);
+      if (!inside && t.rfind("<!-- cpp context", 0) == 0) {
+        inside = true;
+        indent = at;
+        blocks.push_back(Block{number + 1, {}});
+      } else if (inside && t.rfind("-->", 0) == 0) {
+        inside = false;
+      } else if (!inside && t.rfind("```cpp excerpt", 0) == 0) {
+        inside = true;  // a piece of the library's own code, shown to explain it
+        indent = at;
+        blocks.push_back(Block{0, {}});
+      } else if (!inside && t.rfind("```cpp", 0) == 0) {
+        inside = true;
+        indent = at;
+        blocks.push_back(Block{number + 1, {}});
+      } else if (inside && t.rfind("```", 0) == 0) {
+        inside = false;
+      } else if (inside) {
+        blocks.back().lines.push_back(line.size() >= indent ? line.substr(indent) : t);
+      }
+    }
+    const std::string id = identifier(path.substr(path.find_last_of('/') + 1));
+    std::ostringstream nested;
+    int depth = 0;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      if (blocks[b].line == 0) continue;  // an excerpt
+      bool program = false, mpi = false;
+      for (const auto& l : blocks[b].lines) {
+        if (l.find("int main(") != std::string::npos || l.rfind("template <", 0) == 0)
+          program = true;
+        if (l.find("metalearn/distributed/") != std::string::npos) mpi = true;
+      }
+      std::ostringstream code;
+      code << "#line " << blocks[b].line << " \"" << path << "\"\n";
+      for (const auto& l : blocks[b].lines) {
+        if (l.rfind("#include", 0) == 0) {
+          if (!mpi || l.find("metalearn/distributed/") == std::string::npos) includes.insert(l);
+          code << "\n";  // keeps the line numbers
+          continue;
+        }
+        std::string out = l;
+        if (program) {
+          const auto m = out.find("int main(");
+          if (m != std::string::npos) out.replace(m, 9, "int main_(");
+        }
+        code << out << "\n";
+      }
+      if (program) {
+        if (mpi) body << "#if defined(METALEARN_HAS_MPI)  // the metalearn::mpi component\n";
+        body << "namespace " << id << "_" << b << " {\n" << code.str() << "}\n";
+        if (mpi) body << "#endif\n";
+        ++programs;
+      } else {
+        nested << "{\n" << code.str();
+        ++depth;
+        ++fragments;
+      }
+    }
+    if (depth > 0) {
+      body << "[[maybe_unused]] void " << id << "_fragments() {\n" << nested.str();
+      for (int d = 0; d < depth; ++d) body << "}\n";
+      body << "}\n";
+    }
+  }
+  std::ofstream out(argv[1]);
+  out << "// Generated by tests/docs/extract_snippets from the documentation. Do not edit.\n";
+  for (const auto& i : includes) out << i << "\n";
+  out << "#if defined(METALEARN_HAS_MPI)\n#include "
+         "<metalearn/distributed/distributed.hpp>\n#endif\n";
+  out << "// NOLINTBEGIN\n" << body.str() << "// NOLINTEND\n";
+  if (!out) {
+    std::cerr << "extract_snippets: cannot write " << argv[1] << "\n";
+    return 1;
+  }
+  std::cout << "extract_snippets: " << programs << " programs, " << fragments << " fragments\n";
+  return 0;
+}
