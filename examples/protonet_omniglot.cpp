@@ -13,7 +13,8 @@
 //
 // Prints progress and validation lines, the test accuracy with a 95% CI, then
 //   final: acc=<x> ci=<x> acc_5w1s=<x> ci_5w1s=<x> acc_20w1s=<x> ci_20w1s=<x>
-//          [lake_acc=<x> lake_ci=<x>] steps=<n> seconds=<t>
+//          [lake_style_acc=<x> lake_style_ci=<x>] [lake_acc=<x> lake_ci=<x>] steps=<n>
+//          seconds=<t>
 // (acc is 5-way at --shots; --distance cosine switches the distance; --method matching trains
 // Matching Networks (Vinyals et al. 2016) on the same episodes instead, with the cosine
 // attention sharpened by --temperature, 10 by default: the library's default is the paper's 1,

@@ -3,6 +3,7 @@
 // Omniglot set-up (alphabet split, rotations as classes, fixed evaluation episodes).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -137,6 +138,7 @@ struct Omniglot {
   data::ClassDataset<float> data;
   std::vector<std::int64_t> train, validation, test;  // class ordinals of `data`
   std::size_t alphabets = 0;
+  std::vector<std::int64_t> group_of;  // the alphabet of each class ordinal
 };
 
 /// A stand-in for Omniglot generated in-process (`--data synthetic`, for smoke tests and
@@ -212,6 +214,8 @@ inline Omniglot load_omniglot(const std::string& dir, long validation_alphabets,
       for (std::int64_t k = 0; k < 4; ++k) r.push_back(4 * c + k);
     return r;
   };
+  for (const std::int64_t g : folder.group_of)
+    for (int r = 0; r < 4; ++r) out.group_of.push_back(g);
   out.train = rotate(split.train);
   out.validation = rotate(split.validation);
   out.test = rotate(split.test);
@@ -318,6 +322,28 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     if (!quiet)
       std::cout << "test alphabets, " << ways << "-way 1-shot: " << m.mean << " +- " << m.ci95
                 << "\n";
+  }
+  // Lake-style episodes of the test alphabets (issue 19): 20-way 1-shot, the 20 characters
+  // of one alphabet, unrotated, support and query by different drawers; where a test
+  // alphabet has 20 characters.
+  if (fixed_ways == 0 || fixed_ways == 20) {
+    std::vector<std::int64_t> upright;
+    std::vector<std::int64_t> per_alphabet(og.alphabets, 0);
+    for (const std::int64_t c : og.test)
+      if (c % 4 == 0) {
+        upright.push_back(c);
+        ++per_alphabet[static_cast<std::size_t>(og.group_of[static_cast<std::size_t>(c)])];
+      }
+    if (!upright.empty() && *std::max_element(per_alphabet.begin(), per_alphabet.end()) >= 20) {
+      const data::GroupEpisodeSampler<float> lake_style(og.data, og.group_of, {20, 1, 1}, upright);
+      const meta::MeanCi m =
+          meta::validate(learner, net, data::fixed_episodes(lake_style, eval_episodes, seed + 300));
+      add("lake_style_acc", m.mean);
+      add("lake_style_ci", m.ci95);
+      if (!quiet)
+        std::cout << "test alphabets, Lake-style 20-way 1-shot (one alphabet, other drawers): "
+                  << m.mean << " +- " << m.ci95 << "\n";
+    }
   }
   if (args.has("runs")) {
     const auto runs = data::load_lake_runs(args.get_string("runs", ""));

@@ -298,3 +298,112 @@ TEST_CASE("function_tasks: a regression family from a callable; fixed_episodes r
       [&] { data::function_tasks<float>([](ml::Rng&) { return [](double) { return 0.0; }; }, o); },
       {"FunctionTasks", "x range [2.000000, 1.000000]"});
 }
+
+TEST_CASE("warp_affine moves pixels as the affine formulas say", "[data][transforms]") {
+  // One bright pixel at (row 5, column 7) of an 11x11 image: 2 px right of the centre.
+  ml::Tensor<double> img(ml::Shape{1, 1, 11, 11}, 0.0);
+  const auto at = [](const ml::Tensor<double>& t, int r, int c) { return t.data()[r * 11 + c]; };
+  img.data()[5 * 11 + 7] = 1.0;
+  // Translation by (1, -2): column + 1, row - 2.
+  CHECK(at(data::warp_affine(img, data::Affine::translation(1, -2)), 3, 8) == Approx(1.0));
+  // 90 degrees counter-clockwise on the screen: right of the centre goes above it,
+  // (x, y) -> (x cos t + y sin t, -x sin t + y cos t) = (0, -2).
+  const auto r = data::warp_affine(img, data::Affine::rotation(90));
+  CHECK(at(r, 3, 5) == Approx(1.0).margin(1e-9));
+  CHECK(at(r, 5, 7) == Approx(0.0).margin(1e-9));
+  // Scale 2 about the centre: offset 2 -> 4 (column 9); column 8 reads offset 1.5, between
+  // the dark column 6 and the bright column 7: bilinear gives 0.5.
+  const auto s = data::warp_affine(img, data::Affine::scale(2, 2));
+  CHECK(at(s, 5, 9) == Approx(1.0));
+  CHECK(at(s, 5, 8) == Approx(0.5));
+  // Shear x by 0.5: (x, y) -> (x + 0.5 y, y); a pixel 2 below the centre moves 1 right.
+  ml::Tensor<double> low(ml::Shape{1, 1, 11, 11}, 0.0);
+  low.data()[7 * 11 + 5] = 1.0;
+  CHECK(at(data::warp_affine(low, data::Affine::shear(0.5, 0)), 7, 6) == Approx(1.0));
+  // Composition: translate after rotate is (rotate, then add t).
+  const auto both = data::Affine::translation(1, 0).after(data::Affine::rotation(90));
+  CHECK(at(data::warp_affine(img, both), 3, 6) == Approx(1.0).margin(1e-9));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { data::warp_affine(img, data::Affine::scale(0, 1)); }, {"not invertible"});
+}
+
+TEST_CASE("AffineAugmented is deterministic per seed; normalize_channels", "[data][transforms]") {
+  ml::Rng rng(1);
+  ml::Tensor<float> x(ml::Shape{24, 1, 10, 10});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(ml::uniform01(rng));
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 24; ++i) labels.push_back(i % 6);
+  const data::ClassDataset<float> all(x, labels);
+  const data::EpisodeSampler<float> plain(all, {3, 1, 2});
+  const data::AffineAugmented<data::EpisodeSampler<float>> augmented(plain, {});
+  ml::Rng a(7), b(7), c(7);
+  const auto e1 = augmented.sample(a), e2 = augmented.sample(b);
+  const auto raw = plain.sample(c);
+  bool moved = false;
+  for (std::int64_t i = 0; i < e1.support_inputs.numel(); ++i) {
+    CHECK(e1.support_inputs.data()[i] == e2.support_inputs.data()[i]);
+    moved = moved || e1.support_inputs.data()[i] != raw.support_inputs.data()[i];
+  }
+  CHECK(moved);
+  CHECK(e1.support_labels == raw.support_labels);  // the same episode, distorted
+  data::AffineOptions never;
+  never.probability = 0;
+  ml::Rng d(7);
+  const auto same = data::AffineAugmented<data::EpisodeSampler<float>>(plain, never).sample(d);
+  for (std::int64_t i = 0; i < same.query_inputs.numel(); ++i)
+    CHECK(same.query_inputs.data()[i] == Approx(raw.query_inputs.data()[i]).margin(1e-6));
+
+  auto images = x;
+  const auto [mean, sd] = data::channel_statistics(images);
+  data::normalize_channels(images, mean, sd);
+  const auto [m2, s2] = data::channel_statistics(images);
+  CHECK(m2[0] == Approx(0.0).margin(1e-5));
+  CHECK(s2[0] == Approx(1.0).epsilon(1e-4));
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::normalize_channels(images, {0.0, 0.0}, {1.0, 1.0});
+      },
+      {"1 channels but 2 means"});
+}
+
+TEST_CASE("GroupEpisodeSampler: Lake-style episodes, one group, other drawers for the queries",
+          "[data][episode]") {
+  // 3 groups of 5 classes, 6 examples each; example value = 100 * class + position.
+  ml::Tensor<float> x(ml::Shape{15 * 6, 1});
+  std::vector<std::int64_t> labels, group_of;
+  for (std::int64_t c = 0; c < 15; ++c) {
+    group_of.push_back(c / 5);
+    for (std::int64_t p = 0; p < 6; ++p) {
+      x.data()[c * 6 + p] = static_cast<float>(100 * c + p);
+      labels.push_back(c);
+    }
+  }
+  const data::ClassDataset<float> all(x, labels);
+  const data::GroupEpisodeSampler<float> lake(all, group_of, {4, 1, 2});
+  ml::Rng rng(3);
+  std::set<std::int64_t> groups_seen;
+  for (int i = 0; i < 50; ++i) {
+    const auto e = lake.sample(rng);
+    REQUIRE(e.ways == 4);
+    std::set<std::int64_t> groups, support_positions, query_positions;
+    for (const auto id : e.classes) groups.insert(id / 5);
+    CHECK(groups.size() == 1);  // every class from one alphabet
+    groups_seen.insert(*groups.begin());
+    for (std::int64_t r = 0; r < 4; ++r) {
+      const auto v = static_cast<std::int64_t>(e.support_inputs.data()[r]);
+      CHECK(v / 100 == e.classes[static_cast<std::size_t>(e.support_labels[r])]);
+      support_positions.insert(v % 100);
+    }
+    for (std::int64_t r = 0; r < 8; ++r)
+      query_positions.insert(static_cast<std::int64_t>(e.query_inputs.data()[r]) % 100);
+    CHECK(support_positions.size() == 1);  // one drawer for the support set
+    CHECK(query_positions.size() == 2);    // two others for the queries
+    CHECK(query_positions.count(*support_positions.begin()) == 0);
+  }
+  CHECK(groups_seen.size() == 3);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::GroupEpisodeSampler<float>(all, group_of, {6, 1, 1});
+      },
+      {"no group has 6 classes"});
+}

@@ -136,9 +136,12 @@ TEST_CASE("Checkpoint: bad files are rejected and change nothing", "[io][error]"
   }
   SECTION("newer format version") {
     auto bad = good;
-    bad[8] = 2;  // the version field follows the 8-byte magic
+    // The version field follows the 8-byte magic; one more than this build writes.
+    bad[8] = static_cast<char>(ml::io::checkpoint_format_version + 1);
     write_bytes(path, bad);
-    expect_rejected({"format version 2", "newer"});
+    expect_rejected(
+        {("format version " + std::to_string(ml::io::checkpoint_format_version + 1)).c_str(),
+         "newer"});
   }
   SECTION("other scalar type") {
     Run wide(8);
@@ -252,4 +255,42 @@ TEST_CASE("load_model is strict about the model and names what a trainer file ho
   params_only.tensors("buffers", bare.buffers());
   params_only.load(path.string(), ml::io::Unregistered::training_state);
   CHECK(bare.parameters()[0].data()[0] == trained.parameters()[0].data()[0]);
+}
+
+TEST_CASE("train's checkpoints name the model's layers; another architecture does not load",
+          "[io][checkpoint]") {
+  ml::Rng rng(5);
+  auto tanh_net = nn::mlp<float>({1, 8, 1}, rng, nn::Activation::tanh);
+  ml::meta::Maml maml;
+  ml::optim::Adam<float> adam(maml.meta_parameters(tanh_net), {1e-3});
+  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches({}, 2);
+  const fs::path path = temp_file("architecture.ckpt");
+  std::remove(path.string().c_str());
+  std::remove((path.string() + ".last").c_str());
+  ml::meta::TrainerOptions o;
+  o.steps = 2;
+  o.log = nullptr;
+  o.checkpoint = path.string();
+  ml::meta::train(maml, tanh_net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+
+  auto same = nn::mlp<float>({1, 8, 1}, rng, nn::Activation::tanh);
+  ml::meta::load_model(maml, same, path.string() + ".last");
+  CHECK(same.parameters()[0].data()[0] == tanh_net.parameters()[0].data()[0]);
+  // Another learner may read the model (train with MAML, evaluate with another).
+  ml::meta::Fomaml fomaml;
+  ml::meta::load_model(fomaml, same, path.string() + ".last");
+
+  auto relu_net = nn::mlp<float>({1, 8, 1}, rng, nn::Activation::relu);  // same shapes
+  ml::test::check_throws<ml::IoError>(
+      [&] { ml::meta::load_model(maml, relu_net, path.string() + ".last"); },
+      {"is of another architecture", "the file has '1: Tanh' where this one has '1: Relu'"});
+  // Resuming with another learner names it too.
+  ml::optim::Adam<float> adam2(fomaml.meta_parameters(same), {1e-3});
+  o.steps = 3;
+  ml::test::check_throws<ml::IoError>(
+      [&] {
+        ml::meta::train(fomaml, same, adam2, batches, std::vector<ml::data::Episode<float>>{}, rng,
+                        o);
+      },
+      {"is of another learner"});
 }

@@ -9,10 +9,12 @@
 #include <metalearn/data/episode.hpp>
 #include <metalearn/data/episode_sampler.hpp>
 #include <metalearn/data/fixed_episodes.hpp>
+#include <metalearn/data/group_episodes.hpp>
 #include <metalearn/data/meta_batch.hpp>
 #include <metalearn/data/pairs.hpp>
 #include <metalearn/data/regression.hpp>
 #include <metalearn/data/split.hpp>
+#include <metalearn/data/transforms.hpp>
 
 // Loaders of real data sets: image folders and Lake runs need stb_image (libstb-dev).
 #include <metalearn/data/idx.hpp>

@@ -81,7 +81,11 @@ struct Episode {
     if (support_labels.empty())
       throw InvalidArgument(std::string(who) + ": the support set is empty");
     std::int64_t ways = 0;
-    for (const auto l : support_labels) ways = std::max(ways, l + 1);
+    for (const auto l : support_labels) {
+      if (l < 0)
+        throw InvalidArgument(std::string(who) + ": labels must be >= 0, got " + std::to_string(l));
+      ways = std::max(ways, l + 1);
+    }
     const std::int64_t shots = static_cast<std::int64_t>(support_labels.size()) / ways;
     for (std::size_t i = 0; i < support_labels.size(); ++i) {
       const auto want = static_cast<std::int64_t>(i) / shots;

@@ -21,6 +21,7 @@
 #endif
 
 #include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/detail/first_difference.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/parameter_list.hpp>
 #include <metalearn/random.hpp>
@@ -28,13 +29,13 @@
 namespace metalearn::io {
 
 /// Version of the file format this build writes and the newest it reads.
-inline constexpr std::uint32_t checkpoint_format_version = 1;
+inline constexpr std::uint32_t checkpoint_format_version = 2;  // 2: text entries
 
 namespace detail {
 
 inline constexpr char checkpoint_magic[8] = {'M', 'L', 'C', 'K', 'P', 'T', '\r', '\n'};
 inline constexpr std::uint32_t endian_marker = 0x01020304;
-enum class EntryKind : std::uint8_t { tensor = 1, counter = 2, rng = 3 };
+enum class EntryKind : std::uint8_t { tensor = 1, counter = 2, rng = 3, text = 4 };
 
 /// FNV-1a, 64 bits: cheap, and any flipped or lost byte changes it.
 inline std::uint64_t fnv1a(const char* data, std::size_t n) {
@@ -144,6 +145,15 @@ class Checkpoint {
     counters_.push_back({name, &value});
     return *this;
   }
+  /// Register a text that describes what the checkpoint is of (train() writes the model's
+  /// layers and the learner): saved as it is; on load, a file holding this entry with other
+  /// text is an error naming the first line that differs, and a file without it (older, or
+  /// written without it) loads.
+  Checkpoint& text(const std::string& name, std::string value) {
+    add_name(name);
+    texts_.push_back({name, std::move(value)});
+    return *this;
+  }
   /// Register the random generator, so a resumed run draws what the original would have.
   Checkpoint& rng(Rng& generator) {
     add_name("rng");
@@ -176,6 +186,11 @@ class Checkpoint {
       w.pod(detail::EntryKind::counter);
       w.string(c.name);
       w.pod(*c.value);
+    }
+    for (const auto& t : texts_) {
+      w.pod(detail::EntryKind::text);
+      w.string(t.name);
+      w.string(t.value);
     }
     if (rng_ != nullptr) {
       std::ostringstream s;
@@ -237,6 +252,7 @@ class Checkpoint {
     // Stage everything, check it against what is registered, then commit.
     std::map<std::string, Tensor<Scalar>> tensors;
     std::map<std::string, std::int64_t> counters;
+    std::map<std::string, std::string> texts;
     std::string rng_state;
     bool has_rng = false;
     for (std::uint32_t e = 0; e < count; ++e) {
@@ -263,6 +279,8 @@ class Checkpoint {
         tensors.emplace(name, std::move(t));
       } else if (kind == detail::EntryKind::counter) {
         counters[name] = r.pod<std::int64_t>();
+      } else if (kind == detail::EntryKind::text) {
+        texts[name] = r.string();
       } else if (kind == detail::EntryKind::rng) {
         rng_state = r.string();
         has_rng = true;
@@ -284,6 +302,13 @@ class Checkpoint {
       }
     for (const auto& c : counters_)
       if (counters.count(c.name) == 0) throw IoError(who + " has no counter '" + c.name + "'");
+    for (const auto& t : texts_) {
+      const auto it = texts.find(t.name);
+      if (it == texts.end() || it->second == t.value) continue;
+      const auto [theirs, ours] = metalearn::detail::first_difference(it->second, t.value);
+      throw IoError(who + " is of another " + t.name + ": the file has '" + theirs +
+                    "' where this one has '" + ours + "'");
+    }
     if (rng_ != nullptr && !has_rng) throw IoError(who + " has no random generator state");
     Rng restored;
     if (rng_ != nullptr) {
@@ -308,13 +333,19 @@ class Checkpoint {
         for (const auto& [name, v] : counters)
           if (!registered_counter(name))
             extra_counters += (extra_counters.empty() ? "" : ", ") + name;
-      if (!extra_groups.empty() || !extra_counters.empty()) {
+      std::string extra_texts;
+      if (!training)
+        for (const auto& [name, v] : texts)
+          if (!registered_text(name)) extra_texts += (extra_texts.empty() ? "" : ", ") + name;
+      if (!extra_groups.empty() || !extra_counters.empty() || !extra_texts.empty()) {
         std::string what;
         for (const auto& [g, n] : extra_groups)
           what += (what.empty() ? "" : ", ") + std::to_string(n) + " in '" + g + "'" +
                   (g == "optimizer" ? " (optimizer state)" : "");
         if (!extra_counters.empty())
           what += (what.empty() ? "" : ", ") + std::string("counters ") + extra_counters;
+        if (!extra_texts.empty())
+          what += (what.empty() ? "" : ", ") + std::string("texts ") + extra_texts;
         throw IoError(who + " holds " + std::to_string(tensors.size()) + " tensors and " +
                       std::to_string(counters.size()) + " counters, " + std::to_string(matched) +
                       " and " + std::to_string(counters_.size()) +
@@ -342,6 +373,7 @@ class Checkpoint {
       for (std::size_t i = 0; i < g.list.size(); ++i)
         out += g.name + "." + g.list.name(i) + " " + g.list[i].shape().to_string() + "\n";
     for (const auto& c : counters_) out += c.name + "\n";
+    for (const auto& t : texts_) out += t.name + " " + t.value + "\n";
     if (rng_ != nullptr) out += "rng\n";
     return out;
   }
@@ -355,6 +387,9 @@ class Checkpoint {
     std::string name;
     std::int64_t* value;
   };
+  struct Text {
+    std::string name, value;
+  };
 
   bool registered(const std::string& tensor) const {
     for (const auto& g : groups_)
@@ -365,6 +400,11 @@ class Checkpoint {
   bool registered_counter(const std::string& name) const {
     for (const auto& c : counters_)
       if (c.name == name) return true;
+    return false;
+  }
+  bool registered_text(const std::string& name) const {
+    for (const auto& t : texts_)
+      if (t.name == name) return true;
     return false;
   }
 
@@ -403,6 +443,7 @@ class Checkpoint {
 
   std::vector<Group> groups_;
   std::vector<Counter> counters_;
+  std::vector<Text> texts_;
   Rng* rng_ = nullptr;
   std::vector<std::string> names_;
 };

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <metalearn/detail/first_difference.hpp>
 #include <metalearn/error.hpp>
 #include <string>
 #include <utility>
@@ -147,14 +148,9 @@ inline void require_same_on_all_ranks(const ProcessGroup& group, const std::stri
     const std::string other(all[static_cast<std::size_t>(r)].begin(),
                             all[static_cast<std::size_t>(r)].end());
     if (other == lead) continue;
-    std::size_t at = 0;  // the start of the first line that differs
-    while (at < lead.size() && at < other.size() && lead[at] == other[at]) ++at;
-    at = at == 0 ? 0 : lead.rfind('\n', at - 1) + 1;  // npos + 1 == 0
-    const auto line = [at](const std::string& s) {
-      return at >= s.size() ? std::string("(nothing)") : s.substr(at, s.find('\n', at) - at);
-    };
+    const auto [theirs, ours] = metalearn::detail::first_difference(other, lead);
     throw InvalidArgument(what + " differ between ranks: rank " + std::to_string(r) + " has '" +
-                          line(other) + "' where rank 0 has '" + line(lead) + "'");
+                          theirs + "' where rank 0 has '" + ours + "'");
   }
 }
 

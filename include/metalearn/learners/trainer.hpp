@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -27,7 +28,12 @@
 #include <metalearn/random.hpp>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <typeinfo>
+#if defined(__GNUG__)
+#include <cxxabi.h>
+#endif
+#include <utility>
 #include <vector>
 
 namespace metalearn::meta {
@@ -39,6 +45,40 @@ enum class OnNonFinite {
 };
 
 namespace detail {
+inline std::string type_name(const char* mangled) {
+#if defined(__GNUG__)
+  int status = 0;
+  char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  const std::string out = status == 0 && d != nullptr ? d : mangled;
+  std::free(d);
+  return out;
+#else
+  return mangled;
+#endif
+}
+
+template <class M, class = void>
+struct describes_itself : std::false_type {};
+template <class M>
+struct describes_itself<M, std::void_t<decltype(std::string(std::declval<const M&>().describe()))>>
+    : std::true_type {};
+
+/// The model's layers (`describe()`, e.g. Sequential's "0: Conv2d(1, 64, 3)" lines with
+/// batch norm's "running" flag), else its parameters' names and shapes: the "architecture"
+/// text of train()'s checkpoints, checked by load_model and on resume.
+template <class Model>
+std::string architecture_of(Model& net) {
+  if constexpr (describes_itself<Model>::value) {
+    return net.describe();
+  } else {
+    std::string s;
+    const auto p = net.parameters();
+    for (std::size_t i = 0; i < p.size(); ++i)
+      s += p.name(i) + " " + p[i].shape().to_string() + "\n";
+    return s;
+  }
+}
+
 template <class Episode, class Evaluate>
 MeanCi score_episodes(const std::vector<Episode>& episodes, Evaluate evaluate) {
   if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
@@ -130,11 +170,14 @@ MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& 
 /// evaluate or deploy it. Strict about the model: every parameter and buffer must be in the
 /// file with its shape, and every model or buffer entry of the file must be used (a
 /// checkpoint with running batch-norm statistics does not load into a model without them);
-/// errors name the first difference.
+/// errors name the first difference. The model's layers must match the file's
+/// "architecture" when it has one (a ReLU net does not load into a tanh net of the same
+/// shapes); the learner may differ (train with MAML, evaluate with another).
 template <class Learner, class Model>
 void load_model(Learner& learner, Model& net, const std::string& path) {
   io::Checkpoint<typename Learner::scalar_type> ckpt;
   ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
+  ckpt.text("architecture", detail::architecture_of(net));
   ckpt.load(path, io::Unregistered::training_state);
 }
 
@@ -267,6 +310,9 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
       .counter("best_step", best_step);
   if constexpr (detail::has_learner_state<Learner>::value)
     ckpt.tensors("learner_state", learner.learner_state());
+  // What the checkpoint is of; a resume into another model or learner fails naming it.
+  ckpt.text("architecture", detail::architecture_of(net))
+      .text("learner", detail::type_name(typeid(Learner).name()));
   detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
   const ProcessGroup* group = o.group != nullptr && o.group->size() > 1 ? o.group : nullptr;

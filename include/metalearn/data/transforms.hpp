@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/data/transforms.hpp
+/// Image transforms for episodes: per-channel normalisation, and random affine distortions
+/// as Koch et al. 2015 (§3.3) used to train their Siamese network on Omniglot, drawn from
+/// the sampler's Rng so an augmented run is deterministic per seed.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <metalearn/autodiff/tensor.hpp>
+#include <metalearn/data/episode.hpp>
+#include <metalearn/data/regression.hpp>
+#include <metalearn/error.hpp>
+#include <metalearn/random.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace metalearn::data {
+
+/// An affine map of the image plane about the image centre, in pixels:
+/// (x', y') = (a x + b y + tx, c x + d y + ty), with x to the right and y down, both
+/// measured from the centre ((W - 1) / 2, (H - 1) / 2).
+struct Affine {
+  double a = 1, b = 0, c = 0, d = 1, tx = 0, ty = 0;
+
+  /// Rotation by `degrees` (counter-clockwise as seen on the screen).
+  static Affine rotation(double degrees) {
+    const double t = degrees * 3.14159265358979323846 / 180.0;
+    return {std::cos(t), std::sin(t), -std::sin(t), std::cos(t), 0, 0};
+  }
+  static Affine shear(double x, double y) { return {1, x, y, 1, 0, 0}; }
+  static Affine scale(double x, double y) { return {x, 0, 0, y, 0, 0}; }
+  static Affine translation(double x, double y) { return {1, 0, 0, 1, x, y}; }
+  /// This map after `first`: (this o first)(p) = this(first(p)).
+  Affine after(const Affine& f) const {
+    return {a * f.a + b * f.c, a * f.b + b * f.d,        c * f.a + d * f.c,
+            c * f.b + d * f.d, a * f.tx + b * f.ty + tx, c * f.tx + d * f.ty + ty};
+  }
+};
+
+/// Koch et al. 2015's distortions: T = translation o scale o shear o rotation, each
+/// component kept with `probability` (else the identity), θ ~ U[-rotation, rotation]
+/// degrees, shear ~ U[-shear, shear] on each axis, scale ~ U[scale] on each axis,
+/// translation ~ U[-translation, translation] pixels on each axis. The defaults are Koch's
+/// values (for their 105x105 images).
+struct AffineOptions {
+  double rotation = 10.0;
+  double shear = 0.3;
+  Range scale{0.8, 1.2};
+  double translation = 2.0;
+  double probability = 0.5;
+};
+
+/// One draw of Koch's distortion (always 8 draws from `rng`, whatever is kept, so the
+/// stream does not depend on the outcome).
+inline Affine random_affine(Rng& rng, const AffineOptions& o) {
+  const auto keep = [&] { return uniform01(rng) < o.probability; };
+  const bool r = keep(), sh = keep(), sc = keep(), tr = keep();
+  const double theta = uniform(rng, -o.rotation, o.rotation);
+  const double shx = uniform(rng, -o.shear, o.shear), shy = uniform(rng, -o.shear, o.shear);
+  const double sx = uniform(rng, o.scale.lo, o.scale.hi);
+  const double sy = uniform(rng, o.scale.lo, o.scale.hi);
+  const double tx = uniform(rng, -o.translation, o.translation);
+  const double ty = uniform(rng, -o.translation, o.translation);
+  Affine t;
+  if (r) t = Affine::rotation(theta);
+  if (sh) t = Affine::shear(shx, shy).after(t);
+  if (sc) t = Affine::scale(sx, sy).after(t);
+  if (tr) t = Affine::translation(tx, ty).after(t);
+  return t;
+}
+
+/// Every image of `images` ([N, C, H, W]) moved by `t`: output pixel p takes the input at
+/// t^-1(p), bilinear, 0 outside (the background of inverted Omniglot strokes).
+template <class Scalar>
+Tensor<Scalar> warp_affine(const Tensor<Scalar>& images, const Affine& t) {
+  const char* who = "metalearn::data::warp_affine";
+  if (images.rank() != 4)
+    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
+                          images.shape().to_string());
+  const double det = t.a * t.d - t.b * t.c;
+  if (!(std::abs(det) > 1e-12) || !std::isfinite(det))
+    throw InvalidArgument(std::string(who) + ": the map is not invertible (determinant " +
+                          std::to_string(det) + ")");
+  // Inverse: p = M^-1 (p' - t).
+  const double ia = t.d / det, ib = -t.b / det, ic = -t.c / det, id = t.a / det;
+  const std::int64_t n = images.shape()[0], ch = images.shape()[1], h = images.shape()[2],
+                     w = images.shape()[3];
+  const double cx = (static_cast<double>(w) - 1) / 2, cy = (static_cast<double>(h) - 1) / 2;
+  Tensor<Scalar> out(images.shape(), Scalar(0));
+  for (std::int64_t y = 0; y < h; ++y)
+    for (std::int64_t x = 0; x < w; ++x) {
+      const double u = static_cast<double>(x) - cx - t.tx, v = static_cast<double>(y) - cy - t.ty;
+      const double sx = ia * u + ib * v + cx, sy = ic * u + id * v + cy;
+      const double fx = std::floor(sx), fy = std::floor(sy);
+      const double wx = sx - fx, wy = sy - fy;
+      const auto x0 = static_cast<std::int64_t>(fx), y0 = static_cast<std::int64_t>(fy);
+      for (std::int64_t i = 0; i < n * ch; ++i) {
+        const Scalar* src = images.data() + i * h * w;
+        const auto at = [&](std::int64_t yy, std::int64_t xx) {
+          return yy < 0 || yy >= h || xx < 0 || xx >= w ? 0.0
+                                                        : static_cast<double>(src[yy * w + xx]);
+        };
+        out.data()[i * h * w + y * w + x] =
+            static_cast<Scalar>((1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x0 + 1)) +
+                                wy * ((1 - wx) * at(y0 + 1, x0) + wx * at(y0 + 1, x0 + 1)));
+      }
+    }
+  return out;
+}
+
+/// A sampler whose episodes have every support and query image distorted by its own
+/// random_affine draw, made from the Rng passed to sample() after the episode is drawn:
+/// deterministic per seed, and for any thread count of a MetaBatchSampler around it.
+template <class Sampler>
+class AffineAugmented {
+ public:
+  AffineAugmented(Sampler sampler, AffineOptions options)
+      : sampler_(std::move(sampler)), options_(options) {
+    if (!(options_.probability >= 0 && options_.probability <= 1) || !(options_.rotation >= 0) ||
+        !(options_.shear >= 0) || !(options_.translation >= 0) || !(options_.scale.lo > 0) ||
+        !(options_.scale.lo <= options_.scale.hi))
+      throw InvalidArgument(
+          "metalearn::data::AffineAugmented: need probability in [0, 1], rotation, shear and "
+          "translation >= 0, and 0 < scale.lo <= scale.hi");
+  }
+  auto sample(Rng& rng) const {
+    auto e = sampler_.sample(rng);
+    for (auto* images : {&e.support_inputs, &e.query_inputs}) distort(*images, rng);
+    return e;
+  }
+
+ private:
+  template <class Scalar>
+  void distort(Tensor<Scalar>& images, Rng& rng) const {
+    const auto& s = images.shape();
+    if (s.rank() != 4)
+      throw InvalidArgument("metalearn::data::AffineAugmented: images must be [N, C, H, W], got " +
+                            s.to_string());
+    const std::int64_t per = s[1] * s[2] * s[3];
+    for (std::int64_t i = 0; i < s[0]; ++i) {
+      Tensor<Scalar> one(Shape{1, s[1], s[2], s[3]});
+      std::copy(images.data() + i * per, images.data() + (i + 1) * per, one.data());
+      const Tensor<Scalar> moved = warp_affine(one, random_affine(rng, options_));
+      std::copy(moved.data(), moved.data() + per, images.data() + i * per);
+    }
+  }
+  Sampler sampler_;
+  AffineOptions options_;
+};
+
+/// Per-channel mean and standard deviation of images [N, C, H, W] (population std).
+template <class Scalar>
+std::pair<std::vector<double>, std::vector<double>> channel_statistics(
+    const Tensor<Scalar>& images) {
+  if (images.rank() != 4 || images.shape()[0] == 0)
+    throw InvalidArgument(
+        "metalearn::data::channel_statistics: images must be [N, C, H, W], N > 0, got " +
+        images.shape().to_string());
+  const std::int64_t n = images.shape()[0], ch = images.shape()[1],
+                     hw = images.shape()[2] * images.shape()[3];
+  std::vector<double> mean(static_cast<std::size_t>(ch), 0), sd(static_cast<std::size_t>(ch), 0);
+  for (std::int64_t c = 0; c < ch; ++c) {
+    double sum = 0, sq = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < hw; ++k) {
+        const double v = images.data()[(i * ch + c) * hw + k];
+        sum += v;
+        sq += v * v;
+      }
+    const double count = static_cast<double>(n * hw);
+    mean[static_cast<std::size_t>(c)] = sum / count;
+    sd[static_cast<std::size_t>(c)] =
+        std::sqrt(std::max(0.0, sq / count - (sum / count) * (sum / count)));
+  }
+  return {mean, sd};
+}
+
+/// images[:, c] = (images[:, c] - mean[c]) / std[c], in place. Compute mean and std on the
+/// training images (channel_statistics) and apply them to every split.
+template <class Scalar>
+void normalize_channels(Tensor<Scalar>& images, const std::vector<double>& mean,
+                        const std::vector<double>& std_dev) {
+  const char* who = "metalearn::data::normalize_channels";
+  if (images.rank() != 4)
+    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
+                          images.shape().to_string());
+  const std::int64_t n = images.shape()[0], ch = images.shape()[1],
+                     hw = images.shape()[2] * images.shape()[3];
+  if (static_cast<std::int64_t>(mean.size()) != ch ||
+      static_cast<std::int64_t>(std_dev.size()) != ch)
+    throw InvalidArgument(std::string(who) + ": " + std::to_string(ch) + " channels but " +
+                          std::to_string(mean.size()) + " means and " +
+                          std::to_string(std_dev.size()) + " standard deviations");
+  for (const double s : std_dev)
+    if (!(s > 0) || !std::isfinite(s))
+      throw InvalidArgument(std::string(who) + ": standard deviations must be > 0, got " +
+                            std::to_string(s));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t c = 0; c < ch; ++c) {
+      const auto m = mean[static_cast<std::size_t>(c)], s = std_dev[static_cast<std::size_t>(c)];
+      Scalar* p = images.data() + (i * ch + c) * hw;
+      for (std::int64_t k = 0; k < hw; ++k) p[k] = static_cast<Scalar>((p[k] - m) / s);
+    }
+}
+
+}  // namespace metalearn::data
