@@ -206,7 +206,7 @@ inline Omniglot load_omniglot(const std::string& dir, long validation_alphabets,
   ml::Rng rng(seed);
   const data::ClassSplit split = data::split_by_group(
       folder.group_of, groups - validation_alphabets - test_alphabets, validation_alphabets, rng);
-  Omniglot out{data::with_rotations(folder.data), {}, {}, {}, folder.group_names.size()};
+  Omniglot out{data::with_rotations(folder.data), {}, {}, {}, folder.group_names.size(), {}};
   // with_rotations: class k becomes ids 4k .. 4k + 3, which are ordinals 4k .. 4k + 3.
   const auto rotate = [](const std::vector<std::int64_t>& classes) {
     std::vector<std::int64_t> r;
