@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
             }
           });
           if (code != 0) return;
+          if (!examples::ranks().lead) return;  // rank 0 alone tests and prints
           // Per family: fresh tasks from a stream of their own, MSE after 1 and 10 steps.
           const int long_steps = learned_rates ? o.eval_inner_steps : 10;
           double after1[3], after10[3], worst = 0;

@@ -254,8 +254,8 @@ int main(int argc, char** argv) {
               }
             });
             if (code != 0) return;
-            if (!examples::ranks().lead) return;  // rank 0 alone tests, prints and plots
           }
+          if (!examples::ranks().lead) return;  // rank 0 alone tests, prints and plots
           MetaTest t;
           t.tasks = test_tasks;
           t.long_steps = per_step_rates ? o.eval_inner_steps : 10;

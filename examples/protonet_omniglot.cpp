@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     const examples::Omniglot og =
         examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
     if (args.has("export")) {  // the same data and split for a peer implementation; no training
-      examples::export_omniglot(og, args.get_string("export", ""));
+      if (examples::ranks().lead) examples::export_omniglot(og, args.get_string("export", ""));
       std::cout << "exported to " << args.get_string("export", "") << '\n';
       return 0;
     }

@@ -93,11 +93,14 @@ const auto adam = [](auto& learner, nn::Sequential<float>& net) {
 TEST_CASE("MAML: 20 meta-steps shared among the ranks give the bits of one process",
           "[distributed]") {
   const data::SineTasks<float> tasks(data::SineOptions{});
-  const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, 7);  // 4 ranks: 1,2,2,2
+  const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, 7);
+  // Tasks one by one (7 outcomes: 4 ranks hold 1, 2, 2, 2) and in groups of 3 (3 outcomes:
+  // one rank of 4 holds none).
   for (const int threads : {1, 2}) {
     meta::GradientLearnerOptions o;
     o.inner_steps = 2;
     o.threads = threads;
+    o.tasks_per_group = threads == 1 ? 1 : 3;
     INFO(world->size() << " ranks, " << threads << " threads each");
     CHECK(shared_equals_alone(meta::Maml(o), sine_net, adam, batches));
   }
@@ -109,6 +112,7 @@ TEST_CASE("Reptile: 20 meta-steps shared among the ranks give the bits of one pr
   const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, 5);
   meta::GradientLearnerOptions o;
   o.inner_steps = 3;
+  o.tasks_per_group = 1;  // 5 outcomes to share (the default groups of 5 would be one)
   const auto sgd = [](auto& learner, nn::Sequential<float>& net) {
     return ml::optim::Sgd<float>(learner.meta_parameters(net), {0.5});
   };
@@ -185,7 +189,9 @@ TEST_CASE("A failing task stops the meta-step on every rank with its message", "
   for (int i = 0; i < 4; ++i) batch.push_back(tasks.sample(rng));
   // The last task (the last rank's) has a query set of the wrong width.
   batch.back().query_inputs = Tensor<float>(ml::Shape{10, 3});
-  meta::Maml learner;
+  meta::GradientLearnerOptions one_by_one;
+  one_by_one.tasks_per_group = 1;  // outcome t is task t
+  meta::Maml learner(one_by_one);
   auto net = sine_net();
   ml::optim::Adam<float> outer(learner.meta_parameters(net), {1e-3});
   std::string message;
@@ -197,7 +203,7 @@ TEST_CASE("A failing task stops the meta-step on every rank with its message", "
   INFO(message);
   CHECK(!message.empty());
   if (world->size() > 1 && world->rank() != world->size() - 1)
-    CHECK(message.find("task 3 of the meta-batch failed on rank " +
+    CHECK(message.find("task outcome 3 of the meta-batch failed on rank " +
                        std::to_string(world->size() - 1)) != std::string::npos);
   // Every rank is still in step: the next shared step works.
   batch.pop_back();

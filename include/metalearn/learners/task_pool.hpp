@@ -173,9 +173,11 @@ void gather_outcomes(const ProcessGroup& group, std::vector<TaskOutcome<Scalar>>
   std::int64_t failed = -1;
   for (std::size_t t = first; t < last && failed < 0; ++t)
     if (errors[t]) failed = static_cast<std::int64_t>(t);
+  // Header: what every rank must agree on, then this rank's first failure (-1: none).
+  w.pod(static_cast<std::uint32_t>(sizeof(Scalar)));
+  w.pod(static_cast<std::uint64_t>(out.size()));
   w.pod(failed);
   w.string(failed < 0 ? std::string() : what_of(errors[static_cast<std::size_t>(failed)]));
-  w.pod(static_cast<std::uint32_t>(sizeof(Scalar)));
   if (failed < 0)
     for (std::size_t t = first; t < last; ++t) {
       const TaskOutcome<Scalar>& o = out[t];
@@ -191,24 +193,44 @@ void gather_outcomes(const ProcessGroup& group, std::vector<TaskOutcome<Scalar>>
       }
     }
   const std::vector<Bytes> all = group.all_gather(w.bytes());
-  // Ranks hold increasing task ranges: the first rank that failed had the first failure.
+  // Every rank reads every header (its own too), so all decide alike: a rank with another
+  // scalar type or meta-batch size stops all of them.
+  std::uint32_t scalar0 = 0;
+  std::uint64_t count0 = 0;
   for (int r = 0; r < group.size(); ++r) {
     ByteReader in(all[static_cast<std::size_t>(r)]);
+    const auto scalar = in.pod<std::uint32_t>();
+    const auto count = in.pod<std::uint64_t>();
+    if (r == 0) {
+      scalar0 = scalar;
+      count0 = count;
+    } else if (scalar != scalar0 || count != count0) {
+      throw InvalidArgument("metalearn::meta::run_tasks: rank " + std::to_string(r) + " has " +
+                            std::to_string(count) + " task outcomes of " + std::to_string(scalar) +
+                            "-byte values, rank 0 " + std::to_string(count0) + " of " +
+                            std::to_string(scalar0) + " (another meta-batch size or scalar type?)");
+    }
+  }
+  // Ranks hold increasing ranges: the first rank that failed had the first failure.
+  for (int r = 0; r < group.size(); ++r) {
+    ByteReader in(all[static_cast<std::size_t>(r)]);
+    in.pod<std::uint32_t>();
+    in.pod<std::uint64_t>();
     const auto f = in.pod<std::int64_t>();
     const std::string message = in.string();
     if (f < 0) continue;
     if (r == group.rank()) std::rethrow_exception(errors[static_cast<std::size_t>(f)]);
-    throw Error("task " + std::to_string(f) + " of the meta-batch failed on rank " +
+    // An outcome is one task, or one group of tasks run together (tasks_per_group).
+    throw Error("task outcome " + std::to_string(f) + " of the meta-batch failed on rank " +
                 std::to_string(r) + ": " + message);
   }
   for (int r = 0; r < group.size(); ++r) {
     if (r == group.rank()) continue;
     ByteReader in(all[static_cast<std::size_t>(r)]);
+    in.pod<std::uint32_t>();
+    in.pod<std::uint64_t>();
     in.pod<std::int64_t>();
     in.string();
-    if (in.pod<std::uint32_t>() != sizeof(Scalar))
-      throw InvalidArgument("metalearn::meta::run_tasks: rank " + std::to_string(r) +
-                            " trains with another scalar type (float vs double)");
     const auto [from, to] = share_of(r, group.size(), out.size());
     for (std::size_t t = from; t < to; ++t) {
       TaskOutcome<Scalar>& o = out[t];

@@ -320,18 +320,26 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   std::ostream* const log = lead ? o.log : nullptr;
   const std::string last_path = o.checkpoint.empty() ? "" : o.checkpoint + ".last";
   bool resumed = false;
-  std::string failure;  // rank 0's resume error, raised on every rank
-  if (lead && !last_path.empty() && o.resume && std::ifstream(last_path).good()) {
+  std::string failure;  // rank 0's resume or CSV error, raised on every rank
+  std::ofstream csv;
+  if (lead) {
     try {
-      ckpt.load(last_path);
-      learner_count.restore();
-      resumed = true;
+      if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
+        ckpt.load(last_path);
+        learner_count.restore();
+        resumed = true;
+        if (log != nullptr) *log << "resumed from " << last_path << " at step " << step << "\n";
+      }
+      if (!o.csv.empty()) {
+        csv.open(o.csv, resumed ? std::ios::app : std::ios::trunc);
+        if (!csv) throw IoError("metalearn::meta::train: cannot write '" + o.csv + "'");
+        if (!resumed)
+          csv << "step,seconds,loss,support_loss,metric,grad_norm,validation,validation_ci\n";
+      }
     } catch (const std::exception& e) {
       if (group == nullptr) throw;
       failure = e.what();
     }
-    if (resumed && log != nullptr)
-      *log << "resumed from " << last_path << " at step " << step << "\n";
   }
   if (group != nullptr) {  // agree on the set-up, then start from rank 0's state
     raise_on_any_rank(*group, failure);
@@ -359,14 +367,6 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   result.best.mean = detail::bits_double(best_bits);
   result.best_step = best_step;
 
-  std::ofstream csv;
-  if (lead && !o.csv.empty()) {
-    csv.open(o.csv, resumed ? std::ios::app : std::ios::trunc);
-    if (!csv) throw IoError("metalearn::meta::train: cannot write '" + o.csv + "'");
-    if (!resumed)
-      csv << "step,seconds,loss,support_loss,metric,grad_norm,validation,validation_ci\n";
-  }
-
   const auto run_validation = [&] {
     learner_count.store();
     if (validation.empty() || !lead) return;
@@ -387,6 +387,20 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   const auto save_last = [&] {
     learner_count.store();
     if (lead && !last_path.empty()) ckpt.save(last_path);
+  };
+  // What rank 0 alone does (validate, save); with a group, its failure (a full disk, a
+  // validation episode that does not fit) is raised on every rank, so none waits for it.
+  const auto on_lead = [&](auto&& work) {
+    std::string error;
+    if (lead) {
+      try {
+        work();
+      } catch (const std::exception& e) {
+        if (group == nullptr) throw;
+        error = e.what();
+      }
+    }
+    if (group != nullptr) raise_on_any_rank(*group, error);
   };
 
   std::vector<Tensor<Scalar>> grads;
@@ -431,10 +445,11 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     learner_count.tick();
     ++step;
     const bool validate_now = o.validate_every > 0 && step % o.validate_every == 0;
-    if (validate_now) {
-      run_validation();
-      save_last();
-    }
+    if (validate_now)
+      on_lead([&] {
+        run_validation();
+        save_last();
+      });
     if (group != nullptr && o.check_every > 0 && step % o.check_every == 0)
       detail::require_same_parameters(*group, params, step);
     period.add(s);
@@ -473,8 +488,10 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   result.steps = step;
   if (!result.non_finite) {
     const bool validated_here = o.validate_every > 0 && step > 0 && step % o.validate_every == 0;
-    if (!validated_here) run_validation();
-    save_last();
+    on_lead([&] {
+      if (!validated_here) run_validation();
+      save_last();
+    });
   }
   // Last, so that every rank returns after rank 0's checkpoints are written.
   if (group != nullptr) detail::require_same_parameters(*group, params, step);
