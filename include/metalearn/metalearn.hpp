@@ -13,4 +13,5 @@
 #include <metalearn/nn/nn.hpp>
 #include <metalearn/optim/optim.hpp>
 #include <metalearn/random.hpp>
+#include <metalearn/rl/rl.hpp>
 #include <metalearn/version.hpp>

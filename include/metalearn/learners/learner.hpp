@@ -14,7 +14,9 @@
 /// `ParameterList<Scalar> learner_state()`: state the trainer checkpoints beside the model
 /// (a loss weighting's history); `static constexpr const char* rate_unit`: what
 /// StepStats::tasks counts, for the trainer's rate ("tasks" when not declared; "episodes",
-/// "pair batches", "examples").
+/// "pair batches", "examples"); `static constexpr const char* metric_name` with `static
+/// constexpr bool higher_metric_is_better`: what StepStats::query_metric and the validation
+/// measure when it is neither accuracy nor MSE (rl::MamlRl: the return, higher is better).
 #pragma once
 
 #include <metalearn/autodiff/autodiff.hpp>

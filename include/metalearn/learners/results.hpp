@@ -28,6 +28,8 @@ struct EpisodeResult {
   /// Mean squared error on the queries (NaN for classification; the loss when the outputs
   /// do not have the targets' shape).
   double mse = std::numeric_limits<double>::quiet_NaN();
+  /// Mean return of the episodes after adaptation (reinforcement learning; NaN otherwise).
+  double mean_return = std::numeric_limits<double>::quiet_NaN();
   int steps = 0;
 };
 

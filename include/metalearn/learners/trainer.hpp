@@ -79,13 +79,38 @@ std::string architecture_of(Model& net) {
   }
 }
 
+template <class L, class = void>
+struct declares_metric : std::false_type {};
+template <class L>
+struct declares_metric<L, std::void_t<decltype(L::metric_name), decltype(L::higher_metric_is_better)>>
+    : std::true_type {};
+
+/// Whether a higher validation is better, and the metric's name in the progress line: the
+/// learner's own (a return) when it declares them, else accuracy or MSE by the episodes.
+template <class Learner, class Episode>
+bool higher_is_better(const std::vector<Episode>& validation) {
+  if constexpr (declares_metric<Learner>::value)
+    return Learner::higher_metric_is_better;
+  else
+    return !validation.empty() && validation[0].is_classification();
+}
+template <class Learner, class Episode>
+const char* metric_label(const std::vector<Episode>& validation) {
+  if constexpr (declares_metric<Learner>::value)
+    return Learner::metric_name;
+  else
+    return !validation.empty() && validation[0].is_classification() ? "acc" : "mse";
+}
+
 template <class Episode, class Evaluate>
 MeanCi score_episodes(const std::vector<Episode>& episodes, Evaluate evaluate) {
   if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
   std::vector<double> v;
   for (const auto& e : episodes) {
     const EpisodeResult r = evaluate(e);
-    v.push_back(std::isnan(r.accuracy) ? r.mse : r.accuracy);
+    v.push_back(!std::isnan(r.accuracy)      ? r.accuracy
+                : !std::isnan(r.mean_return) ? r.mean_return
+                                             : r.mse);
   }
   return mean_ci(v);
 }
@@ -272,7 +297,8 @@ void require_same_parameters(const ProcessGroup& group, const ParameterList<Scal
 /// Meta-train `net` with `learner` and `outer` on batches from `batches` (anything with
 /// `sample(Rng&)` returning the learner's batch: a MetaBatchSampler of episodes, a
 /// PairSampler for Siamese nets), validating on `validation` (fixed held-out episodes).
-/// Better validation means higher accuracy, or lower MSE for regression.
+/// Better validation means higher accuracy, lower MSE for regression, or what the learner
+/// declares (`metric_name`, `higher_metric_is_better`: a reinforcement learner's return).
 ///
 /// Checkpoints hold learner.meta_parameters(net), the model's buffers, the optimizer's
 /// state, the step, the best validation and `rng`, so a resumed run draws the same batches
@@ -293,8 +319,8 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   auto params = learner.meta_parameters(net);
-  const bool classification = !validation.empty() && validation[0].is_classification();
-  const auto better = [&](double a, double b) { return classification ? a > b : a < b; };
+  const bool higher_better = detail::higher_is_better<Learner>(validation);
+  const auto better = [&](double a, double b) { return higher_better ? a > b : a < b; };
 
   TrainResult result;
   std::int64_t step = 0;
@@ -473,7 +499,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
       if (o.minutes > 0) left = std::min(left, o.minutes * 60 - secs);
       std::snprintf(line, sizeof line, "step %7lld/%lld  loss %8.4f  %s %7.4f  %7.1f %s/s  ETA %s",
                     static_cast<long long>(step), static_cast<long long>(o.steps), s.query_loss,
-                    classification ? "acc" : "mse", s.query_metric,
+                    detail::metric_label<Learner>(validation), s.query_metric,
                     rate * static_cast<double>(s.tasks), detail::rate_unit<Learner>::value,
                     detail::clock_text(left).c_str());
       *log << line;
