@@ -235,7 +235,8 @@ int run_env(const Env& env, const rl::MamlRlOptions& options, const Run& run) {
     if (!std::isfinite(m[1].mean)) code = 3;
   };
   if (run.outer == "trpo") {
-    rl::MamlTrpo<Env> maml(options, rl::TrustRegion(run.trust)), baseline(pre, rl::TrustRegion(run.trust));
+    rl::MamlTrpo<Env> maml(options, rl::TrustRegion(run.trust)),
+        baseline(pre, rl::TrustRegion(run.trust));
     body(maml, baseline);
   } else {
     rl::MamlPolicyGradient<Env> maml(options), baseline(pre);
@@ -261,7 +262,8 @@ int main(int argc, char** argv) {
          "outer-lr", "max-kl", "arms", "threads", "seed", "test-tasks", "checkpoint", "svg", "csv",
          "log-every", "validate-every"},
         {"first-order", "evaluate", "quiet"}};
-    const std::string env = args.get_choice("env", "navigation", {"navigation", "bandit", "point-mass"});
+    const std::string env =
+        args.get_choice("env", "navigation", {"navigation", "bandit", "point-mass"});
     Run run;
     run.start = std::chrono::steady_clock::now();
     run.outer = args.get_choice("outer", "trpo", {"trpo", "adam"});

@@ -38,6 +38,7 @@ SUITES = {
     "conv4": ("bench_conv4", "bench_conv4_torch", 1000.0),
     "maml": ("bench_maml", "bench_maml_torch", 1.0),
     "metric": ("bench_metric", "bench_metric_torch", 1000.0),
+    "rl": ("bench_rl", "bench_rl_torch", 1000.0),
 }
 
 

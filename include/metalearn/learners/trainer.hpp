@@ -82,7 +82,8 @@ std::string architecture_of(Model& net) {
 template <class L, class = void>
 struct declares_metric : std::false_type {};
 template <class L>
-struct declares_metric<L, std::void_t<decltype(L::metric_name), decltype(L::higher_metric_is_better)>>
+struct declares_metric<L,
+                       std::void_t<decltype(L::metric_name), decltype(L::higher_metric_is_better)>>
     : std::true_type {};
 
 /// Whether a higher validation is better, and the metric's name in the progress line: the

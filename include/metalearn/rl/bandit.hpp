@@ -48,10 +48,11 @@ class BernoulliBandit {
   Eigen::VectorXd step(const task_type& t, Matrix& obs, const Matrix& actions, Rng& rng) const {
     if (actions.rows() != obs.rows() || actions.cols() != 1 ||
         static_cast<std::int64_t>(t.means.size()) != o_.arms)
-      throw InvalidArgument("metalearn::rl::BernoulliBandit::step: expected [envs, 1] arm "
-                            "indices for " +
-                            std::to_string(obs.rows()) + " environments and " +
-                            std::to_string(o_.arms) + " arm means");
+      throw InvalidArgument(
+          "metalearn::rl::BernoulliBandit::step: expected [envs, 1] arm "
+          "indices for " +
+          std::to_string(obs.rows()) + " environments and " + std::to_string(o_.arms) +
+          " arm means");
     Eigen::VectorXd r(obs.rows());
     for (Eigen::Index e = 0; e < obs.rows(); ++e) {
       const double a = actions(e, 0);

@@ -55,10 +55,9 @@ class LinearFeatureBaseline {
  private:
   static Eigen::MatrixXd features(const Matrix& obs, std::int64_t horizon, std::int64_t envs) {
     if (obs.rows() != horizon * envs)
-      throw InvalidArgument("metalearn::rl::LinearFeatureBaseline: " +
-                            std::to_string(obs.rows()) + " observations for " +
-                            std::to_string(horizon) + " steps of " + std::to_string(envs) +
-                            " episodes");
+      throw InvalidArgument("metalearn::rl::LinearFeatureBaseline: " + std::to_string(obs.rows()) +
+                            " observations for " + std::to_string(horizon) + " steps of " +
+                            std::to_string(envs) + " episodes");
     const Eigen::Index d = obs.cols();
     Eigen::MatrixXd x(obs.rows(), 2 * d + 4);
     for (Eigen::Index i = 0; i < obs.rows(); ++i) {

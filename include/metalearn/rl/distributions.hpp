@@ -84,8 +84,8 @@ struct DiagGaussian {
   static void require_actions(const Var<S>& out, const Tensor<S>& actions, std::int64_t n) {
     if (actions.shape() != Shape{n, out.shape()[1]})
       throw InvalidArgument("metalearn::rl::DiagGaussian::log_prob: expected actions [" +
-                            std::to_string(n) + ", " + std::to_string(out.shape()[1]) +
-                            "], got " + actions.shape().to_string());
+                            std::to_string(n) + ", " + std::to_string(out.shape()[1]) + "], got " +
+                            actions.shape().to_string());
   }
 };
 
@@ -104,8 +104,8 @@ struct Categorical {
   static Var<S> kl(const Tensor<S>& old_logits, const Var<S>& logits) {
     if (old_logits.shape() != logits.shape() || logits.shape().rank() != 2)
       throw InvalidArgument("metalearn::rl::Categorical::kl: old logits " +
-                            old_logits.shape().to_string() + ", new " +
-                            logits.shape().to_string() + " (expected the same [N, K])");
+                            old_logits.shape().to_string() + ", new " + logits.shape().to_string() +
+                            " (expected the same [N, K])");
     Tensor<S> logp(old_logits.shape()), p(old_logits.shape());
     const auto l = old_logits.matrix();
     for (Eigen::Index i = 0; i < l.rows(); ++i) {
@@ -125,7 +125,8 @@ struct Categorical {
     for (Eigen::Index i = 0; i < l.rows(); ++i) {
       const double top = static_cast<double>(l.row(i).maxCoeff());
       double total = 0;
-      for (Eigen::Index k = 0; k < l.cols(); ++k) total += std::exp(static_cast<double>(l(i, k)) - top);
+      for (Eigen::Index k = 0; k < l.cols(); ++k)
+        total += std::exp(static_cast<double>(l(i, k)) - top);
       double u = uniform01(rng) * total;
       Eigen::Index k = 0;
       for (; k + 1 < l.cols(); ++k) {
@@ -141,16 +142,16 @@ struct Categorical {
   template <class S>
   static Tensor<S> one_hot(const Shape& s, const Tensor<S>& actions) {
     if (s.rank() != 2 || actions.shape() != Shape{s[0], 1})
-      throw InvalidArgument("metalearn::rl::Categorical::log_prob: expected logits [N, K] and "
-                            "actions [N, 1], got " +
-                            s.to_string() + " and " + actions.shape().to_string());
+      throw InvalidArgument(
+          "metalearn::rl::Categorical::log_prob: expected logits [N, K] and "
+          "actions [N, 1], got " +
+          s.to_string() + " and " + actions.shape().to_string());
     Tensor<S> h(s, S(0));
     for (std::int64_t i = 0; i < s[0]; ++i) {
       const double a = static_cast<double>(actions.matrix()(i, 0));
       if (!(a >= 0) || a >= static_cast<double>(s[1]))
-        throw InvalidArgument("metalearn::rl::Categorical::log_prob: action " +
-                              std::to_string(a) + " out of range for " + std::to_string(s[1]) +
-                              " actions");
+        throw InvalidArgument("metalearn::rl::Categorical::log_prob: action " + std::to_string(a) +
+                              " out of range for " + std::to_string(s[1]) + " actions");
       h.matrix()(i, static_cast<std::int64_t>(a)) = S(1);
     }
     return h;

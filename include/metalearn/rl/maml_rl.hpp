@@ -43,7 +43,7 @@ struct MamlRlOptions {
   /// Inner steps while meta-training; 0 trains the pretrained baseline of Finn et al.
   /// (one policy on all tasks, plain policy gradient, adapted only at test time).
   int inner_steps = 1;
-  int eval_inner_steps = 1;  ///< inner steps in evaluate() when none are given
+  int eval_inner_steps = 1;                       ///< inner steps in evaluate() when none are given
   meta::Order inner_order = meta::Order::second;  ///< Order::first: first-order MAML-RL
   std::int64_t episodes = 20;  ///< episodes per task for each inner step and for the query
   AdvantageOptions advantages = {};
@@ -122,8 +122,8 @@ class MamlRl {
           kept[t] = sample(net, batch[t]);
           const auto theta = leaves_of(views);
           const Var<Scalar> loss = query_surrogate(net, theta, kept[t], o_.inner_order);
-          out.support_loss = -(kept[t].support.empty() ? kept[t].query : kept[t].support[0])
-                                  .mean_return();
+          out.support_loss =
+              -(kept[t].support.empty() ? kept[t].query : kept[t].support[0]).mean_return();
           out.query_loss = static_cast<double>(loss.item());
           out.metric = kept[t].query.mean_return();
           for (const auto& g : grad(loss, theta)) out.grads.push_back(g.to_tensor());
@@ -150,9 +150,10 @@ class MamlRl {
       const meta::StepStats e = meta::reduce_outcomes(
           each_task([&](std::size_t t, meta::TaskOutcome<Scalar>& out) {
             const auto theta = leaves_of(moved);
-            out.query_loss = static_cast<double>(
-                query_surrogate(net, theta, kept[t], meta::Order::none).item());
-            out.metric = static_cast<double>(query_kl(net, theta, kept[t], meta::Order::none).item());
+            out.query_loss =
+                static_cast<double>(query_surrogate(net, theta, kept[t], meta::Order::none).item());
+            out.metric =
+                static_cast<double>(query_kl(net, theta, kept[t], meta::Order::none).item());
             out.grads.push_back(Tensor<Scalar>(Shape{}, Scalar(0)));
           }),
           unused);
@@ -258,8 +259,8 @@ class MamlRl {
   template <class D, class Fast>
   Rollouts<Scalar> draw(const EnvTask<Env>& task, const Fast& fast, Rng& rng) const {
     Rollouts<Scalar> r = rollout<D, Scalar>(
-        task.env, task.task, [&](const Tensor<Scalar>& x) { return fast.predict(x); },
-        o_.episodes, rng);
+        task.env, task.task, [&](const Tensor<Scalar>& x) { return fast.predict(x); }, o_.episodes,
+        rng);
     compute_advantages(r, o_.advantages);
     return r;
   }
@@ -275,8 +276,9 @@ class MamlRl {
   template <class Fast>
   void inner_step(Fast& fast, const Rollouts<Scalar>& r, meta::Order order) const {
     using D = typename std::decay_t<decltype(fast.model())>::distribution;
-    fast.step([&](const Fast& f) { return reinforce_loss<D>(f.forward(constant(r.observations)), r); },
-              meta::sgd_step(o_.inner_lr), order);
+    fast.step(
+        [&](const Fast& f) { return reinforce_loss<D>(f.forward(constant(r.observations)), r); },
+        meta::sgd_step(o_.inner_lr), order);
   }
 
   // H v for H the Hessian in theta of the task's query KL (double backward: the KL's

@@ -49,9 +49,7 @@ class Navigation2D {
   std::int64_t action_size() const { return 2; }
   std::int64_t horizon() const { return o_.horizon; }
 
-  Matrix reset(const task_type&, std::int64_t envs, Rng&) const {
-    return Matrix::Zero(envs, 2);
-  }
+  Matrix reset(const task_type&, std::int64_t envs, Rng&) const { return Matrix::Zero(envs, 2); }
   Eigen::VectorXd step(const task_type& t, Matrix& obs, const Matrix& actions, Rng&) const {
     require_rows(obs, actions);
     obs += actions.cwiseMax(-o_.max_action).cwiseMin(o_.max_action);
@@ -66,8 +64,8 @@ class Navigation2D {
     if (actions.rows() != obs.rows() || actions.cols() != 2 || obs.cols() != 2)
       throw InvalidArgument("metalearn::rl::Navigation2D::step: expected [envs, 2] actions for " +
                             std::to_string(obs.rows()) + " environments, got [" +
-                            std::to_string(actions.rows()) + ", " +
-                            std::to_string(actions.cols()) + "]");
+                            std::to_string(actions.rows()) + ", " + std::to_string(actions.cols()) +
+                            "]");
   }
   Navigation2DOptions o_;
 };

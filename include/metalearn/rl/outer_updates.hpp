@@ -59,8 +59,8 @@ struct TrustRegionOptions {
 /// Solve A x = b by conjugate gradients (A symmetric positive definite, given as a
 /// product), `iters` iterations or until the residual's squared norm is below 1e-10.
 inline Eigen::VectorXd conjugate_gradient(
-    const std::function<Eigen::VectorXd(const Eigen::VectorXd&)>& product,
-    const Eigen::VectorXd& b, int iters) {
+    const std::function<Eigen::VectorXd(const Eigen::VectorXd&)>& product, const Eigen::VectorXd& b,
+    int iters) {
   Eigen::VectorXd x = Eigen::VectorXd::Zero(b.size()), r = b, p = b;
   double rr = r.squaredNorm();
   for (int i = 0; i < iters && rr > 1e-10; ++i) {
@@ -133,7 +133,8 @@ struct TrustRegion {
     return v;
   }
   template <class S>
-  static std::vector<Tensor<S>> shaped(const Eigen::VectorXd& v, const std::vector<Tensor<S>>& like) {
+  static std::vector<Tensor<S>> shaped(const Eigen::VectorXd& v,
+                                       const std::vector<Tensor<S>>& like) {
     std::vector<Tensor<S>> out;
     Eigen::Index at = 0;
     for (const auto& t : like) {

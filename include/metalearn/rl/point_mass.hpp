@@ -16,11 +16,11 @@ namespace metalearn::rl {
 
 /// Options of PointMass.
 struct PointMassOptions {
-  double mass_low = 0.2, mass_high = 5.0;   ///< mass, log-uniform in [low, high]
+  double mass_low = 0.2, mass_high = 5.0;          ///< mass, log-uniform in [low, high]
   double friction_low = 0.0, friction_high = 2.0;  ///< velocity damping, uniform
-  double goal_x = 1.0, goal_y = 0.0;        ///< the goal, the same for every task
-  double max_force = 1.0;                   ///< forces clipped to ±this per axis
-  double dt = 0.1;                          ///< integration step (semi-implicit Euler)
+  double goal_x = 1.0, goal_y = 0.0;               ///< the goal, the same for every task
+  double max_force = 1.0;                          ///< forces clipped to ±this per axis
+  double dt = 0.1;                                 ///< integration step (semi-implicit Euler)
   std::int64_t horizon = 50;
 };
 
@@ -34,8 +34,7 @@ class PointMass {
 
   explicit PointMass(PointMassOptions o = {}) : o_(o) {
     if (!(o.mass_low > 0) || !(o.mass_low <= o.mass_high) || !(o.friction_low >= 0) ||
-        !(o.friction_low <= o.friction_high) || !(o.max_force > 0) || !(o.dt > 0) ||
-        o.horizon < 1)
+        !(o.friction_low <= o.friction_high) || !(o.max_force > 0) || !(o.dt > 0) || o.horizon < 1)
       throw InvalidArgument(
           "metalearn::rl::PointMass: need 0 < mass_low <= mass_high, 0 <= friction_low <= "
           "friction_high, max_force > 0, dt > 0 and horizon >= 1");
@@ -57,8 +56,8 @@ class PointMass {
     if (actions.rows() != obs.rows() || actions.cols() != 2 || obs.cols() != 4)
       throw InvalidArgument("metalearn::rl::PointMass::step: expected [envs, 2] forces for " +
                             std::to_string(obs.rows()) + " environments, got [" +
-                            std::to_string(actions.rows()) + ", " +
-                            std::to_string(actions.cols()) + "]");
+                            std::to_string(actions.rows()) + ", " + std::to_string(actions.cols()) +
+                            "]");
     Eigen::VectorXd r(obs.rows());
     for (Eigen::Index e = 0; e < obs.rows(); ++e) {
       for (int d = 0; d < 2; ++d) {

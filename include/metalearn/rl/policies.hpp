@@ -66,7 +66,8 @@ class GaussianPolicy {
       throw InvalidArgument(
           "metalearn::rl::GaussianPolicy: need action_size >= 1 and a finite init_std > 0");
     if (o.log_std == LogStd::state_independent)
-      log_std_ = Tensor<scalar_type>(Shape{action_size}, static_cast<scalar_type>(std::log(o.init_std)));
+      log_std_ =
+          Tensor<scalar_type>(Shape{action_size}, static_cast<scalar_type>(std::log(o.init_std)));
   }
 
   ParameterList<scalar_type> parameters() {
@@ -76,13 +77,12 @@ class GaussianPolicy {
   }
   ParameterList<scalar_type> buffers() { return net_.buffers(); }
 
-  Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params,
-                           const Var<scalar_type>& x) {
+  Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params, const Var<scalar_type>& x) {
     const std::size_t n = net_params();
     if (params.size() != n + (o_.log_std == LogStd::state_independent ? 1 : 0))
-      throw InvalidArgument("metalearn::rl::GaussianPolicy::forward: " +
-                            std::to_string(params.size()) + " parameters given, expected " +
-                            std::to_string(parameters().size()));
+      throw InvalidArgument(
+          "metalearn::rl::GaussianPolicy::forward: " + std::to_string(params.size()) +
+          " parameters given, expected " + std::to_string(parameters().size()));
     const std::vector<Var<scalar_type>> inner(params.begin(),
                                               params.begin() + static_cast<std::ptrdiff_t>(n));
     const Var<scalar_type> out = net_.forward(inner, x);
@@ -135,8 +135,7 @@ class CategoricalPolicy {
   }
   ParameterList<scalar_type> parameters() { return net_.parameters(); }
   ParameterList<scalar_type> buffers() { return net_.buffers(); }
-  Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params,
-                           const Var<scalar_type>& x) {
+  Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params, const Var<scalar_type>& x) {
     return net_.forward(params, x);
   }
   std::string describe() const { return "CategoricalPolicy of\n" + detail::describe_net(net_); }

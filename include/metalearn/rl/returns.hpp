@@ -32,9 +32,9 @@ inline Matrix gae(const Matrix& rewards, const Matrix& values, double gamma, dou
   Matrix a(rewards.rows(), rewards.cols());
   Eigen::RowVectorXd acc = Eigen::RowVectorXd::Zero(rewards.cols());
   for (Eigen::Index t = rewards.rows() - 1; t >= 0; --t) {
-    const Eigen::RowVectorXd next =
-        t + 1 < rewards.rows() ? Eigen::RowVectorXd(values.row(t + 1))
-                               : Eigen::RowVectorXd::Zero(rewards.cols());
+    const Eigen::RowVectorXd next = t + 1 < rewards.rows()
+                                        ? Eigen::RowVectorXd(values.row(t + 1))
+                                        : Eigen::RowVectorXd::Zero(rewards.cols());
     const Eigen::RowVectorXd delta = rewards.row(t) + gamma * next - values.row(t);
     acc = delta + gamma * lambda * acc;
     a.row(t) = acc;

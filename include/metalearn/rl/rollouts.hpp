@@ -23,17 +23,15 @@ namespace metalearn::rl {
 template <class Scalar>
 struct Rollouts {
   std::int64_t horizon = 0, envs = 0;
-  Tensor<Scalar> observations;  ///< [H*E, observation_size]: what the policy saw
-  Tensor<Scalar> actions;       ///< [H*E, action columns]: what it drew (before clipping)
-  Matrix rewards;               ///< [H, E]
-  Tensor<Scalar> advantages;    ///< [H*E], set by compute_advantages
-  Tensor<Scalar> old_outputs;   ///< the sampling policy's outputs on `observations`
+  Tensor<Scalar> observations;   ///< [H*E, observation_size]: what the policy saw
+  Tensor<Scalar> actions;        ///< [H*E, action columns]: what it drew (before clipping)
+  Matrix rewards;                ///< [H, E]
+  Tensor<Scalar> advantages;     ///< [H*E], set by compute_advantages
+  Tensor<Scalar> old_outputs;    ///< the sampling policy's outputs on `observations`
   Tensor<Scalar> old_log_probs;  ///< [H*E]: log pi_old(a | s) of the drawn actions
 
   /// Mean over the episodes of the undiscounted return (sum of rewards).
-  double mean_return() const {
-    return envs > 0 ? rewards.sum() / static_cast<double>(envs) : 0.0;
-  }
+  double mean_return() const { return envs > 0 ? rewards.sum() / static_cast<double>(envs) : 0.0; }
 };
 
 /// Run `envs` episodes of `task` with the policy `outputs_of` (a callable: observations
@@ -74,9 +72,9 @@ Rollouts<Scalar> rollout(const Env& env, const typename Env::task_type& task,
 
 /// Options of compute_advantages.
 struct AdvantageOptions {
-  double gamma = 0.99;       ///< discount
-  double gae_lambda = 1.0;   ///< GAE's lambda (1: Monte-Carlo returns minus the baseline)
-  bool normalize = true;     ///< shift and scale to mean 0, standard deviation 1
+  double gamma = 0.99;      ///< discount
+  double gae_lambda = 1.0;  ///< GAE's lambda (1: Monte-Carlo returns minus the baseline)
+  bool normalize = true;    ///< shift and scale to mean 0, standard deviation 1
 };
 
 /// The advantages of `r` (Schulman et al. 2016, GAE) against the linear feature baseline
@@ -88,8 +86,8 @@ void compute_advantages(Rollouts<Scalar>& r, const AdvantageOptions& o = {}) {
   LinearFeatureBaseline baseline;
   const Matrix obs = r.observations.matrix().template cast<double>();
   baseline.fit(obs, returns);
-  const Matrix adv = gae(r.rewards, baseline.predict(obs, r.horizon, r.envs), o.gamma,
-                         o.gae_lambda);
+  const Matrix adv =
+      gae(r.rewards, baseline.predict(obs, r.horizon, r.envs), o.gamma, o.gae_lambda);
   Eigen::VectorXd flat = Eigen::Map<const Eigen::VectorXd>(adv.data(), adv.size());
   if (o.normalize) {
     flat.array() -= flat.mean();
