@@ -366,10 +366,8 @@ TEST_CASE(
   CHECK(after.second > 0.01 * t.max_kl);  // a real step, near the region's edge
 }
 
-TEST_CASE(
-    "MamlRl trains through the shared trainer: the return rises, thread counts and a "
-    "resume give the same bits",
-    "[rl]") {
+TEST_CASE("MamlRl trains through the shared trainer: thread counts and a resume give the same bits",
+          "[rl]") {
   const auto run = [](int threads, std::int64_t steps, const std::string& checkpoint) {
     rl::Navigation2DOptions no;
     no.horizon = 10;
