@@ -149,11 +149,11 @@ class MamlRl {
       std::vector<Tensor<Scalar>> unused;
       const meta::StepStats e = meta::reduce_outcomes(
           each_task([&](std::size_t t, meta::TaskOutcome<Scalar>& out) {
-            const auto theta = leaves_of(moved);
-            out.query_loss =
-                static_cast<double>(query_surrogate(net, theta, kept[t], meta::Order::none).item());
-            out.metric =
-                static_cast<double>(query_kl(net, theta, kept[t], meta::Order::none).item());
+            using D = typename Model::distribution;
+            const Var<Scalar> outputs =  // one adaptation for both figures
+                query_outputs(net, leaves_of(moved), kept[t], meta::Order::none);
+            out.query_loss = static_cast<double>(importance_loss<D>(outputs, kept[t].query).item());
+            out.metric = static_cast<double>(kl_from_sampling<D>(outputs, kept[t].query).item());
             out.grads.push_back(Tensor<Scalar>(Shape{}, Scalar(0)));
           }),
           unused);
@@ -189,17 +189,15 @@ class MamlRl {
   template <class Model>
   Var<Scalar> query_surrogate(Model& net, const std::vector<Var<Scalar>>& theta,
                               const TaskRollouts<Scalar>& r, meta::Order order) const {
-    using D = typename Model::distribution;
-    const auto fast = adapted_on(net, theta, r, order);
-    return importance_loss<D>(fast.forward(constant(r.query.observations)), r.query);
+    return importance_loss<typename Model::distribution>(query_outputs(net, theta, r, order),
+                                                         r.query);
   }
   /// The mean KL from the query rollouts' sampling policy to the policy adapted from theta.
   template <class Model>
   Var<Scalar> query_kl(Model& net, const std::vector<Var<Scalar>>& theta,
                        const TaskRollouts<Scalar>& r, meta::Order order) const {
-    using D = typename Model::distribution;
-    const auto fast = adapted_on(net, theta, r, order);
-    return kl_from_sampling<D>(fast.forward(constant(r.query.observations)), r.query);
+    return kl_from_sampling<typename Model::distribution>(query_outputs(net, theta, r, order),
+                                                          r.query);
   }
 
   template <class Model, class Optimizer>
@@ -263,6 +261,13 @@ class MamlRl {
         rng);
     compute_advantages(r, o_.advantages);
     return r;
+  }
+
+  // The outputs on the query observations of the policy adapted from theta on r.support.
+  template <class Model>
+  Var<Scalar> query_outputs(Model& net, const std::vector<Var<Scalar>>& theta,
+                            const TaskRollouts<Scalar>& r, meta::Order order) const {
+    return adapted_on(net, theta, r, order).forward(constant(r.query.observations));
   }
 
   // The inner steps from theta on the kept support rollouts.

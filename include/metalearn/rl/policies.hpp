@@ -60,7 +60,7 @@ class GaussianPolicy {
   using distribution = DiagGaussian;
 
   GaussianPolicy(Net net, std::int64_t action_size, GaussianPolicyOptions o = {})
-      : net_(std::move(net)), actions_(action_size), o_(o) {
+      : net_(std::move(net)), net_params_(net_.parameters().size()), actions_(action_size), o_(o) {
     nn::require_model<Net, scalar_type>();
     if (action_size < 1 || !(o.init_std > 0) || !std::isfinite(o.init_std))
       throw InvalidArgument(
@@ -78,7 +78,7 @@ class GaussianPolicy {
   ParameterList<scalar_type> buffers() { return net_.buffers(); }
 
   Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params, const Var<scalar_type>& x) {
-    const std::size_t n = net_params();
+    const std::size_t n = net_params_;
     if (params.size() != n + (o_.log_std == LogStd::state_independent ? 1 : 0))
       throw InvalidArgument(
           "metalearn::rl::GaussianPolicy::forward: " + std::to_string(params.size()) +
@@ -110,13 +110,12 @@ class GaussianPolicy {
            (o_.log_std == LogStd::state_independent ? "state-independent" : "state-dependent") +
            " log-std) of\n" + detail::describe_net(net_);
   }
-  Net& net() { return net_; }
+  const Net& net() const { return net_; }
   std::int64_t action_size() const { return actions_; }
 
  private:
-  std::size_t net_params() { return net_.parameters().size(); }
-
   Net net_;
+  std::size_t net_params_;  // counted once: forward runs at every rollout step
   std::int64_t actions_;
   GaussianPolicyOptions o_;
   Tensor<scalar_type> log_std_;
@@ -139,7 +138,7 @@ class CategoricalPolicy {
     return net_.forward(params, x);
   }
   std::string describe() const { return "CategoricalPolicy of\n" + detail::describe_net(net_); }
-  Net& net() { return net_; }
+  const Net& net() const { return net_; }
 
  private:
   Net net_;

@@ -14,11 +14,10 @@ namespace metalearn::rl {
 
 namespace detail {
 template <class S>
-void require_rollout_rows(const char* who, const Var<S>& outputs, const Rollouts<S>& r) {
+void require_advantages(const char* who, const Rollouts<S>& r) {
   if (r.advantages.numel() != r.horizon * r.envs || r.advantages.numel() == 0)
     throw InvalidArgument(std::string("metalearn::rl::") + who +
                           ": the rollouts have no advantages (call compute_advantages)");
-  (void)outputs;
 }
 }  // namespace detail
 
@@ -27,7 +26,7 @@ void require_rollout_rows(const char* who, const Var<S>& outputs, const Rollouts
 /// the gradient of the expected return. `outputs`: the policy's on `r.observations`.
 template <class D, class S>
 Var<S> reinforce_loss(const Var<S>& outputs, const Rollouts<S>& r) {
-  detail::require_rollout_rows("reinforce_loss", outputs, r);
+  detail::require_advantages("reinforce_loss", r);
   return -mean(D::log_prob(outputs, r.actions) * constant(r.advantages));
 }
 
@@ -36,7 +35,7 @@ Var<S> reinforce_loss(const Var<S>& outputs, const Rollouts<S>& r) {
 /// rollouts. Equal to reinforce_loss in value and gradient where pi = pi_old.
 template <class D, class S>
 Var<S> importance_loss(const Var<S>& outputs, const Rollouts<S>& r) {
-  detail::require_rollout_rows("importance_loss", outputs, r);
+  detail::require_advantages("importance_loss", r);
   return -mean(exp(D::log_prob(outputs, r.actions) - constant(r.old_log_probs)) *
                constant(r.advantages));
 }
