@@ -9,8 +9,12 @@
 //   ./maml_omniglot --data DIR --ways 5 --shots 1 --minutes 30 --checkpoint maml5.ckpt
 //   ./maml_omniglot --evaluate --checkpoint maml5.ckpt --runs DIR_OF_LAKE_RUNS
 //   ./maml_omniglot --data synthetic --steps 20     # no data needed: generated characters
+//   ./maml_omniglot --test-data DIR_OF_images_evaluation --augment crop-flip
 //
 // DIR defaults to ../shared/data/omniglot/images_background beside the source tree.
+// --test-data DIR scores every alphabet of DIR instead of the held-out ones; --augment
+// none|affine|crop-flip distorts the training images; --evaluate --runs DIR alone loads no
+// Omniglot folder.
 //
 // Prints a progress line every --log-every steps and the validation accuracy, then the
 // accuracy on the test alphabets with a 95% CI, then one summary line:
@@ -33,7 +37,8 @@ int main(int argc, char** argv) {
     const examples::Args args{
         argc,
         argv,
-        "usage: maml_omniglot [--data DIR|synthetic]\n"
+        "usage: maml_omniglot [--data DIR|synthetic] [--test-data DIR|synthetic]\n"
+        "                     [--augment none|affine|crop-flip]\n"
         "                     [--algorithm "
         "maml|fomaml|reptile|metasgd|anil|maml++|imaml|pretrain]\n"
         "                     [--ways N] [--shots N] [--queries N] [--meta-batch N]\n"
@@ -45,6 +50,8 @@ int main(int argc, char** argv) {
         "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
         "                     [--cg-steps N] [--cg-damping X] [--per-step-bn on|off] [--quiet]\n",
         {"data",
+         "test-data",
+         "augment",
          "algorithm",
          "ways",
          "shots",
@@ -90,11 +97,6 @@ int main(int argc, char** argv) {
     o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
     const double outer_lr = args.get_double("outer-lr", reptile ? 1.0 : 1e-3, 1e-12, 10.0);
     const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-    const std::string dir = args.get_string("data", examples::default_omniglot_dir());
-    const long held_out = dir == "synthetic" ? 1 : 5;  // alphabets for validation, and for test
-
-    const examples::Omniglot og =
-        examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
     ml::Rng init(seed);
     ml::nn::Conv4Options c;
     c.outputs = shape.ways;
@@ -102,13 +104,15 @@ int main(int argc, char** argv) {
     if (args.get_choice("per-step-bn", algorithm == "maml++" ? "on" : "off", {"on", "off"}) == "on")
       c.per_step_batch_norm = std::max(o.inner_steps, o.eval_inner_steps);
     auto net = ml::nn::conv4<float>(c, init);
-    const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
-        data::EpisodeSampler<float>(og.data, shape, og.train), meta_batch);
+    const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
+      return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
+          augment(data::EpisodeSampler<float>(og.data, shape, og.train)), meta_batch);
+    };
     int code = 0;
     examples::with_gradient_learner(
         algorithm, o, examples::policy_options(args), [&](auto& learner) {
-          code = examples::run_omniglot(args, og, learner, net, batches, shape, shape.ways,
-                                        outer_lr, 2000, seed);
+          code = examples::run_omniglot(args, learner, net, batches, shape, shape.ways, outer_lr,
+                                        2000, seed);
         });
     return code;
   });

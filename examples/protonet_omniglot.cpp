@@ -8,8 +8,12 @@
 //   ./protonet_omniglot --data DIR --minutes 30 --checkpoint proto.ckpt
 //   ./protonet_omniglot --evaluate --checkpoint proto.ckpt --runs DIR_OF_LAKE_RUNS
 //   ./protonet_omniglot --data synthetic --steps 20
+//   ./protonet_omniglot --test-data DIR_OF_images_evaluation --augment affine --minutes 30
 //
 // DIR defaults to ../shared/data/omniglot/images_background beside the source tree.
+// --test-data DIR scores every alphabet of DIR instead of the held-out ones; --augment
+// none|affine|crop-flip distorts the training images; --evaluate --runs DIR alone loads no
+// Omniglot folder.
 //
 // Prints progress and validation lines, the test accuracy with a 95% CI, then
 //   final: acc=<x> ci=<x> acc_5w1s=<x> ci_5w1s=<x> acc_20w1s=<x> ci_20w1s=<x>
@@ -38,17 +42,19 @@ int main(int argc, char** argv) {
     const examples::Args args{
         argc,
         argv,
-        "usage: protonet_omniglot [--data DIR|synthetic] [--ways N] [--shots N] [--queries N]\n"
+        "usage: protonet_omniglot [--data DIR|synthetic] [--test-data DIR|synthetic]\n"
+        "                         [--augment none|affine|crop-flip] [--ways N] [--shots N] "
+        "[--queries N]\n"
         "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
         "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
         "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
         "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
         "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
         "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
-        {"meta-batch",   "data",          "ways",     "shots", "queries",   "method",
-         "temperature",  "distance",      "outer-lr", "steps", "minutes",   "threads",
-         "seed",         "checkpoint",    "runs",     "csv",   "log-every", "validate-every",
-         "val-episodes", "eval-episodes", "export"},
+        {"test-data", "augment",        "meta-batch",   "data",          "ways",     "shots",
+         "queries",   "method",         "temperature",  "distance",      "outer-lr", "steps",
+         "minutes",   "threads",        "seed",         "checkpoint",    "runs",     "csv",
+         "log-every", "validate-every", "val-episodes", "eval-episodes", "export"},
         {"quiet", "evaluate"}};
     const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
                                            args.get_int("shots", 1, 1, 100),
@@ -63,30 +69,28 @@ int main(int argc, char** argv) {
     mo.threads = o.threads;
     const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
     const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-    const std::string dir = args.get_string("data", examples::default_omniglot_dir());
-    const long held_out = dir == "synthetic" ? 1 : 5;
-
-    const examples::Omniglot og =
-        examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
+    const long meta_batch = args.get_int("meta-batch", 1, 1, 10000);
     if (args.has("export")) {  // the same data and split for a peer implementation; no training
+      const data::Omniglot og = examples::load_omniglot(args, seed);
       if (examples::ranks().lead) examples::export_omniglot(og, args.get_string("export", ""));
       std::cout << "exported to " << args.get_string("export", "") << '\n';
       return 0;
     }
-    // Train ways cannot exceed the training classes (the synthetic set is small).
-    data::EpisodeOptions shape = train_shape;
-    shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));
     ml::Rng init(seed);
     ml::nn::Conv4Options c;
     c.embedding_only = true;
     auto net = ml::nn::conv4<float>(c, init);
-    const data::MetaBatchSampler<data::EpisodeSampler<float>> batches(
-        data::EpisodeSampler<float>(og.data, shape, og.train),
-        args.get_int("meta-batch", 1, 1, 10000));
+    const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
+      // Train ways cannot exceed the training classes (the synthetic set is small).
+      data::EpisodeOptions shape = train_shape;
+      shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));
+      return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
+          augment(data::EpisodeSampler<float>(og.data, shape, og.train)), meta_batch);
+    };
     // Validation and the headline score: 5-way at the training shots, 15 queries per class.
-    const data::EpisodeOptions eval_shape{5, shape.shots, 15};
+    const data::EpisodeOptions eval_shape{5, train_shape.shots, 15};
     const auto run = [&](auto learner) {
-      return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
+      return examples::run_omniglot(args, learner, net, batches, eval_shape, 0, outer_lr, 5000,
                                     seed);
     };
     if (method == "matching") return run(meta::MatchingNet<>(mo));

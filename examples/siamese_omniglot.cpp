@@ -9,8 +9,12 @@
 //   ./siamese_omniglot --data DIR --minutes 30 --checkpoint siamese.ckpt
 //   ./siamese_omniglot --evaluate --checkpoint siamese.ckpt --runs DIR_OF_LAKE_RUNS
 //   ./siamese_omniglot --data synthetic --steps 20
+//   ./siamese_omniglot --test-data DIR_OF_images_evaluation --augment affine
 //
 // DIR defaults to ../shared/data/omniglot/images_background beside the source tree.
+// --test-data DIR scores every alphabet of DIR instead of the held-out ones; --augment
+// none|affine|crop-flip distorts the training images; --evaluate --runs DIR alone loads no
+// Omniglot folder.
 //
 // Prints progress and validation lines, the test accuracy with a 95% CI, then
 //   final: acc=<x> ci=<x> acc_20w1s=<x> ci_20w1s=<x> [lake_acc=<x> lake_ci=<x>] steps=<n>
@@ -32,13 +36,15 @@ int main(int argc, char** argv) {
     const examples::Args args{
         argc,
         argv,
-        "usage: siamese_omniglot [--data DIR|synthetic] [--pairs N] [--margin X]\n"
+        "usage: siamese_omniglot [--data DIR|synthetic] [--test-data DIR|synthetic]\n"
+        "                        [--augment none|affine|crop-flip] [--pairs N] [--margin X]\n"
         "                        [--loss contrastive|squared|koch] [--outer-lr X] [--steps N]\n"
         "                        [--minutes M] [--seed N] [--checkpoint FILE] [--evaluate]\n"
         "                        [--runs DIR] [--csv FILE] [--log-every N] [--validate-every N]\n"
         "                        [--val-episodes N] [--eval-episodes N] [--quiet]\n",
-        {"data", "pairs", "margin", "loss", "outer-lr", "steps", "minutes", "seed", "checkpoint",
-         "runs", "csv", "log-every", "validate-every", "val-episodes", "eval-episodes"},
+        {"data", "test-data", "augment", "pairs", "margin", "loss", "outer-lr", "steps", "minutes",
+         "seed", "checkpoint", "runs", "csv", "log-every", "validate-every", "val-episodes",
+         "eval-episodes"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
     meta::SiameseOptions o;
@@ -48,19 +54,16 @@ int main(int argc, char** argv) {
     o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)
     const double outer_lr = args.get_double("outer-lr", 1e-3, 1e-12, 10.0);
     const auto seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));
-    const std::string dir = args.get_string("data", examples::default_omniglot_dir());
-    const long held_out = dir == "synthetic" ? 1 : 5;
-
-    const examples::Omniglot og =
-        examples::load_omniglot(dir, held_out, held_out, seed, args.has("quiet"));
     ml::Rng init(seed);
     ml::nn::Conv4Options c;
     c.embedding_only = true;
     auto net = ml::nn::conv4<float>(c, init);
-    const data::PairSampler<float> batches(og.data, pairs, og.train);
+    const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
+      return augment(data::PairSampler<float>(og.data, pairs, og.train));
+    };
     const data::EpisodeOptions eval_shape{5, 1, 15};
     const auto run = [&](auto learner) {
-      return examples::run_omniglot(args, og, learner, net, batches, eval_shape, 0, outer_lr, 5000,
+      return examples::run_omniglot(args, learner, net, batches, eval_shape, 0, outer_lr, 5000,
                                     seed);
     };
     if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));

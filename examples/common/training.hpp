@@ -1,6 +1,6 @@
 // What the training examples share: choosing a gradient learner by name, the outer
 // optimizer each one uses, the flags of STYLE.md §9 mapped onto the trainer, and the
-// Omniglot set-up (alphabet split, rotations as classes, fixed evaluation episodes).
+// Omniglot runs (data::split_omniglot of --data, --test-data, --augment, the test scores).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <metalearn/metalearn.hpp>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -131,16 +132,6 @@ std::string default_schedule() {
   return std::is_same_v<Learner, meta::MamlPlusPlus> ? "cosine" : "constant";
 }
 
-/// Omniglot as the few-shot literature uses it: 28x28, inverted, every rotation by 90
-/// degrees a class of its own, split by alphabet so that validation and test characters
-/// come from alphabets never seen in training.
-struct Omniglot {
-  data::ClassDataset<float> data;
-  std::vector<std::int64_t> train, validation, test;  // class ordinals of `data`
-  std::size_t alphabets = 0;
-  std::vector<std::int64_t> group_of;  // the alphabet of each class ordinal
-};
-
 /// A stand-in for Omniglot generated in-process (`--data synthetic`, for smoke tests and
 /// trying the examples without the data): `alphabets` x `characters` classes of 28x28
 /// images, each class a few random strokes, each drawing shifted by up to a pixel and
@@ -187,50 +178,48 @@ inline data::ImageFolder synthetic_characters(int alphabets, int characters, int
   return f;
 }
 
-inline Omniglot load_omniglot(const std::string& dir, long validation_alphabets,
-                              long test_alphabets, std::uint64_t seed, bool quiet) {
-  data::ImageFolder folder = [&] {
-    if (dir == "synthetic") return synthetic_characters(6, 8, 20, seed);
-    data::ImageFolderOptions o;
-    o.size = 28;
-    // A cache of the decoded images beside the working directory (the data folder may be
-    // read-only); it is checked against the folder and rebuilt when stale.
-    o.cache = "omniglot-28.metalearn-cache";
-    return data::load_image_folder(dir, o);
-  }();
-  const auto groups = static_cast<long>(folder.group_names.size());
-  if (groups < validation_alphabets + test_alphabets + 1)
-    throw ml::InvalidArgument("'" + dir + "' has " + std::to_string(groups) +
-                              " alphabets; need at least " +
-                              std::to_string(validation_alphabets + test_alphabets + 1));
+/// The default --data: the shared Omniglot background set beside the source tree.
+inline std::string default_omniglot_dir() {
+#ifdef EXAMPLES_DEFAULT_DATA
+  return EXAMPLES_DEFAULT_DATA;
+#else
+  return "../shared/data/omniglot/images_background";
+#endif
+}
+
+/// The image folder of --data or --test-data: `dir`, or generated characters for
+/// "synthetic"; `cache` names the decoded-image cache beside the working directory (the data
+/// folder may be read-only; it is checked against the folder and rebuilt when stale).
+inline data::ImageFolder load_characters(const std::string& dir, const std::string& cache,
+                                         std::uint64_t seed) {
+  if (dir == "synthetic") return synthetic_characters(6, 8, 20, seed);
+  data::ImageFolderOptions o;
+  o.size = 28;
+  o.cache = cache;
+  return data::load_image_folder(dir, o);
+}
+
+/// --data DIR (default: the shared background set) prepared as the literature does
+/// (data::split_omniglot: rotations as classes; 5 alphabets held out for validation and 5
+/// for test, 1 and 1 for the small synthetic set).
+inline data::Omniglot load_omniglot(const Args& args, std::uint64_t seed) {
+  const std::string dir = args.get_string("data", default_omniglot_dir());
+  const std::int64_t held_out = dir == "synthetic" ? 1 : 5;
   ml::Rng rng(seed);
-  const data::ClassSplit split = data::split_by_group(
-      folder.group_of, groups - validation_alphabets - test_alphabets, validation_alphabets, rng);
-  Omniglot out{data::with_rotations(folder.data), {}, {}, {}, folder.group_names.size(), {}};
-  // with_rotations: class k becomes ids 4k .. 4k + 3, which are ordinals 4k .. 4k + 3.
-  const auto rotate = [](const std::vector<std::int64_t>& classes) {
-    std::vector<std::int64_t> r;
-    for (std::int64_t c : classes)
-      for (std::int64_t k = 0; k < 4; ++k) r.push_back(4 * c + k);
-    return r;
-  };
-  for (const std::int64_t g : folder.group_of)
-    for (int r = 0; r < 4; ++r) out.group_of.push_back(g);
-  out.train = rotate(split.train);
-  out.validation = rotate(split.validation);
-  out.test = rotate(split.test);
-  if (!quiet)
-    std::cout << "omniglot: " << folder.data.examples().shape()[0] << " images, " << out.alphabets
-              << " alphabets; classes (with rotations): " << out.train.size() << " train, "
-              << out.validation.size() << " validation, " << out.test.size() << " test\n";
-  return out;
+  data::Omniglot og = data::split_omniglot(
+      load_characters(dir, "omniglot-28.metalearn-cache", seed), {held_out, held_out}, rng);
+  if (!args.has("quiet"))
+    std::cout << "omniglot: " << og.data.examples().shape()[0] << " images, " << og.alphabets.size()
+              << " alphabets; classes (with rotations): " << og.train.size() << " train, "
+              << og.validation.size() << " validation, " << og.test.size() << " test\n";
+  return og;
 }
 
 /// Write the prepared dataset and its split as raw little-endian files, for a peer
 /// implementation to train on exactly the same data (benchmarks/python/
 /// protonet_omniglot_torch.py): images.f32 [M, 28, 28], labels.i64 [M] (class ids, equal to
 /// ordinals here), and train.i64 / validation.i64 / test.i64 (class ordinals).
-inline void export_omniglot(const Omniglot& og, const std::string& dir) {
+inline void export_omniglot(const data::Omniglot& og, const std::string& dir) {
   std::filesystem::create_directories(dir);
   const auto write = [&](const std::string& name, const void* p, std::size_t bytes) {
     std::ofstream out(dir + "/" + name, std::ios::binary);
@@ -245,40 +234,65 @@ inline void export_omniglot(const Omniglot& og, const std::string& dir) {
   write("test.i64", og.test.data(), sizeof(std::int64_t) * og.test.size());
 }
 
-/// The default --data: the shared Omniglot background set beside the source tree.
-inline std::string default_omniglot_dir() {
-#ifdef EXAMPLES_DEFAULT_DATA
-  return EXAMPLES_DEFAULT_DATA;
-#else
-  return "../shared/data/omniglot/images_background";
-#endif
-}
+/// The flag --augment none|affine|crop-flip as a sampler wrapper: Koch et al. 2015's random
+/// affine distortions (data::AffineOptions, in pixels of the 28x28 images) or a random crop
+/// of 2 pixels' padding and a horizontal flip, each image by its own draw. One sample type
+/// whatever the choice (data::AnySampler), so the trainer is compiled once.
+class Augmentation {
+ public:
+  explicit Augmentation(const Args& args)
+      : kind_(args.get_choice("augment", "none", {"none", "affine", "crop-flip"})) {}
+  template <class Sampler>
+  auto operator()(Sampler sampler) const {
+    using Sample = std::decay_t<decltype(sampler.sample(std::declval<ml::Rng&>()))>;
+    if (kind_ == "affine")
+      return data::AnySampler<Sample>(data::AffineAugmented<Sampler>(std::move(sampler), {}));
+    if (kind_ == "crop-flip")
+      return data::AnySampler<Sample>(
+          data::Augmented<data::Augmented<Sampler, data::RandomCrop>, data::RandomFlip>(
+              data::Augmented<Sampler, data::RandomCrop>(std::move(sampler), data::RandomCrop(2)),
+              data::RandomFlip(0.5)));
+    return data::AnySampler<Sample>(std::move(sampler));
+  }
 
-/// The Omniglot examples' common part: train `net` with `learner` (unless --evaluate),
-/// keep the best checkpoint by validation accuracy, then score the test alphabets on
-/// --eval-episodes episodes of the trained shape and of 5-way and 20-way 1-shot (when the
-/// model can: a gradient learner's head has a fixed number of classes, `fixed_ways`, 0 for
-/// none) and Lake-format runs from --runs, and print the `final:` line. Returns the exit code.
-template <class Learner, class Sampler>
-int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
-                 ml::nn::Sequential<float>& net, const Sampler& batches,
-                 const data::EpisodeOptions& shape, long fixed_ways, double outer_lr,
-                 long default_steps, std::uint64_t seed) {
+ private:
+  std::string kind_;
+};
+
+/// The Omniglot examples' common part: train `net` with `learner` on the batches that
+/// `make_batches(omniglot, augmentation)` builds from --data (unless --evaluate), keep the
+/// best checkpoint by validation accuracy, then score the test classes on --eval-episodes
+/// episodes of `shape` and of 5-way and 20-way 1-shot (when the model can: a gradient
+/// learner's head has a fixed number of classes, `fixed_ways`, 0 for none), Lake-style
+/// episodes, and Lake-format runs from --runs, and print the `final:` line. The test classes
+/// are --data's held-out alphabets, or every alphabet of --test-data DIR (the standard
+/// protocol: train on images_background, test on images_evaluation). `--evaluate --runs DIR`
+/// alone loads no folder and scores the runs only. Returns the exit code.
+template <class Learner, class MakeBatches>
+int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& net,
+                 const MakeBatches& make_batches, const data::EpisodeOptions& shape,
+                 long fixed_ways, double outer_lr, long default_steps, std::uint64_t seed) {
   const auto start = std::chrono::steady_clock::now();
-  const bool quiet = args.has("quiet");
+  const bool quiet = args.has("quiet"), evaluate = args.has("evaluate");
   const long eval_episodes = args.get_int("eval-episodes", 600, 2, 1000000);
   const long val_episodes = args.get_int("val-episodes", 100, 2, 1000000);
   const std::string checkpoint = args.get_string("checkpoint", "");
   ml::Rng rng(seed);
   meta::TrainResult trained;
-  if (args.has("evaluate")) {
+  // The training folder is needed to train, and to test on its held-out alphabets.
+  const bool only_runs =
+      evaluate && !args.has("data") && !args.has("test-data") && args.has("runs");
+  std::optional<data::Omniglot> og;
+  if (!only_runs && (!evaluate || !args.has("test-data"))) og = load_omniglot(args, seed);
+  if (evaluate) {
     if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
     meta::load_model(learner, net, checkpoint);
   } else {
     const auto validation = data::fixed_episodes(
-        data::EpisodeSampler<float>(og.data, shape, og.validation), val_episodes, seed + 17);
+        data::EpisodeSampler<float>(og->data, shape, og->validation), val_episodes, seed + 17);
     const meta::TrainerOptions o =
         trainer_options(args, default_steps, 100, default_schedule<Learner>());
+    const auto batches = make_batches(*og, Augmentation(args));
     with_outer_optimizer(learner, net, outer_lr, [&](auto& outer) {
       trained = meta::train(learner, net, outer, batches, validation, rng, o);
     });
@@ -292,6 +306,17 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     if (!ranks().lead) return 0;  // rank 0 alone tests and prints
     if (!checkpoint.empty()) meta::load_model(learner, net, checkpoint);  // the best model
   }
+  std::optional<data::Omniglot> test_folder;
+  if (args.has("test-data")) {
+    const std::string dir = args.get_string("test-data", "");
+    test_folder = data::omniglot_test_set(
+        load_characters(dir, "omniglot-28-test.metalearn-cache", seed + 1000));
+    if (!quiet)
+      std::cout << "test data: " << test_folder->alphabets.size() << " alphabets, "
+                << test_folder->test.size() << " classes (with rotations) from " << dir << "\n";
+  }
+  const data::Omniglot* test = test_folder ? &*test_folder : (og ? &*og : nullptr);
+  const std::string where = test_folder ? "test data" : "test alphabets";
 
   std::string line = "final:";
   const auto add = [&](const std::string& key, double v) {
@@ -299,50 +324,55 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
     std::snprintf(buf, sizeof buf, " %s=%.4f", key.c_str(), v);
     line += buf;
   };
-  const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
-    return meta::validate(learner, net,
-                          data::fixed_episodes(data::EpisodeSampler<float>(og.data, e, og.test),
-                                               eval_episodes, seed + stream));
-  };
-  const meta::MeanCi main_score = test_score(shape, 101);
-  add("acc", main_score.mean);
-  add("ci", main_score.ci95);
-  if (!quiet)
-    std::cout << "test alphabets, " << shape.ways << "-way " << shape.shots
-              << "-shot: " << main_score.mean << " +- " << main_score.ci95 << " (95% CI, "
-              << eval_episodes << " episodes)\n";
-  for (const long ways : {5L, 20L}) {
-    if ((fixed_ways != 0 && fixed_ways != ways) || (ways == shape.ways && shape.shots == 1))
-      continue;
-    if (ways > static_cast<long>(og.test.size())) continue;
-    const meta::MeanCi m =
-        test_score({ways, 1, shape.queries}, 200 + static_cast<std::uint64_t>(ways));
-    add("acc_" + std::to_string(ways) + "w1s", m.mean);
-    add("ci_" + std::to_string(ways) + "w1s", m.ci95);
+  bool finite = true;
+  if (test != nullptr) {
+    const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
+      return meta::validate(
+          learner, net,
+          data::fixed_episodes(data::EpisodeSampler<float>(test->data, e, test->test),
+                               eval_episodes, seed + stream));
+    };
+    const meta::MeanCi main_score = test_score(shape, 101);
+    finite = std::isfinite(main_score.mean);
+    add("acc", main_score.mean);
+    add("ci", main_score.ci95);
     if (!quiet)
-      std::cout << "test alphabets, " << ways << "-way 1-shot: " << m.mean << " +- " << m.ci95
-                << "\n";
-  }
-  // Lake-style episodes of the test alphabets (issue 19): 20-way 1-shot, the 20 characters
-  // of one alphabet, unrotated, support and query by different drawers; where a test
-  // alphabet has 20 characters.
-  if (fixed_ways == 0 || fixed_ways == 20) {
-    std::vector<std::int64_t> upright;
-    std::vector<std::int64_t> per_alphabet(og.alphabets, 0);
-    for (const std::int64_t c : og.test)
-      if (c % 4 == 0) {
-        upright.push_back(c);
-        ++per_alphabet[static_cast<std::size_t>(og.group_of[static_cast<std::size_t>(c)])];
-      }
-    if (!upright.empty() && *std::max_element(per_alphabet.begin(), per_alphabet.end()) >= 20) {
-      const data::GroupEpisodeSampler<float> lake_style(og.data, og.group_of, {20, 1, 1}, upright);
+      std::cout << where << ", " << shape.ways << "-way " << shape.shots
+                << "-shot: " << main_score.mean << " +- " << main_score.ci95 << " (95% CI, "
+                << eval_episodes << " episodes)\n";
+    for (const long ways : {5L, 20L}) {
+      if ((fixed_ways != 0 && fixed_ways != ways) || (ways == shape.ways && shape.shots == 1))
+        continue;
+      if (ways > static_cast<long>(test->test.size())) continue;
       const meta::MeanCi m =
-          meta::validate(learner, net, data::fixed_episodes(lake_style, eval_episodes, seed + 300));
-      add("lake_style_acc", m.mean);
-      add("lake_style_ci", m.ci95);
+          test_score({ways, 1, shape.queries}, 200 + static_cast<std::uint64_t>(ways));
+      add("acc_" + std::to_string(ways) + "w1s", m.mean);
+      add("ci_" + std::to_string(ways) + "w1s", m.ci95);
       if (!quiet)
-        std::cout << "test alphabets, Lake-style 20-way 1-shot (one alphabet, other drawers): "
-                  << m.mean << " +- " << m.ci95 << "\n";
+        std::cout << where << ", " << ways << "-way 1-shot: " << m.mean << " +- " << m.ci95 << "\n";
+    }
+    // Lake-style episodes (issue 19): 20-way 1-shot, the 20 characters of one alphabet,
+    // unrotated, support and query by different drawers; where an alphabet has 20 characters.
+    if (fixed_ways == 0 || fixed_ways == 20) {
+      std::vector<std::int64_t> upright;
+      std::vector<std::int64_t> per_alphabet(test->alphabets.size(), 0);
+      for (const std::int64_t c : test->test)
+        if (c % 4 == 0) {
+          upright.push_back(c);
+          ++per_alphabet[static_cast<std::size_t>(test->alphabet_of[static_cast<std::size_t>(c)])];
+        }
+      if (!upright.empty() && *std::max_element(per_alphabet.begin(), per_alphabet.end()) >= 20) {
+        const data::GroupEpisodeSampler<float> lake_style(test->data, test->alphabet_of, {20, 1, 1},
+                                                          upright);
+        const meta::MeanCi m = meta::validate(
+            learner, net, data::fixed_episodes(lake_style, eval_episodes, seed + 300));
+        add("lake_style_acc", m.mean);
+        add("lake_style_ci", m.ci95);
+        if (!quiet)
+          std::cout << where
+                    << ", Lake-style 20-way 1-shot (one alphabet, other drawers): " << m.mean
+                    << " +- " << m.ci95 << "\n";
+      }
     }
   }
   if (args.has("runs")) {
@@ -354,6 +384,7 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
       throw ml::InvalidArgument("no Lake run in --runs has the model's " +
                                 std::to_string(fixed_ways) + " classes");
     const meta::MeanCi lake = meta::validate(learner, net, episodes);
+    finite = finite && std::isfinite(lake.mean);
     add("lake_acc", lake.mean);
     add("lake_ci", lake.ci95);
     if (!quiet)
@@ -363,7 +394,7 @@ int run_omniglot(const Args& args, const Omniglot& og, Learner& learner,
   line += " steps=" + std::to_string(trained.steps);
   add("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   std::cout << line << '\n';
-  return std::isfinite(main_score.mean) ? 0 : 3;
+  return finite ? 0 : 3;
 }
 
 }  // namespace examples

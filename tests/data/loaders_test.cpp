@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <metalearn/metalearn.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -227,6 +229,47 @@ TEST_CASE("Lake runs: episodes from class_labels.txt, and malformed runs", "[dat
   }
   ml::test::check_throws<ml::IoError>([&] { (void)data::load_lake_runs(root.string(), o); },
                                       {"line 1", "class09.png", "not an image"});
+}
+
+TEST_CASE("split_omniglot holds out whole alphabets; omniglot_test_set keeps every class",
+          "[data][omniglot]") {
+  // Four alphabets of 2, 3, 1 and 2 characters, one 2x2 image per character.
+  data::ImageFolder folder{data::ClassDataset<float>(ml::Tensor<float>(Shape{8, 1, 2, 2}, 0.f),
+                                                     {0, 1, 2, 3, 4, 5, 6, 7}),
+                           {},
+                           {0, 0, 1, 1, 1, 2, 3, 3},
+                           {"a", "b", "c", "d"}};
+  ml::Rng rng(4);
+  const data::Omniglot og = data::split_omniglot(folder, {1, 1}, rng);
+  CHECK(og.data.num_classes() == 32);  // every rotation a class
+  CHECK(og.alphabets == folder.group_names);
+  REQUIRE(og.alphabet_of.size() == 32);
+  for (std::size_t c = 0; c < 32; ++c) CHECK(og.alphabet_of[c] == folder.group_of[c / 4]);
+  std::set<std::int64_t> seen;
+  std::map<std::int64_t, int> part_of_alphabet;
+  int part = 0;
+  for (const auto* classes : {&og.train, &og.validation, &og.test}) {
+    ++part;
+    for (const std::int64_t c : *classes) {
+      CHECK(seen.insert(c).second);  // in one part only
+      const std::int64_t a = og.alphabet_of[static_cast<std::size_t>(c)];
+      CHECK((part_of_alphabet.count(a) == 0 || part_of_alphabet[a] == part));
+      part_of_alphabet[a] = part;
+    }
+  }
+  CHECK(seen.size() == 32);
+  CHECK(part_of_alphabet.size() == 4);
+  CHECK(og.validation.size() % 4 == 0);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        (void)data::split_omniglot(folder, {2, 2}, rng);
+      },
+      {"split_omniglot", "4 alphabets", "at least one more"});
+  const data::Omniglot all = data::omniglot_test_set(folder);
+  CHECK(all.train.empty());
+  CHECK(all.validation.empty());
+  REQUIRE(all.test.size() == 32);
+  for (std::int64_t c = 0; c < 32; ++c) CHECK(all.test[static_cast<std::size_t>(c)] == c);
 }
 
 TEST_CASE("Omniglot background set (skipped when ../shared is absent)", "[data][io][omniglot]") {

@@ -327,6 +327,128 @@ TEST_CASE("warp_affine moves pixels as the affine formulas say", "[data][transfo
       [&] { data::warp_affine(img, data::Affine::scale(0, 1)); }, {"not invertible"});
 }
 
+TEST_CASE("RandomCrop and RandomFlip move pixels as their formulas say", "[data][transforms]") {
+  // One bright pixel at (row 2, column 5) of a 6x7 image, two channels (the second dimmer).
+  ml::Tensor<double> img(ml::Shape{1, 2, 6, 7}, 0.0);
+  img.data()[2 * 7 + 5] = 1.0;
+  img.data()[42 + 2 * 7 + 5] = 0.5;
+  const auto at = [](const ml::Tensor<double>& t, int ch, int r, int c) {
+    return t.data()[ch * 42 + r * 7 + c];
+  };
+  const data::RandomCrop crop(2);
+  // out(y, x) = in(y + dy, x + dx): the pixel moves to (2 - dy, 5 - dx).
+  const auto moved = crop.apply(img, {1, -1});
+  CHECK(at(moved, 0, 1, 6) == 1.0);
+  CHECK(at(moved, 1, 1, 6) == 0.5);
+  double total = 0;
+  for (std::int64_t i = 0; i < moved.numel(); ++i) total += moved.data()[i];
+  CHECK(total == 1.5);
+  // Shifted out of the image: zeros.
+  const auto gone = crop.apply(img, {0, 2});
+  CHECK(at(gone, 0, 2, 3) == 1.0);
+  const auto off = data::RandomCrop(3).apply(img, {-3, -2});
+  for (std::int64_t i = 0; i < off.numel(); ++i) CHECK(off.data()[i] == 0.0);
+  // Draws cover [-padding, padding] on both axes, and nothing outside.
+  ml::Rng rng(3);
+  std::set<std::int64_t> dys, dxs;
+  for (int k = 0; k < 400; ++k) {
+    const auto d = crop.draw(rng);
+    dys.insert(d.dy);
+    dxs.insert(d.dx);
+  }
+  CHECK(dys == std::set<std::int64_t>{-2, -1, 0, 1, 2});
+  CHECK(dxs == std::set<std::int64_t>{-2, -1, 0, 1, 2});
+  // The mirror: column x reads column W - 1 - x.
+  const data::RandomFlip flip(0.5);
+  const auto mirrored = flip.apply(img, true);
+  CHECK(at(mirrored, 0, 2, 1) == 1.0);
+  CHECK(at(mirrored, 1, 2, 1) == 0.5);
+  CHECK(at(mirrored, 0, 2, 5) == 0.0);
+  CHECK(flip.apply(img, false).data()[2 * 7 + 5] == 1.0);
+  int flips = 0;
+  for (int k = 0; k < 1000; ++k) flips += flip.draw(rng) ? 1 : 0;
+  CHECK(flips > 420);
+  CHECK(flips < 580);
+  ml::Rng r0(1);
+  CHECK_FALSE(data::RandomFlip(0.0).draw(r0));
+  CHECK(data::RandomFlip(1.0).draw(r0));
+  ml::test::check_throws<ml::InvalidArgument>([] { data::RandomCrop(-1); },
+                                              {"RandomCrop", "padding", "-1"});
+  ml::test::check_throws<ml::InvalidArgument>([] { data::RandomFlip(1.5); },
+                                              {"RandomFlip", "probability"});
+  data::AffineOptions bad;
+  bad.scale = {1.2, 0.8};
+  ml::test::check_throws<ml::InvalidArgument>([&] { data::RandomAffine{bad}; },
+                                              {"RandomAffine", "scale.lo <= scale.hi"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        crop.apply(ml::Tensor<double>(ml::Shape{3, 4}), {0, 0});
+      },
+      {"RandomCrop", "[N, C, H, W]"});
+}
+
+TEST_CASE("Augmented draws after the sample, image by image or once per sample",
+          "[data][transforms]") {
+  ml::Rng rng(1);
+  ml::Tensor<float> x(ml::Shape{24, 1, 6, 6});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(ml::uniform01(rng));
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 24; ++i) labels.push_back(i % 6);
+  const data::ClassDataset<float> all(x, labels);
+  const data::EpisodeSampler<float> plain(all, {3, 1, 2});
+  const data::RandomCrop crop(1);
+  const auto one = [](const ml::Tensor<float>& t, std::int64_t i) {
+    ml::Tensor<float> o(ml::Shape{1, 1, 6, 6});
+    std::copy(t.data() + i * 36, t.data() + (i + 1) * 36, o.data());
+    return o;
+  };
+  const auto same_image = [&](const ml::Tensor<float>& got, std::int64_t i,
+                              const ml::Tensor<float>& want) {
+    for (std::int64_t k = 0; k < 36; ++k)
+      if (got.data()[i * 36 + k] != want.data()[k]) return false;
+    return true;
+  };
+  for (const auto every : {data::AugmentEvery::image, data::AugmentEvery::sample}) {
+    const data::Augmented<data::EpisodeSampler<float>, data::RandomCrop> augmented(plain, crop,
+                                                                                   every);
+    ml::Rng a(7), replay(7);
+    const auto e = augmented.sample(a);
+    // The documented order: the episode, then one draw per image (support, then query), or
+    // one draw for the whole sample.
+    const auto raw = plain.sample(replay);
+    CHECK(e.support_labels == raw.support_labels);
+    CHECK(e.query_labels == raw.query_labels);
+    data::RandomCrop::Draw d = crop.draw(replay);
+    for (const auto* pair : {&raw.support_inputs, &raw.query_inputs}) {
+      const auto& got = pair == &raw.support_inputs ? e.support_inputs : e.query_inputs;
+      for (std::int64_t i = 0; i < pair->shape()[0]; ++i) {
+        CHECK(same_image(got, i, crop.apply(one(*pair, i), d)));
+        if (every == data::AugmentEvery::image) d = crop.draw(replay);
+      }
+    }
+  }
+  // Pair batches: both images of every pair moved, the labels kept.
+  const data::PairSampler<float> pairs(all, 8);
+  const data::Augmented<data::PairSampler<float>, data::RandomFlip> flipped(
+      pairs, data::RandomFlip(1.0), data::AugmentEvery::sample);
+  ml::Rng p(5), q(5);
+  const auto fb = flipped.sample(p);
+  const auto pb = pairs.sample(q);
+  for (std::int64_t k = 0; k < fb.different.numel(); ++k)
+    CHECK(fb.different.data()[k] == pb.different.data()[k]);
+  CHECK(same_image(fb.first, 3, data::RandomFlip().apply(one(pb.first, 3), true)));
+  CHECK(same_image(fb.second, 5, data::RandomFlip().apply(one(pb.second, 5), true)));
+  // A sampler chosen at run time draws the same bits as the one it holds.
+  const data::AnySampler<data::Episode<float>> any(
+      data::Augmented<data::EpisodeSampler<float>, data::RandomCrop>(plain, crop));
+  ml::Rng u(9), v(9);
+  const auto e1 = any.sample(u);
+  const auto e2 =
+      data::Augmented<data::EpisodeSampler<float>, data::RandomCrop>(plain, crop).sample(v);
+  for (std::int64_t k = 0; k < e1.query_inputs.numel(); ++k)
+    CHECK(e1.query_inputs.data()[k] == e2.query_inputs.data()[k]);
+}
+
 TEST_CASE("AffineAugmented is deterministic per seed; normalize_channels", "[data][transforms]") {
   ml::Rng rng(1);
   ml::Tensor<float> x(ml::Shape{24, 1, 10, 10});

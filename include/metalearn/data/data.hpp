@@ -5,6 +5,7 @@
 /// (image folders, IDX files, Lake et al.'s one-shot runs).
 #pragma once
 
+#include <metalearn/data/any_sampler.hpp>
 #include <metalearn/data/class_dataset.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/data/episode_sampler.hpp>
@@ -22,4 +23,5 @@
 #include <metalearn/data/image.hpp>
 #include <metalearn/data/image_folder.hpp>
 #include <metalearn/data/lake.hpp>
+#include <metalearn/data/omniglot.hpp>
 #endif

@@ -2,7 +2,7 @@
 /// @file metalearn/data/transforms.hpp
 /// Image transforms for episodes: per-channel normalisation, and random affine distortions
 /// as Koch et al. 2015 (§3.3) used to train their Siamese network on Omniglot, drawn from
-/// the sampler's Rng so an augmented run is deterministic per seed.
+/// the sampler's Rng so an augmented run is deterministic per seed; random crops and flips.
 #pragma once
 
 #include <algorithm>
@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/data/episode.hpp>
+#include <metalearn/data/pairs.hpp>
 #include <metalearn/data/regression.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/random.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -111,45 +113,171 @@ Tensor<Scalar> warp_affine(const Tensor<Scalar>& images, const Affine& t) {
   return out;
 }
 
-/// A sampler whose episodes have every support and query image distorted by its own
-/// random_affine draw, made from the Rng passed to sample() after the episode is drawn:
-/// deterministic per seed, and for any thread count of a MetaBatchSampler around it.
-template <class Sampler>
-class AffineAugmented {
+namespace detail {
+/// The images of a sample, in the order Augmented draws for them.
+template <class Scalar, class F>
+void for_each_image_tensor(Episode<Scalar>& e, F&& f) {
+  f(e.support_inputs);
+  f(e.query_inputs);
+}
+template <class Scalar, class F>
+void for_each_image_tensor(PairBatch<Scalar>& b, F&& f) {
+  f(b.first);
+  f(b.second);
+}
+template <class Scalar, class F>
+void for_each_image_tensor(TripletBatch<Scalar>& b, F&& f) {
+  f(b.anchor);
+  f(b.positive);
+  f(b.negative);
+}
+template <class Scalar>
+const Shape& check_images(const char* who, const Tensor<Scalar>& images) {
+  if (images.rank() != 4)
+    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
+                          images.shape().to_string());
+  return images.shape();
+}
+}  // namespace detail
+
+/// Koch et al.'s distortion as a transform of `Augmented`: each draw is one random_affine.
+class RandomAffine {
  public:
-  AffineAugmented(Sampler sampler, AffineOptions options)
-      : sampler_(std::move(sampler)), options_(options) {
+  using Draw = Affine;
+  // Implicit, so that AffineAugmented<S>(sampler, AffineOptions) reads as before.
+  RandomAffine(AffineOptions options = {}) : options_(options) {  // NOLINT(runtime/explicit)
     if (!(options_.probability >= 0 && options_.probability <= 1) || !(options_.rotation >= 0) ||
         !(options_.shear >= 0) || !(options_.translation >= 0) || !(options_.scale.lo > 0) ||
         !(options_.scale.lo <= options_.scale.hi))
       throw InvalidArgument(
-          "metalearn::data::AffineAugmented: need probability in [0, 1], rotation, shear and "
+          "metalearn::data::RandomAffine: need probability in [0, 1], rotation, shear and "
           "translation >= 0, and 0 < scale.lo <= scale.hi");
   }
-  auto sample(Rng& rng) const {
-    auto e = sampler_.sample(rng);
-    for (auto* images : {&e.support_inputs, &e.query_inputs}) distort(*images, rng);
-    return e;
+  Affine draw(Rng& rng) const { return random_affine(rng, options_); }
+  template <class Scalar>
+  Tensor<Scalar> apply(const Tensor<Scalar>& images, const Affine& t) const {
+    return warp_affine(images, t);
   }
 
  private:
-  template <class Scalar>
-  void distort(Tensor<Scalar>& images, Rng& rng) const {
-    const auto& s = images.shape();
-    if (s.rank() != 4)
-      throw InvalidArgument("metalearn::data::AffineAugmented: images must be [N, C, H, W], got " +
-                            s.to_string());
-    const std::int64_t per = s[1] * s[2] * s[3];
-    for (std::int64_t i = 0; i < s[0]; ++i) {
-      Tensor<Scalar> one(Shape{1, s[1], s[2], s[3]});
-      std::copy(images.data() + i * per, images.data() + (i + 1) * per, one.data());
-      const Tensor<Scalar> moved = warp_affine(one, random_affine(rng, options_));
-      std::copy(moved.data(), moved.data() + per, images.data() + i * per);
-    }
-  }
-  Sampler sampler_;
   AffineOptions options_;
 };
+
+/// Random crop: the image padded with `padding` zeros on every side, then cut back to its
+/// size at an offset uniform in [0, 2 padding] on each axis (the CIFAR recipe, He et al.
+/// 2016 §4.2). Equivalently a shift by (dx, dy) in [-padding, padding], 0 filling.
+class RandomCrop {
+ public:
+  struct Draw {
+    std::int64_t dy = 0, dx = 0;  ///< the shift, in [-padding, padding]
+  };
+  explicit RandomCrop(std::int64_t padding) : padding_(padding) {
+    if (padding < 0)
+      throw InvalidArgument("metalearn::data::RandomCrop: padding must be >= 0, got " +
+                            std::to_string(padding));
+  }
+  Draw draw(Rng& rng) const {
+    const auto side = static_cast<std::uint64_t>(2 * padding_ + 1);
+    Draw d;
+    d.dy = static_cast<std::int64_t>(uniform_index(rng, side)) - padding_;
+    d.dx = static_cast<std::int64_t>(uniform_index(rng, side)) - padding_;
+    return d;
+  }
+  /// out(y, x) = in(y + dy, x + dx), 0 outside the input.
+  template <class Scalar>
+  Tensor<Scalar> apply(const Tensor<Scalar>& images, const Draw& d) const {
+    const auto& s = detail::check_images("metalearn::data::RandomCrop", images);
+    const std::int64_t planes = s[0] * s[1], h = s[2], w = s[3];
+    Tensor<Scalar> out(s, Scalar(0));
+    for (std::int64_t i = 0; i < planes; ++i)
+      for (std::int64_t y = 0; y < h; ++y) {
+        const std::int64_t sy = y + d.dy;
+        if (sy < 0 || sy >= h) continue;
+        for (std::int64_t x = 0; x < w; ++x) {
+          const std::int64_t sx = x + d.dx;
+          if (sx >= 0 && sx < w)
+            out.data()[(i * h + y) * w + x] = images.data()[(i * h + sy) * w + sx];
+        }
+      }
+    return out;
+  }
+
+ private:
+  std::int64_t padding_;
+};
+
+/// Horizontal flip (mirror left to right) with probability `probability`.
+class RandomFlip {
+ public:
+  using Draw = bool;
+  explicit RandomFlip(double probability = 0.5) : probability_(probability) {
+    if (!(probability >= 0 && probability <= 1))
+      throw InvalidArgument("metalearn::data::RandomFlip: probability must be in [0, 1], got " +
+                            std::to_string(probability));
+  }
+  bool draw(Rng& rng) const { return uniform01(rng) < probability_; }
+  template <class Scalar>
+  Tensor<Scalar> apply(const Tensor<Scalar>& images, bool flip) const {
+    const auto& s = detail::check_images("metalearn::data::RandomFlip", images);
+    if (!flip) return images;
+    const std::int64_t rows = s[0] * s[1] * s[2], w = s[3];
+    Tensor<Scalar> out(s);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t x = 0; x < w; ++x)
+        out.data()[r * w + x] = images.data()[r * w + (w - 1 - x)];
+    return out;
+  }
+
+ private:
+  double probability_;
+};
+
+/// How often `Augmented` draws: a transform of its own for every image, or one for every
+/// sample (the same transform on all images of an episode or a pair batch).
+enum class AugmentEvery { image, sample };
+
+/// A sampler whose samples (episodes, pair or triplet batches) have their images moved by
+/// `Transform` (RandomAffine, RandomCrop, RandomFlip, or any class with `draw(Rng&)` and
+/// `apply(images, draw)`); the draws are made from the Rng passed to sample() after the
+/// sample itself, support before query, image by image, so an augmented run is the same for
+/// a seed and any thread count of a MetaBatchSampler around it. Labels are untouched.
+/// Transforms chain by nesting: Augmented<Augmented<S, RandomCrop>, RandomFlip>.
+template <class Sampler, class Transform>
+class Augmented {
+ public:
+  Augmented(Sampler sampler, Transform transform, AugmentEvery every = AugmentEvery::image)
+      : sampler_(std::move(sampler)), transform_(std::move(transform)), every_(every) {}
+
+  auto sample(Rng& rng) const {
+    auto s = sampler_.sample(rng);
+    if (every_ == AugmentEvery::sample) {
+      const auto d = transform_.draw(rng);
+      detail::for_each_image_tensor(s, [&](auto& images) { images = transform_.apply(images, d); });
+      return s;
+    }
+    detail::for_each_image_tensor(s, [&](auto& images) {
+      using Scalar = typename std::decay_t<decltype(images)>::value_type;
+      const auto& shape = detail::check_images("metalearn::data::Augmented", images);
+      const std::int64_t per = shape[1] * shape[2] * shape[3];
+      Tensor<Scalar> one(Shape{1, shape[1], shape[2], shape[3]});
+      for (std::int64_t i = 0; i < shape[0]; ++i) {
+        std::copy(images.data() + i * per, images.data() + (i + 1) * per, one.data());
+        const Tensor<Scalar> moved = transform_.apply(one, transform_.draw(rng));
+        std::copy(moved.data(), moved.data() + per, images.data() + i * per);
+      }
+    });
+    return s;
+  }
+
+ private:
+  Sampler sampler_;
+  Transform transform_;
+  AugmentEvery every_;
+};
+
+/// Koch et al. 2015's augmentation: every image of every episode by its own random_affine.
+template <class Sampler>
+using AffineAugmented = Augmented<Sampler, RandomAffine>;
 
 /// Per-channel mean and standard deviation of images [N, C, H, W] (population std).
 template <class Scalar>
