@@ -81,6 +81,15 @@ class Args {
     bad("--" + name + " must be " + list + ", got '" + v + "'");
   }
 
+  /// The flags given, as "--key value" lines sorted by key, without those named in
+  /// `excluded`: what the trainer records in a checkpoint as the run's configuration.
+  std::string config(const std::vector<std::string>& excluded) const {
+    std::string out;
+    for (const auto& [key, value] : values_)
+      if (!contains(excluded, key)) out += "--" + key + " " + value + "\n";
+    return out;
+  }
+
  private:
   static bool contains(const std::vector<std::string>& v, const std::string& s) {
     for (const auto& x : v)

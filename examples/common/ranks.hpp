@@ -16,9 +16,8 @@ namespace examples {
 /// This process's place among the ranks of the run.
 struct Ranks {
   const metalearn::meta::ProcessGroup* group = nullptr;  ///< null: alone
-  bool lead = true;          ///< rank 0, or alone: prints, validates, writes files
-  int threads = 0;           ///< default --threads (0: every core; under MPI, a share)
-  std::string command_line;  ///< compared between ranks at the start of training
+  bool lead = true;  ///< rank 0, or alone: prints, validates, writes files
+  int threads = 0;   ///< default --threads (0: every core; under MPI, a share)
 };
 
 /// The run's ranks (set by with_ranks).
@@ -31,7 +30,6 @@ inline Ranks& ranks() {
 /// "error: ..." and returns 1 (alone), or stops every rank (MPI, distributed::run).
 template <class Body>
 int with_ranks(int argc, char** argv, Body body) {
-  for (int i = 0; i < argc; ++i) ranks().command_line += (i ? " " : "") + std::string(argv[i]);
   const auto alone = [&] {
     try {
       return body();

@@ -118,10 +118,20 @@ inline meta::TrainerOptions trainer_options(const Args& args, long default_steps
   o.checkpoint = args.get_string("checkpoint", "");
   o.csv = args.get_string("csv", "");
   o.log = args.has("quiet") ? nullptr : &std::cout;
-  if (args.get_choice("lr-schedule", default_schedule, {"constant", "cosine"}) == "cosine")
-    o.lr_schedule = ml::optim::CosineLr{std::max<std::int64_t>(1, o.steps)};
+  const bool cosine =
+      args.get_choice("lr-schedule", default_schedule, {"constant", "cosine"}) == "cosine";
+  if (cosine) o.lr_schedule = ml::optim::CosineLr{std::max<std::int64_t>(1, o.steps)};
   o.group = ranks().group;
-  o.config = ranks().command_line;
+  // The run's configuration, recorded in the checkpoint: a resume with other options fails
+  // naming the first flag that differs. The budget (--steps, --minutes; unless the cosine
+  // schedule spans --steps), the output flags and --threads (which never changes a bit)
+  // may change between a run and its resume.
+  std::vector<std::string> free{"minutes",   "log-every",  "csv",           "quiet",
+                                "threads",   "checkpoint", "eval-episodes", "runs",
+                                "test-data", "export",     "evaluate",      "validate-every"};
+  if (!cosine) free.push_back("steps");
+  o.config = args.config(free);
+  if (cosine) o.config += "--steps " + std::to_string(o.steps) + "\n";
   return o;
 }
 

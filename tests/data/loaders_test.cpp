@@ -231,7 +231,7 @@ TEST_CASE("Lake runs: episodes from class_labels.txt, and malformed runs", "[dat
                                       {"line 1", "class09.png", "not an image"});
 }
 
-TEST_CASE("split_omniglot holds out whole alphabets; omniglot_test_set keeps every class",
+TEST_CASE("split_omniglot holds out whole alphabets, omniglot_test_set keeps every class",
           "[data][omniglot]") {
   // Four alphabets of 2, 3, 1 and 2 characters, one 2x2 image per character.
   data::ImageFolder folder{data::ClassDataset<float>(ml::Tensor<float>(Shape{8, 1, 2, 2}, 0.f),

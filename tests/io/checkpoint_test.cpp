@@ -294,3 +294,34 @@ TEST_CASE("train's checkpoints name the model's layers; another architecture doe
       },
       {"is of another learner"});
 }
+
+TEST_CASE("train records its config; a resume with another config names the first difference",
+          "[io][checkpoint]") {
+  ml::Rng rng(6);
+  auto net = nn::mlp<float>({1, 8, 1}, rng);
+  ml::meta::Maml maml;
+  ml::optim::Adam<float> adam(maml.meta_parameters(net), {1e-3});
+  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches({}, 2);
+  const fs::path path = temp_file("config.ckpt");
+  std::remove(path.string().c_str());
+  std::remove((path.string() + ".last").c_str());
+  ml::meta::TrainerOptions o;
+  o.steps = 2;
+  o.log = nullptr;
+  o.checkpoint = path.string();
+  o.config = "--inner-lr 0.4\n--seed 1\n";
+  ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+  // The same config resumes (a longer budget is not part of it).
+  o.steps = 3;
+  const auto resumed =
+      ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+  CHECK(resumed.first_step == 3);
+  o.steps = 4;
+  o.config = "--inner-lr 0.1\n--seed 1\n";
+  ml::test::check_throws<ml::IoError>(
+      [&] {
+        ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+      },
+      {"is of another config", "the file has '--inner-lr 0.4' where this one has '--inner-lr 0.1'",
+       "to start a new run, remove", "config.ckpt.last"});
+}

@@ -149,9 +149,9 @@ struct TrainerOptions {
   /// With a group: the ranks compare a checksum of their parameters every this many steps
   /// and at the end (0: only at the end); a difference stops every rank naming the first.
   std::int64_t check_every = 100;
-  /// With a group: text every rank must have the same (an example passes its command
-  /// line), compared at the start with the model's layout, the learner's type and these
-  /// options.
+  /// The run's configuration as text (the examples pass their flags, less the budget and
+  /// output ones): written into the checkpoints, so resuming a run of another configuration
+  /// fails naming the first line that differs; with a group, every rank must have the same.
   std::string config;
 };
 
@@ -340,6 +340,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   // What the checkpoint is of; a resume into another model or learner fails naming it.
   ckpt.text("architecture", detail::architecture_of(net))
       .text("learner", detail::type_name(typeid(Learner).name()));
+  if (!o.config.empty()) ckpt.text("config", o.config);
   detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
   const ProcessGroup* group = o.group != nullptr && o.group->size() > 1 ? o.group : nullptr;
@@ -352,7 +353,12 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   if (lead) {
     try {
       if (!last_path.empty() && o.resume && std::ifstream(last_path).good()) {
-        ckpt.load(last_path);
+        try {
+          ckpt.load(last_path);
+        } catch (const IoError& e) {  // say how to start afresh instead
+          throw IoError(std::string(e.what()) + " (to start a new run, remove '" + last_path +
+                        "' or write checkpoints elsewhere)");
+        }
         learner_count.restore();
         resumed = true;
         if (log != nullptr) *log << "resumed from " << last_path << " at step " << step << "\n";
