@@ -340,7 +340,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
   // What the checkpoint is of; a resume into another model or learner fails naming it.
   ckpt.text("architecture", detail::architecture_of(net))
       .text("learner", detail::type_name(typeid(Learner).name()));
-  if (!o.config.empty()) ckpt.text("config", o.config);
+  ckpt.text("config", o.config);
   detail::MetaStepCount<Learner> learner_count(learner, ckpt);
   ckpt.rng(rng);
   const ProcessGroup* group = o.group != nullptr && o.group->size() > 1 ? o.group : nullptr;
