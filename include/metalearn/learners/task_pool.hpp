@@ -268,8 +268,11 @@ template <class Outcome, class Run>
 std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
   const ProcessGroup* group = nullptr;
   if constexpr (detail::is_task_outcome<Outcome>::value) group = process_group();
-  const auto [first, last] = group != nullptr ? share_of(group->rank(), group->size(), tasks)
-                                              : std::pair<std::size_t, std::size_t>{0, tasks};
+  // Not a structured binding: lambdas capture those only from C++20 (clang rejects it).
+  const std::pair<std::size_t, std::size_t> share =
+      group != nullptr ? share_of(group->rank(), group->size(), tasks)
+                       : std::pair<std::size_t, std::size_t>{0, tasks};
+  const std::size_t first = share.first, last = share.second;
   std::vector<Outcome> out(tasks);
   std::vector<std::exception_ptr> errors(tasks);
   const std::size_t workers = std::max<std::size_t>(1, std::min(threads, last - first));
