@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 #include <metalearn/metalearn.hpp>
+#include <tuple>
 #include <vector>
 
 #include "common/args.hpp"
@@ -125,8 +126,13 @@ int main(int argc, char** argv) try {
   // 2. A second-order meta-gradient on a fresh task, checked against central differences
   //    of the adapted query loss on a few coordinates.
   const SineTask fresh = random_task(rng);
-  const auto [xs, ys] = fresh.sample(rng, 10);
-  const auto [xq, yq] = fresh.sample(rng, 10);
+  // Plain references, not structured bindings: a lambda below captures them (C++20 only).
+  const auto support = fresh.sample(rng, 10);
+  const auto query = fresh.sample(rng, 10);
+  const auto& xs = std::get<0>(support);
+  const auto& ys = std::get<1>(support);
+  const auto& xq = std::get<0>(query);
+  const auto& yq = std::get<1>(query);
   double worst = 0;
   double hvp_norm = 0;
   {

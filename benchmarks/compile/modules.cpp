@@ -1,0 +1,23 @@
+// The same program as umbrella.cpp, including only the module headers it uses.
+#include <metalearn/data/fixed_episodes.hpp>
+#include <metalearn/data/meta_batch.hpp>
+#include <metalearn/data/regression.hpp>
+#include <metalearn/learners/learners.hpp>
+#include <metalearn/nn/models.hpp>
+#include <metalearn/optim/optim.hpp>
+
+int main() {
+  namespace ml = metalearn;
+  ml::Rng rng(1);
+  auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
+  ml::meta::GradientLearnerOptions o;
+  o.inner_lr = 0.01;
+  ml::meta::Maml maml(o);
+  ml::optim::Adam<float> adam(maml.meta_parameters(net), {1e-3});
+  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches({}, 25);
+  const auto validation = ml::data::fixed_episodes(ml::data::SineTasks<float>(), 20, 7);
+  ml::meta::TrainerOptions t;
+  t.steps = 100;
+  const auto r = ml::meta::train(maml, net, adam, batches, validation, rng, t);
+  return r.steps == 100 ? 0 : 1;
+}
