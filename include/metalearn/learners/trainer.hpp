@@ -57,18 +57,12 @@ inline std::string type_name(const char* mangled) {
 #endif
 }
 
-template <class M, class = void>
-struct describes_itself : std::false_type {};
-template <class M>
-struct describes_itself<M, std::void_t<decltype(std::string(std::declval<const M&>().describe()))>>
-    : std::true_type {};
-
 /// The model's layers (`describe()`, e.g. Sequential's "0: Conv2d(1, 64, 3)" lines with
 /// batch norm's "running" flag), else its parameters' names and shapes: the "architecture"
 /// text of train()'s checkpoints, checked by load_model and on resume.
 template <class Model>
 std::string architecture_of(Model& net) {
-  if constexpr (describes_itself<Model>::value) {
+  if constexpr (nn::describes_itself_v<Model>) {
     return net.describe();
   } else {
     std::string s;

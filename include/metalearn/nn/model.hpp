@@ -16,6 +16,7 @@
 
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/parameter_list.hpp>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -55,7 +56,26 @@ struct declares_batches_tasks : std::false_type {};
 template <class M>
 struct declares_batches_tasks<M, std::void_t<decltype(std::declval<const M&>().batches_tasks())>>
     : std::true_type {};
+template <class M, class = void>
+struct describes_itself : std::false_type {};
+template <class M>
+struct describes_itself<M, std::void_t<decltype(std::string(std::declval<const M&>().describe()))>>
+    : std::true_type {};
 }  // namespace detail
+
+/// True when M has `describe()`: its layers and their options, one per line (what
+/// checkpoints record as the model's architecture).
+template <class M>
+inline constexpr bool describes_itself_v = detail::describes_itself<M>::value;
+
+/// model.describe() when the model has it, else `fallback`.
+template <class M>
+std::string describe_or(const M& model, const std::string& fallback) {
+  if constexpr (describes_itself_v<M>)
+    return model.describe();
+  else
+    return fallback;
+}
 
 /// True when M is a model over Scalar (see the file comment).
 template <class M, class Scalar>

@@ -24,21 +24,6 @@
 
 namespace metalearn::rl {
 
-namespace detail {
-template <class M, class = void>
-struct describes_itself : std::false_type {};
-template <class M>
-struct describes_itself<M, std::void_t<decltype(std::string(std::declval<const M&>().describe()))>>
-    : std::true_type {};
-template <class M>
-std::string describe_net(const M& net) {
-  if constexpr (describes_itself<M>::value)
-    return net.describe();
-  else
-    return "a network\n";
-}
-}  // namespace detail
-
 /// Where a Gaussian policy's standard deviation comes from.
 enum class LogStd {
   state_independent,  ///< one learned log-std per action dimension (Finn et al., rllab)
@@ -108,7 +93,7 @@ class GaussianPolicy {
   std::string describe() const {
     return "GaussianPolicy(actions " + std::to_string(actions_) + ", " +
            (o_.log_std == LogStd::state_independent ? "state-independent" : "state-dependent") +
-           " log-std) of\n" + detail::describe_net(net_);
+           " log-std) of\n" + nn::describe_or(net_, "a network\n");
   }
   const Net& net() const { return net_; }
   std::int64_t action_size() const { return actions_; }
@@ -137,7 +122,9 @@ class CategoricalPolicy {
   Var<scalar_type> forward(const std::vector<Var<scalar_type>>& params, const Var<scalar_type>& x) {
     return net_.forward(params, x);
   }
-  std::string describe() const { return "CategoricalPolicy of\n" + detail::describe_net(net_); }
+  std::string describe() const {
+    return "CategoricalPolicy of\n" + nn::describe_or(net_, "a network\n");
+  }
   const Net& net() const { return net_; }
 
  private:
