@@ -127,12 +127,12 @@ int main(int argc, char** argv) try {
   //    of the adapted query loss on a few coordinates.
   const SineTask fresh = random_task(rng);
   // Plain references, not structured bindings: a lambda below captures them (C++20 only).
-  const auto support = fresh.sample(rng, 10);
-  const auto query = fresh.sample(rng, 10);
-  const auto& xs = std::get<0>(support);
-  const auto& ys = std::get<1>(support);
-  const auto& xq = std::get<0>(query);
-  const auto& yq = std::get<1>(query);
+  const auto support_points = fresh.sample(rng, 10);
+  const auto query_points = fresh.sample(rng, 10);
+  const auto& xs = std::get<0>(support_points);
+  const auto& ys = std::get<1>(support_points);
+  const auto& xq = std::get<0>(query_points);
+  const auto& yq = std::get<1>(query_points);
   double worst = 0;
   double hvp_norm = 0;
   {
