@@ -22,7 +22,8 @@
 // (acc is 5-way at --shots; --distance cosine switches the distance; --method matching trains
 // Matching Networks (Vinyals et al. 2016) on the same episodes instead, with the cosine
 // attention sharpened by --temperature, 10 by default: the library's default is the paper's 1,
-// under which a 60-way episode's attention starts almost uniform). --export DIR writes
+// under which a 60-way episode's attention starts almost uniform; --fce adds the full-context
+// embeddings, --fce-steps K attention steps for a query). --export DIR writes
 // the prepared images and the alphabet split for benchmarks/python/protonet_omniglot_torch.py
 // and exits.
 #include <iostream>
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
         "                         [--augment none|affine|crop-flip] [--ways N] [--shots N] "
         "[--queries N]\n"
         "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
+        "                         [--fce] [--fce-steps K]\n"
         "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
         "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
         "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
@@ -54,16 +56,24 @@ int main(int argc, char** argv) {
         {"test-data", "augment",        "meta-batch",   "data",          "ways",     "shots",
          "queries",   "method",         "temperature",  "distance",      "outer-lr", "steps",
          "minutes",   "threads",        "seed",         "checkpoint",    "runs",     "csv",
-         "log-every", "validate-every", "val-episodes", "eval-episodes", "export"},
-        {"quiet", "evaluate"}};
+         "log-every", "validate-every", "val-episodes", "eval-episodes", "export",   "fce-steps"},
+        {"quiet", "evaluate", "fce"}};
     const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
                                            args.get_int("shots", 1, 1, 100),
                                            args.get_int("queries", 5, 1, 100)};
     const std::string distance =
         args.get_choice("distance", "squared_euclidean", {"squared_euclidean", "cosine"});
     const std::string method = args.get_choice("method", "protonet", {"protonet", "matching"});
+    ml::nn::Conv4Options c;
+    c.embedding_only = true;
     meta::MatchingNetOptions mo;
     mo.temperature = args.get_double("temperature", 10.0, 1e-6, 1e6);
+    if (args.has("fce") || args.has("fce-steps")) {  // full-context embeddings over conv4's
+      if (method != "matching" || !args.has("fce"))
+        args.bad("--fce and --fce-steps go with --method matching --fce");
+      mo.full_context.dim = ml::nn::conv4_features(c);
+      mo.full_context.processing_steps = static_cast<int>(args.get_int("fce-steps", 1, 1, 100));
+    }
     meta::ProtoNetOptions o;
     o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
     mo.threads = o.threads;
@@ -77,8 +87,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     ml::Rng init(seed);
-    ml::nn::Conv4Options c;
-    c.embedding_only = true;
+    mo.full_context.seed = seed;
     auto net = ml::nn::conv4<float>(c, init);
     const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
       // Train ways cannot exceed the training classes (the synthetic set is small).

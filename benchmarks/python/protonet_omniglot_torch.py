@@ -9,6 +9,11 @@ Recipe (Snell et al. 2017): conv4 embedding (64 filters, batch norm with batch s
 as ours), squared Euclidean distance to the class means, 60-way 1-shot 5-query training
 episodes, Adam 1e-3; then 5-way 1-shot 15-query and 20-way 1-shot test episodes of the held
 out alphabets, mean accuracy with a 95% CI, printed as `final: acc=... ci=...`.
+`--method matching [--fce] [--fce-steps K]` trains Matching Networks (Vinyals et al. 2016)
+on the same episodes as `protonet_omniglot --method matching`: attention softmax(10 cos) over
+the support set, optionally full-context embeddings (the same equations as
+metalearn/learners/full_context_embedding.hpp: a bidirectional LSTM over the support set, an
+attention LSTM with the read-out as a second recurrent input, h_0 = c_0 = 0).
 """
 import argparse
 import math
@@ -52,20 +57,55 @@ def episode(by_class, classes, ways, shots, queries, rng, images):
     return xs, xq, yq
 
 
-def logits(net, xs, xq, ways, shots):
+class FullContext(nn.Module):
+    """g = h_fwd + h_bwd + g' (Appendix A.2); f = h_K with h_k = LSTM(f', [h, r], c) + f'."""
+
+    def __init__(self, d, steps):
+        super().__init__()
+        self.steps = steps
+        self.support = nn.LSTM(d, d, bidirectional=True)
+        self.inp = nn.Linear(d, 4 * d)
+        self.rec = nn.Linear(d, 4 * d, bias=False)
+        self.readout = nn.Linear(d, 4 * d, bias=False)
+        bound = 1 / math.sqrt(d)
+        for w in (self.inp.weight, self.inp.bias, self.rec.weight, self.readout.weight):
+            nn.init.uniform_(w, -bound, bound)
+
+    def forward(self, gp, fp):
+        out, _ = self.support(gp.unsqueeze(1))  # [S, 1, 2d]
+        d = gp.shape[1]
+        g = out[:, 0, :d] + out[:, 0, d:] + gp
+        h = torch.zeros_like(fp)
+        c = torch.zeros_like(fp)
+        x = self.inp(fp)
+        for _ in range(self.steps):
+            r = torch.softmax(h @ g.t(), 1) @ g
+            i, f, cand, o = (x + self.rec(h) + self.readout(r)).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cand)
+            h = torch.sigmoid(o) * torch.tanh(c) + fp
+        return g, h
+
+
+def logits(net, xs, xq, ways, shots, method="protonet", fce=None, temperature=10.0):
     z = net(torch.cat([xs, xq]))
-    protos = z[: ways * shots].view(ways, shots, -1).mean(1)
-    q = z[ways * shots:]
+    s, q = z[: ways * shots], z[ways * shots:]
+    if method == "matching":  # log P(y | x, S) (Eqs. 1-2): support in class order, shots each
+        if fce is not None:
+            s, q = fce(s, q)
+        a = torch.softmax(temperature * F.normalize(q, dim=1) @ F.normalize(s, dim=1).t(), 1)
+        return torch.log(a.view(len(q), ways, shots).sum(2))
+    protos = s.view(ways, shots, -1).mean(1)
     return -((q.unsqueeze(1) - protos.unsqueeze(0)) ** 2).sum(2)
 
 
-def score(net, by_class, classes, ways, shots, queries, count, seed, images):
+def score(net, by_class, classes, ways, shots, queries, count, seed, images, **method):
     rng = np.random.default_rng(seed)
     acc = []
     with torch.no_grad():
         for _ in range(count):
             xs, xq, yq = episode(by_class, classes, ways, shots, queries, rng, images)
-            acc.append((logits(net, xs, xq, ways, shots).argmax(1) == yq).float().mean().item())
+            out = logits(net, xs, xq, ways, shots, **method)
+            acc.append((out.argmax(1) == yq).float().mean().item())
     acc = np.array(acc)
     return acc.mean(), 1.96 * acc.std(ddof=1) / math.sqrt(len(acc))
 
@@ -77,6 +117,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-episodes", type=int, default=600)
+    ap.add_argument("--method", choices=["protonet", "matching"], default="protonet")
+    ap.add_argument("--temperature", type=float, default=10.0)
+    ap.add_argument("--fce", action="store_true")
+    ap.add_argument("--fce-steps", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -86,20 +130,26 @@ def main():
     test = np.fromfile(f"{args.data}/test.i64", dtype=np.int64)
     by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     net = Conv4()
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    fce = FullContext(64, args.fce_steps) if args.fce else None
+    method = dict(method=args.method, fce=fce, temperature=args.temperature)
+    trained = list(net.parameters()) + (list(fce.parameters()) if fce else [])
+    opt = torch.optim.Adam(trained, 1e-3)
     rng = np.random.default_rng(args.seed)
     start, steps = time.time(), 0
     while time.time() - start < args.minutes * 60:
         xs, xq, yq = episode(by_class, train, 60, 1, 5, rng, images)
-        loss = F.cross_entropy(logits(net, xs, xq, 60, 1), yq)
+        out = logits(net, xs, xq, 60, 1, **method)
+        loss = F.nll_loss(out, yq) if args.method == "matching" else F.cross_entropy(out, yq)
         opt.zero_grad()
         loss.backward()
         opt.step()
         steps += 1
         if steps % 100 == 0:
             print(f"step {steps} loss {loss.item():.4f} {time.time() - start:.0f} s", flush=True)
-    a5, c5 = score(net, by_class, test, 5, 1, 15, args.eval_episodes, args.seed + 101, images)
-    a20, c20 = score(net, by_class, test, 20, 1, 15, args.eval_episodes, args.seed + 220, images)
+    a5, c5 = score(net, by_class, test, 5, 1, 15, args.eval_episodes, args.seed + 101, images,
+                   **method)
+    a20, c20 = score(net, by_class, test, 20, 1, 15, args.eval_episodes, args.seed + 220, images,
+                     **method)
     print(f"final: acc={a5:.4f} ci={c5:.4f} acc_20w1s={a20:.4f} ci_20w1s={c20:.4f} "
           f"steps={steps} seconds={time.time() - start:.2f}")
 

@@ -90,15 +90,17 @@ class Args {
     return out;
   }
 
+  /// Flags that do not go together: the message and the usage, exit code 2.
+  [[noreturn]] void bad(const std::string& message) const {
+    std::cerr << "error in flags: " << message << "\n\n" << usage_;
+    std::exit(2);
+  }
+
  private:
   static bool contains(const std::vector<std::string>& v, const std::string& s) {
     for (const auto& x : v)
       if (x == s) return true;
     return false;
-  }
-  [[noreturn]] void bad(const std::string& message) const {
-    std::cerr << "error in flags: " << message << "\n\n" << usage_;
-    std::exit(2);
   }
 
   std::string usage_;

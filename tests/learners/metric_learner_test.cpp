@@ -345,7 +345,7 @@ TEST_CASE("MatchingNet: learns a clustered dataset; 1 and 2 threads agree bit fo
   auto net = nn::mlp<float>({16, 64, 32}, rng);
   meta::MatchingNetOptions o;
   o.temperature = 10.0;
-  const meta::MatchingNet<float> matching(o);
+  meta::MatchingNet<float> matching(o);
   const auto score = [&](ml::Rng r) {
     double acc = 0;
     for (int i = 0; i < 100; ++i) acc += matching.evaluate(net, test.sample(r)).accuracy / 100;
@@ -365,6 +365,147 @@ TEST_CASE("MatchingNet: learns a clustered dataset; 1 and 2 threads agree bit fo
   meta::MatchingNet<float>(o).meta_gradient(net, batch, g1);
   o.threads = 2;
   meta::MatchingNet<float>(o).meta_gradient(net, batch, g2);
+  for (std::size_t p = 0; p < g1.size(); ++p)
+    for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
+}
+
+TEST_CASE("nn::lstm_step: one step by hand, twice differentiable", "[learners][metric]") {
+  // One hidden unit, two sequences (columns): gates rows i, f, g, o.
+  const Tensor<double> gates = rows({0.3, -1.0, 0.5, 0.2, -0.4, 0.9, 1.2, -0.7}, 4);
+  const Tensor<double> cell = rows({0.6, -0.2}, 1);
+  ml::Tape<double> tape;
+  const auto s = nn::lstm_step(tape.leaf(gates.view()), tape.leaf(cell.view()));
+  const auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
+  for (int n = 0; n < 2; ++n) {
+    const double* g = gates.data();
+    const double c = sig(g[2 + n]) * cell.data()[n] + sig(g[0 + n]) * std::tanh(g[4 + n]);
+    CHECK_THAT(s.cell.value()[n], WithinAbs(c, 1e-12));
+    CHECK_THAT(s.hidden.value()[n], WithinAbs(sig(g[6 + n]) * std::tanh(c), 1e-12));
+  }
+  check_both([](const Vars& x) { return nn::lstm_step(x[0], x[1]).hidden; }, {gates, cell});
+  check_both([](const Vars& x) { return nn::lstm_step(x[0], x[1]).cell; }, {gates, cell});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { nn::lstm_step(tape.leaf(gates.view()), tape.leaf(gates.view())); },
+      {"lstm_step", "[4 h, n]"});
+}
+
+namespace {
+// A 3-way 2-shot episode of 4-d points and an MLP embedding them in 3 dimensions.
+struct FullContextCase {
+  ml::Rng rng = ml::test::make_rng(89);
+  nn::Sequential<double> net = nn::mlp<double>({4, 5, 3}, rng, nn::Activation::tanh);
+  data::Episode<double> episode;
+  FullContextCase() {
+    Tensor<double> x = ml::test::uniform(rng, {18, 4});
+    std::vector<std::int64_t> l;
+    for (int i = 0; i < 18; ++i) l.push_back(i / 6);
+    const data::ClassDataset<double> d(x, l);
+    episode = data::EpisodeSampler<double>(d, {3, 2, 2}).sample(rng);
+  }
+};
+}  // namespace
+
+TEST_CASE("MatchingNet: full-context embeddings with zero LSTM weights are the plain ones",
+          "[learners][metric]") {
+  // Zero weights: every gate is sigmoid(0) = 1/2 and the candidate tanh(0) = 0, so the
+  // cells and hidden states stay 0 and g = g', f = f' (Appendix A): the plain model's
+  // log P, bit for bit up to rounding.
+  FullContextCase fc;
+  meta::MatchingNetOptions o;
+  o.temperature = 3.0;
+  const auto plain = meta::MatchingNet<double>(o);
+  o.full_context.dim = 3;
+  o.full_context.processing_steps = 2;
+  meta::MatchingNet<double> full(o);
+  auto all = full.meta_parameters(fc.net);
+  REQUIRE(all.size() == fc.net.parameters().size() + 10);
+  CHECK(all.name(all.size() - 1) == "fce.query.bias");
+  ml::Tape<double> tape;
+  const auto expected =
+      plain.log_probabilities(fc.net, tape.leaves(fc.net.parameters().views()), fc.episode);
+  const auto random_weights =
+      full.log_probabilities(fc.net, tape.leaves(all.views()), fc.episode).to_tensor();
+  for (std::size_t i = fc.net.parameters().size(); i < all.size(); ++i) all[i].array() = 0;
+  const auto lp = full.log_probabilities(fc.net, tape.leaves(all.views()), fc.episode);
+  double moved = 0;
+  for (std::int64_t i = 0; i < lp.value().numel(); ++i) {
+    CHECK_THAT(lp.value()[i], WithinAbs(expected.value()[i], 1e-12));
+    moved = std::max(moved, std::abs(random_weights.data()[i] - expected.value()[i]));
+  }
+  CHECK(moved > 1e-3);  // the drawn LSTM weights do change the embeddings
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { full.log_probabilities(fc.net, tape.leaves(fc.net.parameters().views()), fc.episode); },
+      {"MatchingNet", "full-context", "meta_parameters(net)"});
+  o.full_context.dim = 4;  // the network's output is 3 wide
+  meta::MatchingNet<double> wrong(o);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        wrong.log_probabilities(fc.net, tape.leaves(wrong.meta_parameters(fc.net).views()),
+                                fc.episode);
+      },
+      {"FullContextEmbedding", "[n, 4]", "dim"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::FullContextEmbeddingOptions bad;
+        bad.dim = 3;
+        bad.processing_steps = 0;
+        meta::FullContextEmbedding<double> f(bad);
+      },
+      {"FullContextEmbedding", "processing_steps"});
+}
+
+TEST_CASE("MatchingNet: the full-context episode loss is twice differentiable in every weight",
+          "[learners][metric][second-order]") {
+  // The network's and the three LSTMs' weights, against central differences, first and
+  // second order (the bidirectional support LSTM and K = 2 attention steps).
+  FullContextCase fc;
+  meta::MatchingNetOptions o;
+  o.temperature = 2.0;
+  o.full_context.dim = 3;
+  o.full_context.processing_steps = 2;
+  o.full_context.seed = 5;
+  meta::MatchingNet<double> full(o);
+  const auto all = full.meta_parameters(fc.net);
+  check_both(
+      [&](const Vars& w) {
+        return ml::cross_entropy(full.log_probabilities(fc.net, w, fc.episode),
+                                 fc.episode.query_labels);
+      },
+      all.values());
+}
+
+TEST_CASE("MatchingNet: full-context embeddings learn a clustered dataset; 1 and 2 threads agree",
+          "[learners][metric][convergence]") {
+  auto rng = ml::test::make_rng(90);
+  const auto all = clusters(rng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, rng);
+  const data::EpisodeSampler<float> train(all, {5, 1, 5}, split.train);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, split.test);
+  auto net = nn::mlp<float>({16, 64, 32}, rng);
+  meta::MatchingNetOptions o;
+  o.temperature = 10.0;
+  o.full_context.dim = 32;
+  meta::MatchingNet<float> matching(o);
+  const auto score = [&](ml::Rng r) {
+    double acc = 0;
+    for (int i = 0; i < 100; ++i) acc += matching.evaluate(net, test.sample(r)).accuracy / 100;
+    return acc;
+  };
+  const double before = score(ml::Rng(7));
+  ml::optim::Adam<float> adam(matching.meta_parameters(net), {1e-3});
+  for (int step = 0; step < 300; ++step) matching.meta_step(net, adam, {train.sample(rng)});
+  const double after = score(ml::Rng(7));
+  INFO("5-way 1-shot accuracy on held-out classes: before " << before << ", after " << after);
+  CHECK(after > 0.9);
+  CHECK(after > before);
+  std::vector<data::Episode<float>> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(train.sample(rng));
+  std::vector<Tensor<float>> g1, g2;
+  o.threads = 1;
+  meta::MatchingNet<float>(o).meta_gradient(net, batch, g1);
+  o.threads = 2;
+  meta::MatchingNet<float>(o).meta_gradient(net, batch, g2);
+  REQUIRE(g1.size() == net.parameters().size() + 10);
   for (std::size_t p = 0; p < g1.size(); ++p)
     for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
 }

@@ -9,6 +9,7 @@
 #include <metalearn/learners/adapt.hpp>
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/full_context_embedding.hpp>
 #include <metalearn/learners/gradient_learner.hpp>
 #include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/matching.hpp>

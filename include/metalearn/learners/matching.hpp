@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/learners/matching.hpp
 /// Matching Networks (Vinyals et al. 2016): classify a query by attention over the labelled
-/// support examples, weighted by the cosine similarity of their embeddings.
+/// support examples, weighted by the cosine similarity of their embeddings, optionally
+/// full-context embeddings (full_context_embedding.hpp).
 #pragma once
 
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
 #include <metalearn/learners/embedding.hpp>
+#include <metalearn/learners/full_context_embedding.hpp>
 #include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
@@ -29,13 +31,17 @@ struct MatchingNetOptions {
   double clip_norm = 0.0;  ///< clip the gradient's global norm (0: off)
   /// The network mode in evaluate() (see ProtoNetOptions::eval_mode).
   nn::Mode eval_mode = nn::Mode::eval;
+  /// Full-context embeddings (§2.1.2): off by default (`dim` = 0: f = g = the network);
+  /// set `full_context.dim` to the network's output width to turn them on.
+  FullContextEmbeddingOptions full_context{};
 };
 
-/// Matching Networks without full-context embeddings (f = g, the embedding network). A query
-/// x's class distribution is P(y | x, S) = sum_i a(x, x_i) y_i (Eq. 1) with the attention
-/// a(x, x_i) = softmax_i(t cos(f(x), f(x_i))) over the support set (Eq. 2, t the
-/// temperature) and y_i one-hot; the network is trained on -log P(y | x, S) of N-way K-shot
-/// episodes (Eq. 6: training matches test conditions).
+/// Matching Networks. A query x's class distribution is P(y | x, S) = sum_i a(x, x_i) y_i
+/// (Eq. 1) with the attention a(x, x_i) = softmax_i(t cos(f(x, S), g(x_i, S))) over the
+/// support set (Eq. 2, t the temperature) and y_i one-hot; the network (and the LSTMs of the
+/// full-context embeddings, when on) are trained on -log P(y | x, S) of N-way K-shot
+/// episodes (Eq. 6: training matches test conditions). Without full-context embeddings,
+/// f = g = the embedding network.
 ///
 /// @tparam Scalar float for speed, double for gradient checks.
 template <class Scalar = float>
@@ -46,7 +52,8 @@ class MatchingNet {
   static constexpr const char* rate_unit = "episodes";
   using Episode = data::Episode<Scalar>;
 
-  explicit MatchingNet(MatchingNetOptions options = {}) : options_(options) {
+  explicit MatchingNet(MatchingNetOptions options = {})
+      : options_(options), full_context_(options.full_context) {
     if (!(options.temperature > 0) || !std::isfinite(options.temperature) || options.threads < 0 ||
         !(options.clip_norm >= 0))
       throw InvalidArgument(
@@ -57,19 +64,36 @@ class MatchingNet {
   }
   const MatchingNetOptions& options() const { return options_; }
 
-  /// What the optimizer trains: the embedding network's parameters.
+  /// What the optimizer trains: the embedding network's parameters, then the full-context
+  /// embeddings' LSTM weights ("fce.*", when on).
   template <class Model>
-  ParameterList<Scalar> meta_parameters(Model& net) const {
-    return net.parameters();
+  ParameterList<Scalar> meta_parameters(Model& net) {
+    ParameterList<Scalar> list = net.parameters();
+    full_context_.add_to(list);
+    return list;
   }
 
   /// [queries, ways] log P(y = k | x, S) of `episode`'s queries, recorded on the current
-  /// tape with the parameters `params` (differentiable to any order).
+  /// tape with `params`, meta_parameters(net) as Vars (differentiable to any order).
   template <class Model>
   Var<Scalar> log_probabilities(Model& net, const std::vector<Var<Scalar>>& params,
                                 const Episode& episode, nn::Mode mode = nn::Mode::train) const {
     detail::check_episode("MatchingNet", episode);
-    const auto [support, query] = detail::embed_episode(net, params, episode, mode);
+    const std::size_t own = full_context_.size(), model = net.parameters().size();
+    if (params.size() != model + own)
+      throw InvalidArgument("metalearn::meta::MatchingNet: got " + std::to_string(params.size()) +
+                            " parameters, expected the " + std::to_string(model) +
+                            " of the model and the " + std::to_string(own) +
+                            " of the full-context embeddings (meta_parameters(net))");
+    auto [support, query] =
+        own == 0 ? detail::embed_episode(net, params, episode, mode)
+                 : detail::embed_episode(
+                       net, std::vector<Var<Scalar>>(params.begin(), params.begin() + model),
+                       episode, mode);
+    if (own > 0) {
+      support = full_context_.support(&params[model], support);
+      query = full_context_.query(&params[model], query, support);
+    }
     const Var<Scalar> attention = softmax(pairwise_cosine_similarity(query, support) *
                                           static_cast<Scalar>(options_.temperature));
     Tensor<Scalar> one_hot(
@@ -87,7 +111,7 @@ class MatchingNet {
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     return episode_gradients<Scalar>(
-        "MatchingNet::meta_gradient", net, batch, options_.threads,
+        "MatchingNet::meta_gradient", net, trained(net), batch, options_.threads,
         [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>& o) {
           const Var<Scalar> lp = log_probabilities(net, params, e);
           o.metric = accuracy(lp.value(), e.query_labels);
@@ -110,7 +134,7 @@ class MatchingNet {
     Tape<Scalar> tape;
     NoGradGuard<Scalar> no_grad;
     const Var<Scalar> lp =
-        log_probabilities(net, tape.leaves(net.parameters().views()), episode, options_.eval_mode);
+        log_probabilities(net, tape.leaves(trained(net)), episode, options_.eval_mode);
     EpisodeResult r;
     r.loss = static_cast<double>(cross_entropy(lp, episode.query_labels).item());
     r.accuracy = accuracy(lp.value(), episode.query_labels);
@@ -118,7 +142,16 @@ class MatchingNet {
   }
 
  private:
+  // Views of meta_parameters(net), in its order.
+  template <class Model>
+  std::vector<TensorView<Scalar>> trained(Model& net) const {
+    std::vector<TensorView<Scalar>> v = net.parameters().views();
+    full_context_.append_views(v);
+    return v;
+  }
+
   MatchingNetOptions options_;
+  FullContextEmbedding<Scalar> full_context_;
 };
 
 }  // namespace metalearn::meta

@@ -78,7 +78,7 @@ class ProtoNet {
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     return episode_gradients<Scalar>(
-        "ProtoNet::meta_gradient", net, batch, options_.threads,
+        "ProtoNet::meta_gradient", net, net.parameters().views(), batch, options_.threads,
         [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>& o) {
           const Var<Scalar> z = logits(net, params, e);
           o.metric = accuracy(z.value(), e.query_labels);

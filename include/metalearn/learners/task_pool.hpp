@@ -327,22 +327,24 @@ StepStats reduce_outcomes(const std::vector<TaskOutcome<Scalar>>& outcomes,
   return s;
 }
 
-/// The mean gradient over the episodes of `batch` of a per-episode objective, each episode
-/// on its own tape, on up to `threads` threads (one when the model has buffers: batch norm's
-/// running statistics are written during the forward pass), summed in episode order.
-/// `objective(params, episode, outcome)` returns the episode's loss on the current tape and
-/// may set `outcome.metric`. Used by the metric learners.
+/// The mean gradient over the episodes of `batch` of a per-episode objective with respect
+/// to `trained` (views of the learner's meta-parameters: the model's, then its own), each
+/// episode on its own tape, on up to `threads` threads (one when the model has buffers:
+/// batch norm's running statistics are written during the forward pass), summed in episode
+/// order. `objective(params, episode, outcome)` returns the episode's loss on the current
+/// tape and may set `outcome.metric`. Used by the metric learners.
 template <class Scalar, class Model, class Episode, class Objective>
-StepStats episode_gradients(const char* who, Model& net, const std::vector<Episode>& batch,
-                            int threads, Objective objective, std::vector<Tensor<Scalar>>& grads) {
+StepStats episode_gradients(const char* who, Model& net,
+                            const std::vector<TensorView<Scalar>>& trained,
+                            const std::vector<Episode>& batch, int threads, Objective objective,
+                            std::vector<Tensor<Scalar>>& grads) {
   if (batch.empty())
     throw InvalidArgument(std::string("metalearn::meta::") + who + ": empty meta-batch");
-  const auto views = net.parameters().views();
   const std::size_t workers = net.buffers().empty() ? task_threads(threads, batch.size()) : 1;
   const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), workers, [&](std::size_t t) {
     TaskOutcome<Scalar> o;
     Tape<Scalar> tape;
-    const auto params = tape.leaves(views);
+    const auto params = tape.leaves(trained);
     const Var<Scalar> loss = objective(params, batch[t], o);
     o.query_loss = o.support_loss = static_cast<double>(loss.item());
     for (const auto& g : grad(loss, params)) o.grads.push_back(g.to_tensor());

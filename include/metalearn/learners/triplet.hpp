@@ -138,7 +138,7 @@ class Triplet {
   StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
     return episode_gradients<Scalar>(
-        "Triplet::meta_gradient", net, batch, options_.threads,
+        "Triplet::meta_gradient", net, net.parameters().views(), batch, options_.threads,
         [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>&) {
           return loss(net, params, e);
         },

@@ -63,6 +63,14 @@ struct Conv4Options {
   int per_step_batch_norm = 0;
 };
 
+/// The width of conv4's embedding: its output with `embedding_only`, else the head's input
+/// (filters x the last feature map's side squared; filters when strided, which averages it).
+inline std::int64_t conv4_features(const Conv4Options& o) {
+  if (o.strided) return o.filters;
+  const std::int64_t side = o.image_size / 16;  // four 2x2 max-pools
+  return o.filters * side * side;
+}
+
 /// The 4-block convolutional backbone of MAML, Prototypical and Matching Networks: each
 /// block is conv 3x3 (padding 1) + batch norm + ReLU + 2x2 max-pool (applied as pool then
 /// ReLU, which is the same function), then a linear head on
@@ -77,7 +85,7 @@ Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
         std::to_string(o.in_channels) + ", " + std::to_string(o.filters) + ", " +
         std::to_string(o.outputs) + ", " + std::to_string(o.image_size));
   Sequential<Scalar> net;
-  std::int64_t channels = o.in_channels, side = o.image_size;
+  std::int64_t channels = o.in_channels;
   for (int block = 0; block < 4; ++block) {
     Conv2dOptions conv;
     conv.kernel = 3;
@@ -90,25 +98,19 @@ Sequential<Scalar> conv4(const Conv4Options& o, Rng& rng) {
       net.add(BatchNorm<Scalar>(o.filters, o.batch_norm));
     if (o.strided) {
       net.add(Relu<Scalar>{});
-      side = (side + 2 - 3) / 2 + 1;
     } else {
       // Pool, then ReLU: the same function as ReLU then pool (ReLU is monotone, so it
       // commutes with max), with the ReLU on a quarter of the values.
       net.add(MaxPool2d<Scalar>(2));
       net.add(Relu<Scalar>{});
-      side /= 2;
     }
     channels = o.filters;
   }
-  std::int64_t features = 0;
-  if (o.strided) {
+  if (o.strided)
     net.add(GlobalAvgPool2d<Scalar>{});
-    features = o.filters;
-  } else {
+  else
     net.add(Flatten<Scalar>{});
-    features = o.filters * side * side;
-  }
-  if (!o.embedding_only) net.add(Linear<Scalar>(features, o.outputs, rng));
+  if (!o.embedding_only) net.add(Linear<Scalar>(conv4_features(o), o.outputs, rng));
   return net;
 }
 

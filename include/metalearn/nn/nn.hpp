@@ -10,6 +10,7 @@
 #include <metalearn/nn/inner_step.hpp>
 #include <metalearn/nn/layer.hpp>
 #include <metalearn/nn/linear.hpp>
+#include <metalearn/nn/lstm.hpp>
 #include <metalearn/nn/model.hpp>
 #include <metalearn/nn/models.hpp>
 #include <metalearn/nn/per_step_batch_norm.hpp>
