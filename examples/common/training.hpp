@@ -289,11 +289,11 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
   const std::string checkpoint = args.get_string("checkpoint", "");
   ml::Rng rng(seed);
   meta::TrainResult trained;
-  // The training folder is needed to train, and to test on its held-out alphabets.
-  const bool only_runs =
-      evaluate && !args.has("data") && !args.has("test-data") && args.has("runs");
+  // The training folder is needed to train, and to score its held-out alphabets: with no
+  // --test-data, unless --runs was asked for alone.
+  const bool scores_held_out = !args.has("test-data") && (args.has("data") || !args.has("runs"));
   std::optional<data::Omniglot> og;
-  if (!only_runs && (!evaluate || !args.has("test-data"))) og = load_omniglot(args, seed);
+  if (!evaluate || scores_held_out) og = load_omniglot(args, seed);
   if (evaluate) {
     if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
     meta::load_model(learner, net, checkpoint);

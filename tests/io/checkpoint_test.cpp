@@ -257,21 +257,41 @@ TEST_CASE("load_model is strict about the model and names what a trainer file ho
   CHECK(bare.parameters()[0].data()[0] == trained.parameters()[0].data()[0]);
 }
 
+namespace {
+// A two-step MAML run on sine tasks checkpointing to a fresh temporary file (the file and
+// its ".last" removed): what the tests of train's checkpoint texts resume and reload.
+struct SineCheckpointRun {
+  ml::Rng rng;
+  ml::meta::Maml maml;
+  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches{{}, 2};
+  fs::path path;
+  ml::meta::TrainerOptions options;
+
+  SineCheckpointRun(std::uint64_t seed, const std::string& file)
+      : rng(seed), path(temp_file(file)) {
+    std::remove(path.string().c_str());
+    std::remove((path.string() + ".last").c_str());
+    options.steps = 2;
+    options.log = nullptr;
+    options.checkpoint = path.string();
+  }
+  template <class Learner, class Model, class Optimizer>
+  ml::meta::TrainResult train(Learner& learner, Model& net, Optimizer& outer) {
+    return ml::meta::train(learner, net, outer, batches, std::vector<ml::data::Episode<float>>{},
+                           rng, options);
+  }
+};
+}  // namespace
+
 TEST_CASE("train's checkpoints name the model's layers; another architecture does not load",
           "[io][checkpoint]") {
-  ml::Rng rng(5);
+  SineCheckpointRun run(5, "architecture.ckpt");
+  ml::Rng& rng = run.rng;
+  ml::meta::Maml& maml = run.maml;
+  const fs::path& path = run.path;
   auto tanh_net = nn::mlp<float>({1, 8, 1}, rng, nn::Activation::tanh);
-  ml::meta::Maml maml;
   ml::optim::Adam<float> adam(maml.meta_parameters(tanh_net), {1e-3});
-  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches({}, 2);
-  const fs::path path = temp_file("architecture.ckpt");
-  std::remove(path.string().c_str());
-  std::remove((path.string() + ".last").c_str());
-  ml::meta::TrainerOptions o;
-  o.steps = 2;
-  o.log = nullptr;
-  o.checkpoint = path.string();
-  ml::meta::train(maml, tanh_net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+  run.train(maml, tanh_net, adam);
 
   auto same = nn::mlp<float>({1, 8, 1}, rng, nn::Activation::tanh);
   ml::meta::load_model(maml, same, path.string() + ".last");
@@ -286,42 +306,26 @@ TEST_CASE("train's checkpoints name the model's layers; another architecture doe
       {"is of another architecture", "the file has '1: Tanh' where this one has '1: Relu'"});
   // Resuming with another learner names it too.
   ml::optim::Adam<float> adam2(fomaml.meta_parameters(same), {1e-3});
-  o.steps = 3;
-  ml::test::check_throws<ml::IoError>(
-      [&] {
-        ml::meta::train(fomaml, same, adam2, batches, std::vector<ml::data::Episode<float>>{}, rng,
-                        o);
-      },
-      {"is of another learner"});
+  run.options.steps = 3;
+  ml::test::check_throws<ml::IoError>([&] { run.train(fomaml, same, adam2); },
+                                      {"is of another learner"});
 }
 
 TEST_CASE("train records its config; a resume with another config names the first difference",
           "[io][checkpoint]") {
-  ml::Rng rng(6);
-  auto net = nn::mlp<float>({1, 8, 1}, rng);
-  ml::meta::Maml maml;
-  ml::optim::Adam<float> adam(maml.meta_parameters(net), {1e-3});
-  const ml::data::MetaBatchSampler<ml::data::SineTasks<float>> batches({}, 2);
-  const fs::path path = temp_file("config.ckpt");
-  std::remove(path.string().c_str());
-  std::remove((path.string() + ".last").c_str());
-  ml::meta::TrainerOptions o;
-  o.steps = 2;
-  o.log = nullptr;
-  o.checkpoint = path.string();
-  o.config = "--inner-lr 0.4\n--seed 1\n";
-  ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+  SineCheckpointRun run(6, "config.ckpt");
+  auto net = nn::mlp<float>({1, 8, 1}, run.rng);
+  ml::optim::Adam<float> adam(run.maml.meta_parameters(net), {1e-3});
+  run.options.config = "--inner-lr 0.4\n--seed 1\n";
+  run.train(run.maml, net, adam);
   // The same config resumes (a longer budget is not part of it).
-  o.steps = 3;
-  const auto resumed =
-      ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
+  run.options.steps = 3;
+  const auto resumed = run.train(run.maml, net, adam);
   CHECK(resumed.first_step == 3);
-  o.steps = 4;
-  o.config = "--inner-lr 0.1\n--seed 1\n";
+  run.options.steps = 4;
+  run.options.config = "--inner-lr 0.1\n--seed 1\n";
   ml::test::check_throws<ml::IoError>(
-      [&] {
-        ml::meta::train(maml, net, adam, batches, std::vector<ml::data::Episode<float>>{}, rng, o);
-      },
+      [&] { run.train(run.maml, net, adam); },
       {"is of another config", "the file has '--inner-lr 0.4' where this one has '--inner-lr 0.1'",
        "to start a new run, remove", "config.ckpt.last"});
 }

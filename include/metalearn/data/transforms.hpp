@@ -74,14 +74,23 @@ inline Affine random_affine(Rng& rng, const AffineOptions& o) {
   return t;
 }
 
+namespace detail {
+/// The shape of `images`, which must be [N, C, H, W] (an error naming `who` otherwise).
+template <class Scalar>
+const Shape& check_images(const char* who, const Tensor<Scalar>& images) {
+  if (images.rank() != 4)
+    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
+                          images.shape().to_string());
+  return images.shape();
+}
+}  // namespace detail
+
 /// Every image of `images` ([N, C, H, W]) moved by `t`: output pixel p takes the input at
 /// t^-1(p), bilinear, 0 outside (the background of inverted Omniglot strokes).
 template <class Scalar>
 Tensor<Scalar> warp_affine(const Tensor<Scalar>& images, const Affine& t) {
   const char* who = "metalearn::data::warp_affine";
-  if (images.rank() != 4)
-    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
-                          images.shape().to_string());
+  detail::check_images(who, images);
   const double det = t.a * t.d - t.b * t.c;
   if (!(std::abs(det) > 1e-12) || !std::isfinite(det))
     throw InvalidArgument(std::string(who) + ": the map is not invertible (determinant " +
@@ -130,13 +139,6 @@ void for_each_image_tensor(TripletBatch<Scalar>& b, F&& f) {
   f(b.anchor);
   f(b.positive);
   f(b.negative);
-}
-template <class Scalar>
-const Shape& check_images(const char* who, const Tensor<Scalar>& images) {
-  if (images.rank() != 4)
-    throw InvalidArgument(std::string(who) + ": images must be [N, C, H, W], got " +
-                          images.shape().to_string());
-  return images.shape();
 }
 }  // namespace detail
 
