@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     ml::Rng init(seed);
-    mo.full_context.seed = seed;
+    mo.full_context.seed = seed ^ 0x9e3779b97f4a7c15ULL;  // not the network's stream
     auto net = ml::nn::conv4<float>(c, init);
     const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
       // Train ways cannot exceed the training classes (the synthetic set is small).

@@ -122,6 +122,8 @@ def main():
     ap.add_argument("--fce", action="store_true")
     ap.add_argument("--fce-steps", type=int, default=1)
     args = ap.parse_args()
+    if (args.fce or args.fce_steps != 1) and (args.method != "matching" or not args.fce):
+        ap.error("--fce and --fce-steps go with --method matching --fce")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     images = np.fromfile(f"{args.data}/images.f32", dtype=np.float32).reshape(-1, 28, 28)
@@ -130,7 +132,7 @@ def main():
     test = np.fromfile(f"{args.data}/test.i64", dtype=np.int64)
     by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     net = Conv4()
-    fce = FullContext(64, args.fce_steps) if args.fce else None
+    fce = FullContext(64, args.fce_steps) if args.fce else None  # conv4's width at 28x28
     method = dict(method=args.method, fce=fce, temperature=args.temperature)
     trained = list(net.parameters()) + (list(fce.parameters()) if fce else [])
     opt = torch.optim.Adam(trained, 1e-3)

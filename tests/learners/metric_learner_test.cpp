@@ -369,26 +369,6 @@ TEST_CASE("MatchingNet: learns a clustered dataset; 1 and 2 threads agree bit fo
     for (std::int64_t i = 0; i < g1[p].numel(); ++i) REQUIRE(g1[p].data()[i] == g2[p].data()[i]);
 }
 
-TEST_CASE("nn::lstm_step: one step by hand, twice differentiable", "[learners][metric]") {
-  // One hidden unit, two sequences (columns): gates rows i, f, g, o.
-  const Tensor<double> gates = rows({0.3, -1.0, 0.5, 0.2, -0.4, 0.9, 1.2, -0.7}, 4);
-  const Tensor<double> cell = rows({0.6, -0.2}, 1);
-  ml::Tape<double> tape;
-  const auto s = nn::lstm_step(tape.leaf(gates.view()), tape.leaf(cell.view()));
-  const auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
-  for (int n = 0; n < 2; ++n) {
-    const double* g = gates.data();
-    const double c = sig(g[2 + n]) * cell.data()[n] + sig(g[0 + n]) * std::tanh(g[4 + n]);
-    CHECK_THAT(s.cell.value()[n], WithinAbs(c, 1e-12));
-    CHECK_THAT(s.hidden.value()[n], WithinAbs(sig(g[6 + n]) * std::tanh(c), 1e-12));
-  }
-  check_both([](const Vars& x) { return nn::lstm_step(x[0], x[1]).hidden; }, {gates, cell});
-  check_both([](const Vars& x) { return nn::lstm_step(x[0], x[1]).cell; }, {gates, cell});
-  ml::test::check_throws<ml::InvalidArgument>(
-      [&] { nn::lstm_step(tape.leaf(gates.view()), tape.leaf(gates.view())); },
-      {"lstm_step", "[4 h, n]"});
-}
-
 namespace {
 // A 3-way 2-shot episode of 4-d points and an MLP embedding them in 3 dimensions.
 struct FullContextCase {
@@ -405,8 +385,89 @@ struct FullContextCase {
 };
 }  // namespace
 
-TEST_CASE("MatchingNet: full-context embeddings with zero LSTM weights are the plain ones",
+namespace {
+// Appendix A of Vinyals et al. in plain loops, the reference of the test below. One LSTM
+// step with the pre-activations sum_k W_k x_k + b (W_k row-major [4d, in], gates i, f, g, o).
+void reference_lstm(const std::vector<std::pair<const Tensor<double>*, std::vector<double>>>& in,
+                    const Tensor<double>& bias, std::vector<double>& h, std::vector<double>& c) {
+  const std::size_t d = c.size();
+  std::vector<double> gates(bias.data(), bias.data() + 4 * d);
+  for (const auto& [w, x] : in)
+    for (std::size_t r = 0; r < 4 * d; ++r)
+      for (std::size_t j = 0; j < x.size(); ++j) gates[r] += w->data()[r * x.size() + j] * x[j];
+  const auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  for (std::size_t u = 0; u < d; ++u) {
+    c[u] = sig(gates[d + u]) * c[u] + sig(gates[u]) * std::tanh(gates[2 * d + u]);
+    h[u] = sig(gates[3 * d + u]) * std::tanh(c[u]);
+  }
+}
+std::vector<double> row(const Tensor<double>& m, std::int64_t i) {
+  const std::int64_t d = m.shape()[1];
+  return std::vector<double>(m.data() + i * d, m.data() + (i + 1) * d);
+}
+}  // namespace
+
+TEST_CASE("FullContextEmbedding: g and f against Appendix A's equations in plain loops",
           "[learners][metric]") {
+  // d = 2, S = 3 support and Q = 2 query embeddings (S != Q: a transposed product would not
+  // fit), K = 2 attention steps, the drawn weights.
+  using FCE = meta::FullContextEmbedding<double>;
+  meta::FullContextEmbeddingOptions o;
+  o.dim = 2;
+  o.processing_steps = 2;
+  o.seed = 3;
+  FCE fce(o);
+  ml::ParameterList<double> list;
+  fce.add_to(list);
+  REQUIRE(list.size() == FCE::weight_count);
+  auto rng = ml::test::make_rng(91);
+  const Tensor<double> gp = ml::test::uniform(rng, {3, 2}), fp = ml::test::uniform(rng, {2, 2});
+  ml::Tape<double> tape;
+  const auto w = tape.leaves(list.views());
+  const auto g = fce.support(w.data(), tape.constant(gp.view()));
+  const auto f = fce.query(w.data(), tape.constant(fp.view()), g);
+  // g_i = h_forward_i + h_backward_i + g'_i.
+  std::vector<std::vector<double>> fwd(3), bwd(3), ref_g(3);
+  for (const bool backward : {false, true}) {
+    const std::size_t base = backward ? FCE::support_backward_input : FCE::support_forward_input;
+    std::vector<double> h(2, 0.0), c(2, 0.0);
+    for (int n = 0; n < 3; ++n) {
+      const int i = backward ? 2 - n : n;
+      reference_lstm({{&list[base], row(gp, i)}, {&list[base + 1], h}}, list[base + 2], h, c);
+      (backward ? bwd : fwd)[static_cast<std::size_t>(i)] = h;
+    }
+  }
+  for (int i = 0; i < 3; ++i)
+    for (int u = 0; u < 2; ++u) {
+      const auto k = static_cast<std::size_t>(i);
+      ref_g[k].push_back(fwd[k][static_cast<std::size_t>(u)] + bwd[k][static_cast<std::size_t>(u)] +
+                         gp.data()[i * 2 + u]);
+      CHECK_THAT(g.value()[i * 2 + u], WithinAbs(ref_g[k].back(), 1e-12));
+    }
+  // f: h_k = LSTM(f', [h_{k-1}, r_{k-1}], c_{k-1}) + f', r = sum_i softmax_i(h . g_i) g_i.
+  for (int q = 0; q < 2; ++q) {
+    const auto x = row(fp, q);
+    std::vector<double> h(2, 0.0), c(2, 0.0);
+    for (int k = 0; k < 2; ++k) {
+      std::vector<double> a(3), r(2, 0.0);
+      double z = 0;
+      for (std::size_t i = 0; i < 3; ++i)
+        z += a[i] = std::exp(h[0] * ref_g[i][0] + h[1] * ref_g[i][1]);
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t u = 0; u < 2; ++u) r[u] += a[i] / z * ref_g[i][u];
+      reference_lstm({{&list[FCE::query_input], x},
+                      {&list[FCE::query_recurrent], h},
+                      {&list[FCE::query_readout], r}},
+                     list[FCE::query_bias], h, c);
+      for (std::size_t u = 0; u < 2; ++u) h[u] += x[u];
+    }
+    for (int u = 0; u < 2; ++u)
+      CHECK_THAT(f.value()[q * 2 + u], WithinAbs(h[static_cast<std::size_t>(u)], 1e-12));
+  }
+}
+
+TEST_CASE("MatchingNet: full-context embeddings with zero LSTM weights are the plain ones",
+          "[learners][metric][error]") {
   // Zero weights: every gate is sigmoid(0) = 1/2 and the candidate tanh(0) = 0, so the
   // cells and hidden states stay 0 and g = g', f = f' (Appendix A): the plain model's
   // log P, bit for bit up to rounding.
@@ -455,7 +516,7 @@ TEST_CASE("MatchingNet: full-context embeddings with zero LSTM weights are the p
 }
 
 TEST_CASE("MatchingNet: the full-context episode loss is twice differentiable in every weight",
-          "[learners][metric][second-order]") {
+          "[learners][metric][grad][second-order]") {
   // The network's and the three LSTMs' weights, against central differences, first and
   // second order (the bidirectional support LSTM and K = 2 attention steps).
   FullContextCase fc;

@@ -396,3 +396,30 @@ TEST_CASE("init: reproducible draws with the documented statistics", "[nn]") {
   ml::test::check_throws<ml::InvalidArgument>([&] { nn::init::kaiming_uniform(a, 0.0, r1); },
                                               {"kaiming_uniform"});
 }
+
+TEST_CASE("nn::lstm_step: one step by hand, twice differentiable", "[nn][grad][second-order]") {
+  // One hidden unit, two sequences (columns): gates rows i, f, g, o.
+  const Tensor<double> gates(Shape{4, 2}, {0.3, -1.0, 0.5, 0.2, -0.4, 0.9, 1.2, -0.7});
+  const Tensor<double> cell(Shape{1, 2}, {0.6, -0.2});
+  ml::Tape<double> tape;
+  const auto s = nn::lstm_step(tape.leaf(gates.view()), tape.leaf(cell.view()));
+  const auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
+  for (int n = 0; n < 2; ++n) {
+    const double* g = gates.data();
+    const double c = sig(g[2 + n]) * cell.data()[n] + sig(g[0 + n]) * std::tanh(g[4 + n]);
+    CHECK_THAT(s.cell.value()[n], Catch::Matchers::WithinAbs(c, 1e-12));
+    CHECK_THAT(s.hidden.value()[n],
+               Catch::Matchers::WithinAbs(sig(g[6 + n]) * std::tanh(c), 1e-12));
+  }
+  for (const bool hidden : {true, false}) {
+    const auto f = [hidden](const Vars& x) {
+      const auto next = nn::lstm_step(x[0], x[1]);
+      return hidden ? next.hidden : next.cell;
+    };
+    ml::test::check_gradients(f, {gates, cell});
+    ml::test::check_second_order(f, {gates, cell});
+  }
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { nn::lstm_step(tape.leaf(gates.view()), tape.leaf(gates.view())); },
+      {"lstm_step", "[4 h, n]"});
+}

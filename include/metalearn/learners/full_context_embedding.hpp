@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <iterator>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/nn/init.hpp>
@@ -38,17 +37,30 @@ struct FullContextEmbeddingOptions {
 template <class Scalar>
 class FullContextEmbedding {
  public:
-  /// The weights in the order of parameters() and of the `w` arguments below.
-  static constexpr const char* weight_names[] = {"fce.support_forward.input",
-                                                 "fce.support_forward.recurrent",
-                                                 "fce.support_forward.bias",
-                                                 "fce.support_backward.input",
-                                                 "fce.support_backward.recurrent",
-                                                 "fce.support_backward.bias",
-                                                 "fce.query.input",
-                                                 "fce.query.recurrent",
-                                                 "fce.query.readout",
-                                                 "fce.query.bias"};
+  /// The weights, in the order of add_to() and of the `w` arguments below.
+  enum Weight : std::size_t {
+    support_forward_input,      ///< [4d, d]
+    support_forward_recurrent,  ///< [4d, d]
+    support_forward_bias,       ///< [4d, 1]
+    support_backward_input,
+    support_backward_recurrent,
+    support_backward_bias,
+    query_input,      ///< [4d, d]: f'(x)
+    query_recurrent,  ///< [4d, d]: h_{k-1}
+    query_readout,    ///< [4d, d]: r_{k-1}
+    query_bias,       ///< [4d, 1]
+    weight_count
+  };
+  static constexpr const char* weight_names[weight_count] = {"fce.support_forward.input",
+                                                             "fce.support_forward.recurrent",
+                                                             "fce.support_forward.bias",
+                                                             "fce.support_backward.input",
+                                                             "fce.support_backward.recurrent",
+                                                             "fce.support_backward.bias",
+                                                             "fce.query.input",
+                                                             "fce.query.recurrent",
+                                                             "fce.query.readout",
+                                                             "fce.query.bias"};
 
   explicit FullContextEmbedding(FullContextEmbeddingOptions options = {}) : options_(options) {
     if (options.dim < 0 || options.processing_steps < 1)
@@ -61,8 +73,8 @@ class FullContextEmbedding {
     const std::int64_t d = options.dim;
     Rng rng(options.seed);
     const double bound = 1.0 / std::sqrt(static_cast<double>(d));
-    for (std::size_t i = 0; i < std::size(weight_names); ++i) {
-      const bool bias = i == 2 || i == 5 || i == 9;  // the ".bias" entries
+    for (std::size_t i = 0; i < weight_count; ++i) {
+      const bool bias = i == support_forward_bias || i == support_backward_bias || i == query_bias;
       weights_.emplace_back(bias ? Shape{4 * d, 1} : Shape{4 * d, d});
       nn::init::uniform(weights_.back(), -bound, bound, rng);
     }
@@ -86,8 +98,8 @@ class FullContextEmbedding {
   Var<Scalar> support(const Var<Scalar>* w, const Var<Scalar>& g_prime) const {
     check("support", g_prime);
     const std::int64_t s = g_prime.shape()[0];
-    const auto forward = run_support(w, g_prime, false);
-    const auto backward = run_support(w + 3, g_prime, true);
+    const auto forward = run_support(w + support_forward_input, g_prime, false);
+    const auto backward = run_support(w + support_backward_input, g_prime, true);
     std::vector<Var<Scalar>> rows;
     rows.reserve(static_cast<std::size_t>(s));
     for (std::int64_t i = 0; i < s; ++i)
@@ -104,13 +116,14 @@ class FullContextEmbedding {
     check("query", g);
     const std::int64_t d = options_.dim, q = f_prime.shape()[0];
     const Var<Scalar> f_t = transpose(f_prime);
-    const Var<Scalar> input = matmul(w[6], f_prime, false, true) + w[9];  // [4d, Q]
+    const Var<Scalar> input = matmul(w[query_input], f_prime, false, true) + w[query_bias];
     Var<Scalar> h = constant(Tensor<Scalar>(Shape{d, q}, Scalar(0)));
     Var<Scalar> c = h;
     for (int k = 0; k < options_.processing_steps; ++k) {
       const Var<Scalar> attention = softmax(matmul(h, g, true, true));  // [Q, S]
       const Var<Scalar> readout = matmul(g, attention, true, true);     // [d, Q]
-      const auto next = nn::lstm_step(input + matmul(w[7], h) + matmul(w[8], readout), c);
+      const auto next = nn::lstm_step(
+          input + matmul(w[query_recurrent], h) + matmul(w[query_readout], readout), c);
       h = next.hidden + f_t;
       c = next.cell;
     }
@@ -126,7 +139,8 @@ class FullContextEmbedding {
                             "] (FullContextEmbeddingOptions::dim is the network's output width)");
   }
 
-  /// The hidden states [d, 1] of one direction's LSTM over the rows of g', in row order.
+  /// The hidden states [d, 1] of one direction's LSTM over the rows of g', in row order;
+  /// `w` points at that direction's input, recurrent and bias weights.
   std::vector<Var<Scalar>> run_support(const Var<Scalar>* w, const Var<Scalar>& g_prime,
                                        bool reverse) const {
     const std::int64_t s = g_prime.shape()[0];

@@ -65,13 +65,17 @@ class MatchingNet {
   const MatchingNetOptions& options() const { return options_; }
 
   /// What the optimizer trains: the embedding network's parameters, then the full-context
-  /// embeddings' LSTM weights ("fce.*", when on).
+  /// embeddings' LSTM weights ("fce.*", when on), which the list points into: keep this
+  /// learner (not a copy) for as long as the optimizer built over the list.
   template <class Model>
-  ParameterList<Scalar> meta_parameters(Model& net) {
+  ParameterList<Scalar> meta_parameters(Model& net) & {
     ParameterList<Scalar> list = net.parameters();
     full_context_.add_to(list);
     return list;
   }
+  /// A temporary learner's weights would be gone before the optimizer's first step.
+  template <class Model>
+  ParameterList<Scalar> meta_parameters(Model& net) && = delete;
 
   /// [queries, ways] log P(y = k | x, S) of `episode`'s queries, recorded on the current
   /// tape with `params`, meta_parameters(net) as Vars (differentiable to any order).
