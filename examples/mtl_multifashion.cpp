@@ -59,8 +59,8 @@ void with_mtl_learner(const std::string& method, mtl::MtlLearnerOptions o, F&& f
   } else if (method == "imtl") {
     MtlLearner<EqualWeighting, ImtlG> l(o);
     f(l);
-  } else {  // nash; its authors clip the update at norm 1
-    if (o.clip_norm == 0) o.clip_norm = 1.0;
+  } else {  // nash; its authors clip the shared parameters' update at norm 1
+    if (o.clip_shared_norm == 0) o.clip_shared_norm = 1.0;
     MtlLearner<EqualWeighting, NashMtl> l(o);
     f(l);
   }
@@ -126,14 +126,15 @@ int main(int argc, char** argv) {
         argv,
         "usage: mtl_multifashion [--data DIR|synthetic] [--method "
         "ew|uw|dwa|gradnorm|rlw|mgda|pcgrad|cagrad|imtl|nash]\n"
+        "                        [--gramian parameters|representation]\n"
         "                        [--arch hps|mmoe] [--experts N] [--batch N] [--lr X]\n"
         "                        [--train-examples N] [--val-examples N] [--test-examples N]\n"
         "                        [--steps N] [--minutes M] [--seed N] [--checkpoint FILE]\n"
         "                        [--csv FILE] [--log-every N] [--validate-every N]\n"
         "                        [--baselines FILE|none] [--quiet]\n",
-        {"data", "method", "arch", "experts", "batch", "lr", "train-examples", "val-examples",
-         "test-examples", "steps", "minutes", "seed", "checkpoint", "csv", "log-every",
-         "validate-every", "baselines"},
+        {"data", "method", "gramian", "arch", "experts", "batch", "lr", "train-examples",
+         "val-examples", "test-examples", "steps", "minutes", "seed", "checkpoint", "csv",
+         "log-every", "validate-every", "baselines"},
         {"quiet"}};
     const std::string method = args.get_choice("method", "ew", methods);
     const std::string arch = args.get_choice("arch", "hps", {"hps", "mmoe"});
@@ -199,6 +200,10 @@ int main(int argc, char** argv) {
     ml::Rng init(seed);
     mtl::MtlLearnerOptions lo;
     lo.seed = seed;
+    // MGDA-UB is `--method mgda --gramian representation`; any Gramian method takes it.
+    if (args.get_choice("gramian", "parameters", {"parameters", "representation"}) ==
+        "representation")
+      lo.gramian_of = mtl::GramianOf::representation;
     with_mtl_learner(method, lo, [&](auto& learner) {
       if (arch == "hps") {
         mtl::HardSharing<float> net(

@@ -2,9 +2,10 @@
 //
 // Multi-task learning steps: the Multi-Fashion recipe (Sener & Koltun's LeNet, hard
 // parameter sharing, two 10-class heads, batch 256 of 1x28x28 random images, Adam) with
-// equal weighting (one backward pass) and with PCGrad (two task gradients and their
-// Gramian), and the aggregators' own cost on a K x K Gramian for K = 2, 5, 10 (what a step
-// adds for the combination once the task gradients exist). Counters: steps/s, images/s.
+// equal weighting (one backward pass), with PCGrad and MGDA (two task gradients and their
+// Gramian) and with MGDA-UB (the Gramian of the representation's gradients), and the aggregators'
+// own cost on a K x K Gramian for K = 2, 5, 10 (what a step adds for the combination once the task
+// gradients exist). Counters: steps/s, images/s.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -37,11 +38,13 @@ mtl::MultiTaskBatch<float> random_batch(std::int64_t n, ml::Rng& rng) {
   return b;
 }
 
-template <class Learner>
+template <class Learner, mtl::GramianOf Of = mtl::GramianOf::shared_parameters>
 void BM_MultiFashionStep(benchmark::State& state) {
   ml::Rng rng(1);
   auto net = lenet(rng);
-  Learner learner;
+  mtl::MtlLearnerOptions o;
+  o.gramian_of = Of;
+  Learner learner(o);
   ml::optim::Adam<float> adam(learner.meta_parameters(net), {1e-3});
   const auto batch = random_batch(256, rng);
   for (auto _ : state) benchmark::DoNotOptimize(ml::meta::meta_step(learner, net, adam, batch));
@@ -55,6 +58,14 @@ BENCHMARK_TEMPLATE(BM_MultiFashionStep, mtl::MtlLearner<mtl::EqualWeighting, mtl
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_MultiFashionStep, mtl::MtlLearner<mtl::EqualWeighting, mtl::PcGrad>)
     ->Name("MultiFashionStep/pcgrad")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_MultiFashionStep, mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda>)
+    ->Name("MultiFashionStep/mgda")
+    ->Unit(benchmark::kMillisecond);
+// MGDA-UB: the two task gradients through the heads only, one backward pass of the trunk.
+BENCHMARK_TEMPLATE(BM_MultiFashionStep, mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda>,
+                   mtl::GramianOf::representation)
+    ->Name("MultiFashionStep/mgda_ub")
     ->Unit(benchmark::kMillisecond);
 
 // The aggregator alone on the Gramian of K random gradients of the LeNet trunk's size.

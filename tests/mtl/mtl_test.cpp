@@ -51,8 +51,8 @@ mtl::MultiTaskBatch<double> two_task_batch(ml::Rng& rng, std::int64_t n = 6) {
   return b;
 }
 // The task losses at the model's current parameters.
-std::vector<double> task_losses(mtl::HardSharing<double>& net,
-                                const mtl::MultiTaskBatch<double>& b) {
+template <class Model>
+std::vector<double> task_losses(Model& net, const mtl::MultiTaskBatch<double>& b) {
   ml::Tape<double> tape;
   const auto out =
       net.forward_tasks(tape.leaves(net.parameters().views()), tape.constant(b.inputs));
@@ -359,6 +359,140 @@ TEST_CASE("MtlLearner: gradients against central differences in double", "[mtl][
     one.tasks.pop_back();
     ml::test::check_throws<ml::InvalidArgument>([&] { learner.meta_gradient(net, one, g); },
                                                 {"1 tasks, the model 2"});
+  }
+}
+
+namespace {
+// A multi-task model without the representation split: HardSharing's surface less
+// shared_representation and task_outputs.
+struct WithoutRepresentation {
+  using scalar_type = double;
+  mtl::HardSharing<double> inner;
+  std::size_t num_tasks() const { return inner.num_tasks(); }
+  std::size_t num_shared() const { return inner.num_shared(); }
+  ml::ParameterList<double> parameters() { return inner.parameters(); }
+  ml::ParameterList<double> buffers() { return inner.buffers(); }
+  Vars forward_tasks(const Vars& p, const ml::Var<double>& x) { return inner.forward_tasks(p, x); }
+  ml::Var<double> forward(const Vars& p, const ml::Var<double>& x) { return inner.forward(p, x); }
+};
+
+// The expected representation-Gramian gradient, from its definition with central
+// differences: the task gradients dL_t/dz of the representation z, a = aggregator(G) with
+// G their Gramian, then sum_t a_t dL_t/dtheta on the shared parameters (the chain rule
+// makes that J^T sum_t a_t dL_t/dz) and sum_t dL_t/dtheta on the others.
+template <class Model, class Aggregator>
+std::vector<Tensor<double>> representation_gradient(Model& net,
+                                                    const mtl::MultiTaskBatch<double>& b,
+                                                    const Aggregator& aggregator) {
+  const auto losses_from = [&](const std::vector<Tensor<double>>& z) {
+    ml::Tape<double> tape;
+    Vars rep;
+    for (const auto& t : z) rep.push_back(tape.constant(t));
+    const auto out =
+        net.task_outputs(tape.leaves(net.parameters().views()), rep, tape.constant(b.inputs));
+    return std::vector<double>{ml::cross_entropy(out[0], b.tasks[0].labels).item(),
+                               ml::mse(out[1], tape.constant(b.tasks[1].values)).item()};
+  };
+  std::vector<Tensor<double>> z;
+  {
+    ml::Tape<double> tape;
+    for (const auto& r :
+         net.shared_representation(tape.leaves(net.parameters().views()), tape.constant(b.inputs)))
+      z.push_back(r.to_tensor());
+  }
+  ml::ParameterList<double> zl;
+  for (std::size_t j = 0; j < z.size(); ++j) zl.add("z" + std::to_string(j), z[j]);
+  Eigen::MatrixXd rows(2, 0);
+  for (int t = 0; t < 2; ++t) {
+    const auto g = ml::test::numeric_gradient(zl, [&] { return losses_from(z)[t]; });
+    Eigen::Index col = 0;
+    for (const auto& gj : g) {
+      if (t == 0) rows.conservativeResize(2, rows.cols() + gj.numel());
+      for (std::int64_t i = 0; i < gj.numel(); ++i) rows(t, col++) = gj.data()[i];
+    }
+  }
+  ml::Rng unused(0);
+  const auto a = aggregator.weights(gram(rows), unused);
+  const auto shared = ml::test::numeric_gradient(net.parameters(), [&] {
+    return a[0] * task_losses(net, b)[0] + a[1] * task_losses(net, b)[1];
+  });
+  auto all = ml::test::numeric_gradient(net.parameters(), [&] {
+    const auto l = task_losses(net, b);
+    return l[0] + l[1];
+  });
+  for (std::size_t p = 0; p < net.num_shared(); ++p) all[p] = shared[p];
+  return all;
+}
+}  // namespace
+
+TEST_CASE("MtlLearner: the representation Gramian (MGDA-UB) and shared clipping", "[mtl][grad]") {
+  auto rng = ml::test::make_rng(63);
+  const auto batch = two_task_batch(rng);
+  mtl::MtlLearnerOptions o;
+  o.gramian_of = mtl::GramianOf::representation;
+  SECTION("hard sharing: MGDA on dL_t/dz, then one pass through the trunk") {
+    auto net = two_task_model(rng);
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda, double> learner(o);
+    std::vector<Tensor<double>> g;
+    CHECK(learner.meta_gradient(net, batch, g).finite);
+    CHECK(ml::test::max_mismatch(g, representation_gradient(net, batch, mtl::Mgda{})) < 1.0);
+    // Not the shared parameters' Gramian: the two give different updates here.
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda, double> on_parameters;
+    std::vector<Tensor<double>> gp;
+    on_parameters.meta_gradient(net, batch, gp);
+    CHECK(ml::test::max_mismatch(gp, g) > 10.0);
+  }
+  SECTION("MMoE: the representation is the experts' outputs") {
+    std::vector<nn::Sequential<double>> experts, towers;
+    for (int e = 0; e < 2; ++e)
+      experts.push_back(nn::Sequential<double>{nn::Linear<double>(3, 4, rng), nn::Tanh<double>{}});
+    towers.push_back(nn::Sequential<double>{nn::Linear<double>(4, 3, rng)});
+    towers.push_back(nn::Sequential<double>{nn::Linear<double>(4, 2, rng)});
+    mtl::Mmoe<double> net(experts, towers, 3, rng);
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::ImtlG, double> learner(o);
+    std::vector<Tensor<double>> g;
+    CHECK(learner.meta_gradient(net, batch, g).finite);
+    CHECK(ml::test::max_mismatch(g, representation_gradient(net, batch, mtl::ImtlG{})) < 1.0);
+  }
+  SECTION("a model without shared_representation is refused, by name") {
+    ml::Rng r2(5);
+    WithoutRepresentation net{two_task_model(r2)};
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda, double> learner(o);
+    std::vector<Tensor<double>> g;
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] { learner.meta_gradient(net, batch, g); },
+        {"gramian_of = representation", "shared_representation(params, x)"});
+    // Without the option it trains as before.
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::Mgda, double> plain;
+    CHECK(plain.meta_gradient(net, batch, g).finite);
+  }
+  SECTION("clip_shared_norm scales the shared update alone") {
+    auto net = two_task_model(rng);
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::NashMtl, double> free;
+    std::vector<Tensor<double>> g;
+    const auto s = free.meta_gradient(net, batch, g);
+    double shared_norm = 0;
+    for (std::size_t p = 0; p < net.num_shared(); ++p) shared_norm += g[p].array().square().sum();
+    shared_norm = std::sqrt(shared_norm);
+    REQUIRE(shared_norm > 0.02);
+    mtl::MtlLearnerOptions c;
+    c.clip_shared_norm = 0.01;
+    mtl::MtlLearner<mtl::EqualWeighting, mtl::NashMtl, double> clipped(c);
+    std::vector<Tensor<double>> gc;
+    const auto sc = clipped.meta_gradient(net, batch, gc);
+    CHECK_THAT(sc.grad_norm, WithinAbs(s.grad_norm, 1e-12));  // reported before clipping
+    double clipped_norm = 0;
+    for (std::size_t p = 0; p < g.size(); ++p) {
+      const double scale = p < net.num_shared() ? 0.01 / shared_norm : 1.0;
+      for (std::int64_t i = 0; i < g[p].numel(); ++i)
+        CHECK_THAT(gc[p].data()[i], WithinAbs(g[p].data()[i] * scale, 1e-12));
+      if (p < net.num_shared()) clipped_norm += gc[p].array().square().sum();
+    }
+    CHECK_THAT(std::sqrt(clipped_norm), WithinAbs(0.01, 1e-12));
+    c.clip_shared_norm = -1;
+    ml::test::check_throws<ml::InvalidArgument>(
+        [&] { mtl::MtlLearner<mtl::EqualWeighting, mtl::NashMtl, double> bad(c); },
+        {"clip_shared_norm must be >= 0"});
   }
 }
 

@@ -64,8 +64,9 @@ struct MgdaOptions {
 /// MGDA (Sener & Koltun 2018): the minimum-norm point of the convex hull of the task
 /// gradients, min_{a in simplex} a^T G a (Eq. 3), by Frank-Wolfe with exact line search
 /// (Algorithm 2), started at the best pair (the two-task closed form, Algorithm 1), on the
-/// gradients of the shared parameters (not MGDA-UB's bound through the shared
-/// representation). The task-specific parameters take their plain gradients, as LibMTL.
+/// gradients of the shared parameters, or with MtlLearnerOptions::gramian_of =
+/// representation on those of the shared representation (MGDA-UB, §3.3). The
+/// task-specific parameters take their plain gradients, as LibMTL.
 struct Mgda {
   static constexpr const char* name = "mgda";
   static constexpr bool uses_gramian = true;
@@ -277,8 +278,8 @@ struct NashMtlOptions {
 /// code normalises) and rescaled by 1 / sqrt(|G|_F) (the authors put the factor back in
 /// their constraint); they solve a sequence of convex problems with cvxpy instead. No
 /// solution (linearly dependent gradients: f unbounded below) gives NaN coefficients. The
-/// authors clip the shared update at norm 1; the example sets the learner's clip_norm to 1,
-/// which clips the whole gradient.
+/// authors clip the shared update at norm 1: MtlLearnerOptions::clip_shared_norm (the
+/// example sets it to 1).
 struct NashMtl {
   static constexpr const char* name = "nash";
   static constexpr bool uses_gramian = true;

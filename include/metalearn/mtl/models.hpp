@@ -9,7 +9,13 @@
 ///   the tasks (what the gradient aggregators act on); the others are task-specific;
 /// - `std::vector<Var<Scalar>> forward_tasks(params, x)`: one output per task; optionally
 ///   `forward_tasks(params, x, nn::Mode)`, which MtlLearner's evaluate and task_metrics
-///   call with Mode::eval (batch norm with running statistics then uses and keeps them).
+///   call with Mode::eval (batch norm with running statistics then uses and keeps them);
+/// - optionally, the same forward in two halves, which MtlLearner's representation
+///   Gramian (MGDA-UB, Sener & Koltun 2018, §3.3) differentiates between:
+///   `std::vector<Var<Scalar>> shared_representation(params, x)`, what the shared
+///   parameters compute, and `std::vector<Var<Scalar>> task_outputs(params, representation,
+///   x)`, the task outputs from it (x: for parts that read the input, like MMoE's gates),
+///   each optionally with an `nn::Mode` last.
 /// Its plain `forward` gives the task outputs side by side (columns), so the meta-learners
 /// and `meta::adapt` accept it too.
 #pragma once
@@ -51,6 +57,17 @@ struct has_forward_tasks_mode<M, Scalar,
                                   std::declval<const std::vector<Var<Scalar>>&>(),
                                   std::declval<const Var<Scalar>&>(), nn::Mode::eval))>>
     : std::true_type {};
+
+template <class M, class Scalar, class = void>
+struct has_shared_representation : std::false_type {};
+template <class M, class Scalar>
+struct has_shared_representation<
+    M, Scalar,
+    std::void_t<decltype(std::declval<M&>().task_outputs(
+        std::declval<const std::vector<Var<Scalar>>&>(),
+        std::declval<M&>().shared_representation(std::declval<const std::vector<Var<Scalar>>&>(),
+                                                 std::declval<const Var<Scalar>&>()),
+        std::declval<const Var<Scalar>&>()))>> : std::true_type {};
 
 template <class M, class = void>
 struct has_task_counts : std::false_type {};
@@ -127,18 +144,29 @@ class HardSharing {
 
   std::vector<Var<Scalar>> forward_tasks(const std::vector<Var<Scalar>>& params,
                                          const Var<Scalar>& x, nn::Mode mode = nn::Mode::train) {
-    std::size_t expected = trunk_.num_parameters();
-    for (const auto& h : heads_) expected += h.num_parameters();
-    if (params.size() != expected)
+    return task_outputs(params, shared_representation(params, x, mode), x, mode);
+  }
+  /// The trunk's output, as one tensor.
+  std::vector<Var<Scalar>> shared_representation(const std::vector<Var<Scalar>>& params,
+                                                 const Var<Scalar>& x,
+                                                 nn::Mode mode = nn::Mode::train) {
+    check_count(params, "shared_representation");
+    return {trunk_.forward(params.data(), x, mode)};
+  }
+  /// Each head on the trunk's output `representation` (x is not read).
+  std::vector<Var<Scalar>> task_outputs(const std::vector<Var<Scalar>>& params,
+                                        const std::vector<Var<Scalar>>& representation,
+                                        const Var<Scalar>& /*x*/, nn::Mode mode = nn::Mode::train) {
+    check_count(params, "task_outputs");
+    if (representation.size() != 1)
       throw InvalidArgument(
-          "metalearn::mtl::HardSharing::forward_tasks: " + std::to_string(params.size()) +
-          " parameters given, expected " + std::to_string(expected));
-    const Var<Scalar>* p = params.data();
-    const Var<Scalar> features = trunk_.forward(p, x, mode);
-    p += trunk_.num_parameters();
+          "metalearn::mtl::HardSharing::task_outputs: the representation is the trunk's one "
+          "output, got " +
+          std::to_string(representation.size()) + " tensors");
+    const Var<Scalar>* p = params.data() + trunk_.num_parameters();
     std::vector<Var<Scalar>> out;
     for (auto& h : heads_) {
-      out.push_back(h.forward(p, features, mode));
+      out.push_back(h.forward(p, representation[0], mode));
       p += h.num_parameters();
     }
     return out;
@@ -151,6 +179,15 @@ class HardSharing {
   nn::Sequential<Scalar>& head(std::size_t t) { return heads_.at(t); }
 
  private:
+  void check_count(const std::vector<Var<Scalar>>& params, const char* who) const {
+    std::size_t expected = trunk_.num_parameters();
+    for (const auto& h : heads_) expected += h.num_parameters();
+    if (params.size() != expected)
+      throw InvalidArgument(std::string("metalearn::mtl::HardSharing::") + who + ": " +
+                            std::to_string(params.size()) + " parameters given, expected " +
+                            std::to_string(expected));
+  }
+
   nn::Sequential<Scalar> trunk_;
   std::vector<nn::Sequential<Scalar>> heads_;
 };
@@ -208,26 +245,29 @@ class Mmoe {
 
   std::vector<Var<Scalar>> forward_tasks(const std::vector<Var<Scalar>>& params,
                                          const Var<Scalar>& x, nn::Mode mode = nn::Mode::train) {
-    std::size_t expected = num_shared();
-    for (std::size_t t = 0; t < towers_.size(); ++t)
-      expected += gates_[t].num_parameters() + towers_[t].num_parameters();
-    if (params.size() != expected)
-      throw InvalidArgument(
-          "metalearn::mtl::Mmoe::forward_tasks: " + std::to_string(params.size()) +
-          " parameters given, expected " + std::to_string(expected));
+    return task_outputs(params, shared_representation(params, x, mode), x, mode);
+  }
+  /// The experts' outputs f_e(x), one [N, D] tensor each.
+  std::vector<Var<Scalar>> shared_representation(const std::vector<Var<Scalar>>& params,
+                                                 const Var<Scalar>& x,
+                                                 nn::Mode mode = nn::Mode::train) {
+    check_count(params, "shared_representation");
     const Var<Scalar>* p = params.data();
     std::vector<Var<Scalar>> expert_out;
     for (auto& e : experts_) {
       expert_out.push_back(e.forward(p, x, mode));
       p += e.num_parameters();
-      if (expert_out.back().shape().rank() != 2 ||
-          expert_out.back().shape() != expert_out.front().shape())
-        throw InvalidArgument(
-            "metalearn::mtl::Mmoe::forward_tasks: every expert must give the same [N, D] "
-            "output; expert " +
-            std::to_string(expert_out.size() - 1) + " gives " +
-            expert_out.back().shape().to_string());
     }
+    check_experts(expert_out, "shared_representation");
+    return expert_out;
+  }
+  /// Per task: the gate read from x, the experts' outputs mixed by it, the tower.
+  std::vector<Var<Scalar>> task_outputs(const std::vector<Var<Scalar>>& params,
+                                        const std::vector<Var<Scalar>>& expert_out,
+                                        const Var<Scalar>& x, nn::Mode mode = nn::Mode::train) {
+    check_count(params, "task_outputs");
+    check_experts(expert_out, "task_outputs");
+    const Var<Scalar>* p = params.data() + num_shared();
     const Var<Scalar> flat = x.shape().rank() == 2 ? x : flatten(x);
     const auto n_experts = static_cast<std::int64_t>(experts_.size());
     // Column e of a gate as [N, 1], by a product with the e-th unit vector.
@@ -257,6 +297,27 @@ class Mmoe {
   }
 
  private:
+  void check_count(const std::vector<Var<Scalar>>& params, const char* who) const {
+    std::size_t expected = num_shared();
+    for (std::size_t t = 0; t < towers_.size(); ++t)
+      expected += gates_[t].num_parameters() + towers_[t].num_parameters();
+    if (params.size() != expected)
+      throw InvalidArgument(std::string("metalearn::mtl::Mmoe::") + who + ": " +
+                            std::to_string(params.size()) + " parameters given, expected " +
+                            std::to_string(expected));
+  }
+  void check_experts(const std::vector<Var<Scalar>>& expert_out, const char* who) const {
+    if (expert_out.size() != experts_.size())
+      throw InvalidArgument(std::string("metalearn::mtl::Mmoe::") + who + ": " +
+                            std::to_string(expert_out.size()) + " expert outputs for " +
+                            std::to_string(experts_.size()) + " experts");
+    for (std::size_t e = 0; e < expert_out.size(); ++e)
+      if (expert_out[e].shape().rank() != 2 || expert_out[e].shape() != expert_out[0].shape())
+        throw InvalidArgument(std::string("metalearn::mtl::Mmoe::") + who +
+                              ": every expert must give the same [N, D] output; expert " +
+                              std::to_string(e) + " gives " + expert_out[e].shape().to_string());
+  }
+
   std::vector<nn::Sequential<Scalar>> experts_;
   std::vector<nn::Sequential<Scalar>> towers_;
   std::vector<nn::Linear<Scalar>> gates_;

@@ -7,7 +7,9 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/learners/results.hpp>
@@ -16,6 +18,7 @@
 #include <metalearn/mtl/batch.hpp>
 #include <metalearn/mtl/models.hpp>
 #include <metalearn/mtl/weightings.hpp>
+#include <metalearn/optim/clip.hpp>
 #include <metalearn/parameter_list.hpp>
 #include <metalearn/random.hpp>
 #include <string>
@@ -25,11 +28,27 @@
 
 namespace metalearn::mtl {
 
+/// What the Gramian methods (aggregators, and GradNorm) take the task gradients of.
+enum class GramianOf {
+  /// The shared parameters: K backward passes through the whole model.
+  shared_parameters,
+  /// The shared representation (the model's `shared_representation`; MGDA-UB, Sener &
+  /// Koltun 2018, §3.3): K backward passes through the task-specific part only, then one
+  /// through the shared part with the combined sum_t a_t dL_t/dz. For MGDA, the min-norm
+  /// point of these gradients bounds the parameters' one (their Theorem 1).
+  representation,
+};
+
 /// Options of MtlLearner (set them by name).
 struct MtlLearnerOptions {
-  /// Clip the gradient to this global norm before the optimizer step (0: off; Nash-MTL's
-  /// authors clip at 1).
+  /// Clip the whole gradient to this global norm before the optimizer step (0: off).
   double clip_norm = 0.0;
+  /// Clip the shared parameters' update alone to this norm (0: off), as Nash-MTL's
+  /// authors do at 1 (`clip_grad_norm_(shared_parameters, 1)`); the task-specific
+  /// parameters keep theirs.
+  double clip_shared_norm = 0.0;
+  /// The Gramian methods' gradients: of the shared parameters, or of the representation.
+  GramianOf gramian_of = GramianOf::shared_parameters;
   /// Seed of the per-step draws (RLW's weights, PCGrad's orders): step n draws from
   /// Rng(seed + n), so a resumed run draws the same.
   std::uint64_t seed = 1;
@@ -83,8 +102,10 @@ class MtlLearner {
   template <class... Policies>
   explicit MtlLearner(MtlLearnerOptions options = {}, Policies&&... policies) : options_(options) {
     (take(std::forward<Policies>(policies)), ...);
-    if (!(options.clip_norm >= 0))
-      throw InvalidArgument("metalearn::mtl::MtlLearner: clip_norm must be >= 0");
+    if (!(options.clip_norm >= 0) || !(options.clip_shared_norm >= 0))
+      throw InvalidArgument(
+          "metalearn::mtl::MtlLearner: clip_norm and clip_shared_norm must be >= 0, got " +
+          std::to_string(options.clip_norm) + " and " + std::to_string(options.clip_shared_norm));
   }
   const MtlLearnerOptions& options() const { return options_; }
   const Weighting& weighting() const { return weighting_; }
@@ -141,7 +162,25 @@ class MtlLearner {
     const std::size_t n_model = vars.size(), n_shared = net.num_shared();
     std::vector<Var<Scalar>> learned;
     for (const auto& l : learned_) learned.push_back(tape.leaf(l.view()));
-    const auto outs = net.forward_tasks(vars, tape.constant(batch.inputs));
+    constexpr bool gramian_step = Aggregator::uses_gramian || Weighting::needs_gramian;
+    const bool through_representation =
+        gramian_step && options_.gramian_of == GramianOf::representation;
+    const Var<Scalar> x = tape.constant(batch.inputs);
+    std::vector<Var<Scalar>> representation, outs;
+    if (through_representation) {
+      if constexpr (detail::has_shared_representation<Model, Scalar>::value) {
+        representation = net.shared_representation(vars, x);
+        outs = net.task_outputs(vars, representation, x);
+      } else {
+        throw InvalidArgument(who +
+                              ": gramian_of = representation needs the model's "
+                              "shared_representation(params, x) and task_outputs(params, "
+                              "representation, x) (see metalearn/mtl/models.hpp; HardSharing "
+                              "and Mmoe have them)");
+      }
+    } else {
+      outs = net.forward_tasks(vars, x);
+    }
     if (outs.size() != k)
       throw InvalidArgument(who + ": forward_tasks gave " + std::to_string(outs.size()) +
                             " outputs for " + std::to_string(k) + " tasks");
@@ -166,27 +205,54 @@ class MtlLearner {
     GradOptions go;
     go.allow_unused = true;  // a head, or a detached weighting, is unused by other losses
     grads.assign(wrt.size(), Tensor<Scalar>());
-    if constexpr (!Aggregator::uses_gramian && !Weighting::needs_gramian) {
+    if constexpr (!gramian_step) {
       Var<Scalar> total = ell[0];
       for (std::size_t t = 1; t < k; ++t) total = total + ell[t];
       const auto g = grad(total, wrt, go);
       for (std::size_t i = 0; i < g.size(); ++i) grads[i] = g[i].to_tensor();
     } else {
+      // Per task, the gradients of l_t: of the shared parameters (or of the
+      // representation), then of the rest (heads, the weighting's tensors).
+      std::vector<Var<Scalar>> per_task_wrt = wrt;
+      if (through_representation) {
+        per_task_wrt.assign(representation.begin(), representation.end());
+        per_task_wrt.insert(per_task_wrt.end(), wrt.begin() + static_cast<std::ptrdiff_t>(n_shared),
+                            wrt.end());
+      }
+      const std::size_t n_gram = through_representation ? representation.size() : n_shared;
       std::vector<std::vector<Tensor<Scalar>>> per_task(k);
       for (std::size_t t = 0; t < k; ++t)
-        for (const auto& g : grad(ell[t], wrt, go)) per_task[t].push_back(g.to_tensor());
-      const Eigen::MatrixXd G = gramian(per_task, n_shared);
+        for (const auto& g : grad(ell[t], per_task_wrt, go)) per_task[t].push_back(g.to_tensor());
+      const Eigen::MatrixXd G = gramian(per_task, n_gram);
       // A non-finite gradient makes the step non-finite (the trainer's stop or skip), not
       // an aggregator error.
       const std::vector<double> a =
           G.allFinite() ? aggregator_.weights(G, rng) : std::vector<double>(k, std::nan(""));
-      for (std::size_t i = 0; i < wrt.size(); ++i) {
+      std::vector<Tensor<Scalar>> combined;  // sum_t a_t g_t on the Gramian's tensors
+      for (std::size_t i = 0; i < per_task_wrt.size(); ++i) {
         Tensor<Scalar> sum(per_task[0][i].shape(), Scalar(0));
         for (std::size_t t = 0; t < k; ++t) {
-          const double c = i < n_shared ? a[t] : 1.0;
+          const double c = i < n_gram ? a[t] : 1.0;
           sum.array() += per_task[t][i].array() * static_cast<Scalar>(c);
         }
-        grads[i] = std::move(sum);
+        combined.push_back(std::move(sum));
+      }
+      if (through_representation) {
+        // The shared parameters' update J^T v, v = sum_t a_t dl_t/dz: the gradient of
+        // sum_j <z_j, v_j> with v held constant, one backward pass through the shared part.
+        Var<Scalar> inner;
+        for (std::size_t j = 0; j < n_gram; ++j) {
+          const Var<Scalar> term = sum(representation[j] * constant(combined[j]));
+          inner = j == 0 ? term : inner + term;
+        }
+        const std::vector<Var<Scalar>> shared(vars.begin(),
+                                              vars.begin() + static_cast<std::ptrdiff_t>(n_shared));
+        const auto g = grad(inner, shared, go);
+        for (std::size_t i = 0; i < n_shared; ++i) grads[i] = g[i].to_tensor();
+        for (std::size_t i = n_gram; i < combined.size(); ++i)
+          grads[n_shared + i - n_gram] = std::move(combined[i]);
+      } else {
+        for (std::size_t i = 0; i < combined.size(); ++i) grads[i] = std::move(combined[i]);
       }
       if constexpr (detail::has_learned_gradient<Weighting>::value) {
         std::vector<Tensor<Scalar>> lg(learned_.size());
@@ -196,8 +262,15 @@ class MtlLearner {
     }
     double sq = 0;
     for (const auto& g : grads) sq += static_cast<double>(g.array().square().sum());
-    s.grad_norm = std::sqrt(sq);
+    s.grad_norm = std::sqrt(sq);  // before clipping, as clip_by_global_norm reports it
     s.finite = std::isfinite(s.query_loss) && std::isfinite(s.grad_norm);
+    if (options_.clip_shared_norm > 0 && s.finite && n_shared > 0) {
+      std::vector<Tensor<Scalar>> shared(
+          std::make_move_iterator(grads.begin()),
+          std::make_move_iterator(grads.begin() + static_cast<std::ptrdiff_t>(n_shared)));
+      optim::clip_by_global_norm(shared, options_.clip_shared_norm);
+      std::move(shared.begin(), shared.end(), grads.begin());
+    }
     return s;
   }
 
