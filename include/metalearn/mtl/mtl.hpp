@@ -11,4 +11,5 @@
 #include <metalearn/mtl/multi_fashion.hpp>
 #include <metalearn/mtl/report.hpp>
 #include <metalearn/mtl/synthetic.hpp>
+#include <metalearn/mtl/task_loss.hpp>
 #include <metalearn/mtl/weightings.hpp>

@@ -17,6 +17,7 @@
 #include <metalearn/mtl/aggregators.hpp>
 #include <metalearn/mtl/batch.hpp>
 #include <metalearn/mtl/models.hpp>
+#include <metalearn/mtl/task_loss.hpp>
 #include <metalearn/mtl/weightings.hpp>
 #include <metalearn/optim/clip.hpp>
 #include <metalearn/parameter_list.hpp>
@@ -61,22 +62,6 @@ template <class W>
 struct has_learned_gradient<W, std::void_t<decltype(&W::template learned_gradient<float>)>>
     : std::true_type {};
 
-template <class Scalar>
-Var<Scalar> task_loss(const Var<Scalar>& out, const TaskTargets<Scalar>& t, std::size_t task) {
-  const Shape s = out.shape();
-  if (t.is_classification()) {
-    if (s.rank() != 2 || s[1] != t.classes)
-      throw InvalidArgument("metalearn::mtl::MtlLearner: task " + std::to_string(task) + " has " +
-                            std::to_string(t.classes) + " classes but its output has shape " +
-                            s.to_string());
-    return cross_entropy(out, t.labels);
-  }
-  if (s != t.values.shape())
-    throw InvalidArgument("metalearn::mtl::MtlLearner: task " + std::to_string(task) +
-                          " has targets " + t.values.shape().to_string() +
-                          " but its output has shape " + s.to_string());
-  return mse(out, constant(t.values));
-}
 }  // namespace detail
 
 /// Multi-task learning with a loss weighting and a gradient aggregator over any
