@@ -257,12 +257,13 @@ int main(int argc, char** argv) {
         "usage: maml_navigation [--env navigation|bandit|point-mass] [--outer adam|trpo]\n"
         "                       [--steps N] [--minutes M] [--meta-batch N] [--episodes N]\n"
         "                       [--inner-lr X] [--inner-steps N] [--first-order] [--outer-lr X]\n"
-        "                       [--max-kl X] [--arms N] [--threads N] [--seed N]\n"
+        "                       [--max-kl X] [--cg-damping X] [--arms N] [--threads N] [--seed N]\n"
         "                       [--test-tasks N] [--checkpoint FILE] [--evaluate] [--svg FILE]\n"
         "                       [--csv FILE] [--log-every N] [--validate-every N] [--quiet]\n",
-        {"env", "outer", "steps", "minutes", "meta-batch", "episodes", "inner-lr", "inner-steps",
-         "outer-lr", "max-kl", "arms", "threads", "seed", "test-tasks", "checkpoint", "svg", "csv",
-         "log-every", "validate-every"},
+        {"env",        "outer",    "steps",       "minutes",   "meta-batch",
+         "episodes",   "inner-lr", "inner-steps", "outer-lr",  "max-kl",
+         "cg-damping", "arms",     "threads",     "seed",      "test-tasks",
+         "checkpoint", "svg",      "csv",         "log-every", "validate-every"},
         {"first-order", "evaluate", "quiet"}};
     const std::string env =
         args.get_choice("env", "navigation", {"navigation", "bandit", "point-mass"});
@@ -271,6 +272,7 @@ int main(int argc, char** argv) {
     run.outer = args.get_choice("outer", "adam", {"adam", "trpo"});
     run.outer_lr = args.get_double("outer-lr", 0.003, 1e-9, 10.0);
     run.trust.max_kl = args.get_double("max-kl", 0.01, 1e-9, 10.0);
+    run.trust.cg_damping = args.get_double("cg-damping", 1e-5, 0.0, 1e6);
     run.meta_batch = args.get_int("meta-batch", 20, 1, 100000);
     run.test_tasks = args.get_int("test-tasks", 40, 2, 1000000);
     run.seed = static_cast<std::uint64_t>(args.get_int("seed", 1, 0, 1L << 62));

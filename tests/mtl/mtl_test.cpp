@@ -200,6 +200,81 @@ TEST_CASE("NashMtl: the bargaining solution satisfies G a = 1/a", "[mtl]") {
   CHECK(std::isnan(mtl::NashMtl{}.weights(gram(opposite), rng)[0]));
 }
 
+TEST_CASE("NashMtl: nearly opposite gradients (cosine -1 + 1.3e-6) still solve G a = 1/a",
+          "[mtl]") {
+  // Met on the toy problem near its Pareto set: a ~ 4,000, and Armijo's backtracking on f
+  // stalled at |G a - 1/a| ~ 4e-6 |1/a|, below f's rounding (the learner saw a NaN step).
+  ml::Rng rng(6);
+  Eigen::MatrixXd rows(2, 2);
+  rows << -0.2058935976281332, -0.0002375257435044996, 0.73973053645112496, 0.0020236494373606379;
+  const Eigen::MatrixXd G = gram(rows);
+  const auto a = mtl::NashMtl{}.weights(G, rng);
+  const Eigen::Map<const Eigen::VectorXd> av(a.data(), 2);
+  REQUIRE(av.allFinite());
+  CHECK((av.array() > 0).all());
+  // For two tasks the solution is closed: p a1^2 = q a2^2 and a1^2 (p + r sqrt(p / q)) = 1.
+  const double p = G(0, 0), q = G(1, 1), r = G(0, 1);
+  const double a1 = 1 / std::sqrt(p + r * std::sqrt(p / q));
+  CHECK_THAT(a[0], WithinRel(a1, 1e-6));
+  CHECK_THAT(a[1], WithinRel(a1 * std::sqrt(p / q), 1e-6));
+  CHECK_THAT(combine(a, rows).squaredNorm(), WithinRel(2.0, 1e-6));
+}
+
+TEST_CASE(
+    "TwoObjectiveToy: the losses by formula, gradients to second order; Nash-MTL reaches the "
+    "Pareto set from all five starts (Navon et al. 2022, Fig. 1), the plain sum not from (9, 9)",
+    "[mtl]") {
+  const mtl::TwoObjectiveToy toy;
+  // Nash-MTL's experiments/toy/problem.py written out in plain doubles.
+  const auto by_formula = [](double x1, double x2) {
+    const double lower = 5e-6;
+    const double f1 = std::log(std::max(std::abs(0.5 * (-x1 - 7) - std::tanh(-x2)), lower)) + 6;
+    const double f2 = std::log(std::max(std::abs(0.5 * (-x1 + 3) + std::tanh(-x2) + 2), lower)) + 6;
+    const double c1 = std::max(std::tanh(x2 * 0.5), 0.0), c2 = std::max(std::tanh(-x2 * 0.5), 0.0);
+    const double s1 = ((-x1 + 7) * (-x1 + 7) + 0.1 * (-x2 - 8) * (-x2 - 8)) / 10 - 20;
+    const double s2 = ((-x1 - 7) * (-x1 - 7) + 0.1 * (-x2 - 8) * (-x2 - 8)) / 10 - 20;
+    return mtl::ToyPoint{0.1 * (f1 * c1 + s1 * c2), f2 * c1 + s2 * c2};
+  };
+  for (const mtl::ToyPoint& x : {mtl::ToyPoint{1, 2}, mtl::ToyPoint{2, -3},
+                                 mtl::ToyPoint{-8.5, 7.5}, mtl::ToyPoint{-4, -8.4}}) {
+    INFO("x = (" << x[0] << ", " << x[1] << ")");
+    const auto l = toy.values(x), want = by_formula(x[0], x[1]);
+    CHECK_THAT(l[0], WithinRel(want[0], 1e-12));
+    CHECK_THAT(l[1], WithinRel(want[1], 1e-12));
+    const std::vector<Tensor<double>> at{Tensor<double>(Shape{2}, std::vector<double>{x[0], x[1]})};
+    const auto both = [&](const Vars& v) {
+      const auto ls = toy.losses(v[0]);
+      return ls[0] + ml::scale(ls[1], 0.3);
+    };
+    ml::test::check_gradients(both, at);
+    ml::test::check_second_order(both, at);
+  }
+
+  for (const auto& start : toy.starts()) {
+    INFO("from (" << start[0] << ", " << start[1] << ")");
+    const auto path = mtl::toy_descent(toy, mtl::NashMtl{}, start);
+    CHECK(path.front() == start);
+    INFO("ends at (" << path.back()[0] << ", " << path.back()[1] << ")");
+    CHECK(mtl::TwoObjectiveToy::on_pareto_set(path.back()));
+  }
+  // The plain sum is caught in the log-valleys above x2 = 0 (the papers' failure case).
+  const auto summed = mtl::toy_descent(toy, mtl::SumGradients{}, {9.0, 9.0});
+  CHECK(summed.back()[1] > 0);
+  CHECK_FALSE(mtl::TwoObjectiveToy::on_pareto_set(summed.back()));
+
+  mtl::ToyDescentOptions bad;
+  bad.record_every = 0;
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        mtl::toy_descent(toy, mtl::Mgda{}, {0.0, 0.0}, bad);
+      },
+      {"toy_descent", "record_every >= 1"});
+  ml::Tape<double> tape;
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] { toy.losses(tape.leaf(Tensor<double>(Shape{3}, 0.0))); },
+      {"TwoObjectiveToy::losses", "shape [2]"});
+}
+
 TEST_CASE("Reports: delta m and mean rank by hand", "[mtl]") {
   // Accuracies 0.9 and 0.8 against baselines 1.0 and 0.8: mean relative drop 5%.
   CHECK_THAT(mtl::delta_m({0.9, 0.8}, {1.0, 0.8}, {true, true}), WithinAbs(5.0, 1e-12));

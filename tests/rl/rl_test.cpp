@@ -366,6 +366,90 @@ TEST_CASE(
   CHECK(after.second > 0.01 * t.max_kl);  // a real step, near the region's edge
 }
 
+namespace {
+// An outer update that changes nothing and records, from the step it is given, the
+// Fisher-vector products against second differences of the KL that `evaluate` returns
+// (KL(theta) = 0 with zero gradient at theta, so KL(theta + h w) = h^2 w'Hw / 2 + O(h^3)).
+struct FisherProbe {
+  struct Seen {
+    double worst_quadratic = -1, worst_symmetry = -1, smallest_quadratic = -1;
+  };
+  Seen* seen = nullptr;
+  template <class S>
+  std::vector<Tensor<S>> operator()(const rl::OuterStep<S>& step) const {
+    ml::Rng rng(17);
+    const auto random_like = [&] {
+      std::vector<Tensor<S>> w;
+      for (const auto& p : step.parameters) {
+        Tensor<S> t(p.shape());
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = ml::uniform(rng, -1.0, 1.0);
+        w.push_back(std::move(t));
+      }
+      return w;
+    };
+    const auto dot = [](const std::vector<Tensor<S>>& a, const std::vector<Tensor<S>>& b) {
+      double d = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) d += (a[i].array() * b[i].array()).sum();
+      return d;
+    };
+    const auto moved = [&](const std::vector<Tensor<S>>& w, double h) {
+      std::vector<Tensor<S>> at = step.parameters;
+      for (std::size_t i = 0; i < at.size(); ++i) at[i].array() += S(h) * w[i].array();
+      return at;
+    };
+    const auto u = random_like(), v = random_like();
+    const auto hu = step.fisher_product(u), hv = step.fisher_product(v);
+    seen->worst_symmetry = std::abs(dot(u, hv) - dot(v, hu)) / std::abs(dot(u, hv));
+    seen->worst_quadratic = 0;
+    seen->smallest_quadratic = 1e300;
+    const auto both = [&] {
+      auto w = u;
+      for (std::size_t i = 0; i < w.size(); ++i) w[i].array() += v[i].array();
+      return w;
+    }();
+    for (const auto* w : {&u, &v, &both}) {
+      const double h = 1e-4;
+      const double kl_0 = step.evaluate(step.parameters).second;
+      const double numeric =
+          (step.evaluate(moved(*w, h)).second + step.evaluate(moved(*w, -h)).second - 2 * kl_0) /
+          (h * h);  // = w'Hw + O(h^2)
+      const double exact = dot(*w, step.fisher_product(*w));
+      seen->worst_quadratic =
+          std::max(seen->worst_quadratic, std::abs(numeric - exact) / std::abs(exact));
+      seen->smallest_quadratic = std::min(seen->smallest_quadratic, exact);
+    }
+    std::vector<Tensor<S>> none;
+    for (const auto& p : step.parameters) none.emplace_back(p.shape(), S(0));
+    return none;
+  }
+};
+}  // namespace
+
+TEST_CASE(
+    "MamlRl: the Fisher-vector product TRPO uses is the Hessian of the post-adaptation KL "
+    "(second differences of the KL, symmetric, positive), through 0, 1 and 2 inner steps",
+    "[rl][second-order]") {
+  const auto env = short_navigation();
+  const auto tasks = rl::fixed_tasks(env, 2, 41);
+  for (int steps : {0, 1, 2}) {
+    INFO("inner steps: " << steps);
+    auto policy = small_gaussian(6);
+    rl::MamlRlOptions o;
+    o.inner_lr = 0.3;
+    o.inner_steps = steps;
+    o.episodes = 3;
+    o.threads = 1;
+    FisherProbe::Seen seen;
+    rl::MamlRl<rl::Navigation2D, FisherProbe, double> maml(o, FisherProbe{&seen});
+    std::vector<Tensor<double>> update;
+    REQUIRE(maml.meta_gradient(policy, tasks, update).finite);
+    CHECK(seen.worst_symmetry >= 0);
+    CHECK(seen.worst_symmetry < 1e-10);
+    CHECK(seen.worst_quadratic < 1e-5);
+    CHECK(seen.smallest_quadratic > 0);
+  }
+}
+
 TEST_CASE("MamlRl trains through the shared trainer: thread counts and a resume give the same bits",
           "[rl]") {
   const auto run = [](int threads, std::int64_t steps, const std::string& checkpoint) {

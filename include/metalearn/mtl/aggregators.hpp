@@ -308,7 +308,13 @@ struct NashMtl {
       double t = 1;
       while (((a + t * dir).array() <= 0).any()) t *= 0.5;  // stay positive
       const double f0 = f(a), slope = grad.dot(dir);
-      while (t > 1e-12 && f(a + t * dir) > f0 + 1e-4 * t * slope) t *= 0.5;
+      // f is self-concordant (a convex quadratic plus a log barrier): once the Newton
+      // decrement lambda^2 = -slope is below 1/16 the full step converges quadratically
+      // (Boyd & Vandenberghe 2004, §9.6.4). Backtracking there would compare values of f
+      // below its rounding (it stalled near |grad| ~ 1e-6 for nearly opposite task
+      // gradients, where a is large).
+      if (-slope > 0.0625)
+        while (t > 1e-12 && f(a + t * dir) > f0 + 1e-4 * t * slope) t *= 0.5;
       a += t * dir;
     }
     const bool solved = a.allFinite() && (a.array() > 0).all() &&

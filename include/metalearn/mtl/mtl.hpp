@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /// @file metalearn/mtl/mtl.hpp
 /// The mtl module: multi-task batches and models, loss weightings, gradient aggregators,
-/// and the multi-task learner.
+/// the multi-task learner, and the two-objective toy problem.
 #pragma once
 
 #include <metalearn/mtl/aggregators.hpp>
@@ -12,4 +12,5 @@
 #include <metalearn/mtl/report.hpp>
 #include <metalearn/mtl/synthetic.hpp>
 #include <metalearn/mtl/task_loss.hpp>
+#include <metalearn/mtl/toy.hpp>
 #include <metalearn/mtl/weightings.hpp>
