@@ -47,6 +47,16 @@ Gaussian small_gaussian(std::uint64_t seed) {
   return Gaussian(nn::mlp<double>({2, 6, 2}, rng, nn::Activation::tanh), 2, o);
 }
 
+// The small meta-gradient checks' options: `steps` inner steps at 0.3, 3 episodes, 1 thread.
+rl::MamlRlOptions small_options(int steps) {
+  rl::MamlRlOptions o;
+  o.inner_lr = 0.3;
+  o.inner_steps = steps;
+  o.episodes = 3;
+  o.threads = 1;
+  return o;
+}
+
 rl::Navigation2D short_navigation() {
   rl::Navigation2DOptions o;
   o.horizon = 4;
@@ -267,11 +277,7 @@ TEST_CASE(
   for (int steps : {1, 2}) {
     INFO("inner steps: " << steps);
     auto policy = small_gaussian(4);
-    rl::MamlRlOptions o;
-    o.inner_lr = 0.3;
-    o.inner_steps = steps;
-    o.episodes = 3;
-    o.threads = 1;
+    const rl::MamlRlOptions o = small_options(steps);
     rl::MamlPolicyGradient<rl::Navigation2D, double> maml(o);
     const auto kept = maml.sample(policy, tasks[0]);
     REQUIRE(kept.support.size() == static_cast<std::size_t>(steps));
@@ -434,11 +440,7 @@ TEST_CASE(
   for (int steps : {0, 1, 2}) {
     INFO("inner steps: " << steps);
     auto policy = small_gaussian(6);
-    rl::MamlRlOptions o;
-    o.inner_lr = 0.3;
-    o.inner_steps = steps;
-    o.episodes = 3;
-    o.threads = 1;
+    const rl::MamlRlOptions o = small_options(steps);
     FisherProbe::Seen seen;
     rl::MamlRl<rl::Navigation2D, FisherProbe, double> maml(o, FisherProbe{&seen});
     std::vector<Tensor<double>> update;
