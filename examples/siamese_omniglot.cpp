@@ -39,16 +39,18 @@ int main(int argc, char** argv) {
         "usage: siamese_omniglot [--data DIR|synthetic] [--test-data DIR|synthetic]\n"
         "                        [--augment none|affine|crop-flip] [--pairs N] [--margin X]\n"
         "                        [--loss contrastive|squared|koch] [--outer-lr X] [--steps N]\n"
-        "                        [--minutes M] [--seed N] [--checkpoint FILE] [--evaluate]\n"
-        "                        [--runs DIR] [--csv FILE] [--log-every N] [--validate-every N]\n"
-        "                        [--val-episodes N] [--eval-episodes N] [--quiet]\n",
+        "                        [--minutes M] [--threads N] [--seed N] [--checkpoint FILE]\n"
+        "                        [--evaluate] [--runs DIR] [--csv FILE] [--log-every N]\n"
+        "                        [--validate-every N] [--val-episodes N] [--eval-episodes N]\n"
+        "                        [--quiet]\n",
         {"data", "test-data", "augment", "pairs", "margin", "loss", "outer-lr", "steps", "minutes",
-         "seed", "checkpoint", "runs", "csv", "log-every", "validate-every", "val-episodes",
-         "eval-episodes"},
+         "threads", "seed", "checkpoint", "runs", "csv", "log-every", "validate-every",
+         "val-episodes", "eval-episodes"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
     meta::SiameseOptions o;
     o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
+    o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
     const std::string loss =
         args.get_choice("loss", "contrastive", {"contrastive", "squared", "koch"});
     o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)

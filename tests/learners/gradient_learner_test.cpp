@@ -199,6 +199,17 @@ TEST_CASE("run_tasks: persistent workers, nested and concurrent calls, errors in
     CHECK(std::string(e.what()) == "task 3");
   }
   CHECK(ran == std::vector<int>(6, 1));
+  // A plan's threads: tasks at once, the rest to each task's ops; one task at a time when
+  // the tasks may not run together.
+  const auto budgets = [](std::size_t tasks, meta::ThreadPlan plan) {
+    return meta::run_tasks<std::size_t>(tasks, plan,
+                                        [](std::size_t) { return ml::intra_op_threads(); });
+  };
+  CHECK(budgets(2, {4}) == std::vector<std::size_t>(2, 2));
+  CHECK(budgets(1, {3}) == std::vector<std::size_t>(1, 3));
+  CHECK(budgets(5, {2}) == std::vector<std::size_t>(5, 1));
+  CHECK(budgets(5, {2, false}) == std::vector<std::size_t>(5, 2));
+  CHECK(ml::intra_op_threads() == 1);
 }
 
 TEST_CASE("Maml: classification episodes, accuracy, and errors", "[learners][error]") {

@@ -154,7 +154,7 @@ TEST_CASE("train: SIGKILL while a checkpoint is being written loses nothing",
   CHECK(same(full.params(), resumed.params()));
 }
 
-TEST_CASE("run_tasks: a child process after fork() runs its tasks on threads of its own",
+TEST_CASE("run_tasks: a child process after fork() runs its tasks without the parent's workers",
           "[learners][fork]") {
   const auto squares = [] {
     return meta::run_tasks<std::size_t>(6, 2, [](std::size_t t) { return t * t; });

@@ -127,3 +127,89 @@ TEST_CASE("determinism: samplers give the same draws for the same seed", "[relia
     return identical({x.anchor, x.positive, x.negative}, {y.anchor, y.positive, y.negative});
   });
 }
+
+namespace {
+
+// 6 classes of 6 random 1x16x16 images.
+data::ClassDataset<float> images(std::uint64_t seed) {
+  ml::Rng rng(seed);
+  Tensor<float> x(Shape{36, 1, 16, 16});
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(ml::normal(rng));
+  for (int i = 0; i < 36; ++i) labels.push_back(i / 6);
+  return data::ClassDataset<float>(std::move(x), std::move(labels));
+}
+
+// conv4 with 16 filters on 16x16 images: an im2col first layer, Winograd in the second and
+// third (16 channels in and out), im2col on the 2x2 map of the last; batch norm in each.
+nn::Sequential<float> small_conv4(ml::Rng& rng) {
+  nn::Conv4Options o;
+  o.filters = 16;
+  o.image_size = 16;
+  o.embedding_only = true;
+  return nn::conv4<float>(o, rng);
+}
+
+// Two steps of `learner` with conv4 from seed 41: the final parameters and buffers.
+template <class Learner, class Sampler>
+std::vector<Tensor<float>> conv_run(Learner learner, const Sampler& sampler) {
+  ml::Rng rng(41);
+  auto net = small_conv4(rng);
+  ml::optim::Adam<float> adam(learner.meta_parameters(net), {1e-2});
+  for (int step = 0; step < 2; ++step) learner.meta_step(net, adam, sampler.sample(rng));
+  auto out = learner.meta_parameters(net).values();
+  for (const auto& b : net.buffers().values()) out.push_back(b);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("determinism: intra-op threads give the same bits for 1, 2 and 3 threads",
+          "[reliability][threads]") {
+  ml::Rng rng(7);
+  auto net = small_conv4(rng);
+  Tensor<float> x(Shape{40, 1, 16, 16});  // 40 first-layer groups: 4 partial weight sums
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(ml::normal(rng));
+  // conv4 forward, backward, and second order through the backward (a MAML-style sweep).
+  const auto sweep = [&](std::size_t threads) {
+    const ml::IntraOpThreads ops(threads);
+    CHECK(ml::intra_op_threads() == threads);
+    ml::Tape<float> tape;
+    const auto params = tape.leaves(net.parameters().views());
+    const auto input = tape.leaf(x.view());
+    const auto y = net.forward(params, input, nn::Mode::train);
+    auto all = params;
+    all.push_back(input);
+    const auto g = ml::grad(ml::sum(y * y), all, ml::GradOptions{true});
+    ml::Var<float> norm = ml::sum(g[0] * g[0]);
+    for (std::size_t p = 1; p < g.size(); ++p) norm = norm + ml::sum(g[p] * g[p]);
+    std::vector<Tensor<float>> out{y.to_tensor()};
+    for (const auto& v : g) out.push_back(v.to_tensor());
+    for (const auto& v : ml::grad(norm, all)) out.push_back(v.to_tensor());
+    return out;
+  };
+  const auto one = sweep(1);
+  CHECK(identical(one, sweep(2)));
+  CHECK(identical(one, sweep(3)));
+  CHECK(ml::intra_op_threads() == 1);  // the guards restored the budget
+
+  // The learners spend their threads on one episode's ops (batch norm's running statistics
+  // keep the episodes one at a time) and on a Siamese pair batch.
+  const auto set = images(9);
+  const data::MetaBatchSampler<data::EpisodeSampler<float>> episodes(
+      data::EpisodeSampler<float>(set, {5, 2, 3}), 1);
+  const data::PairSampler<float> pairs(set, 24);
+  std::vector<std::vector<Tensor<float>>> proto, siamese;
+  for (int threads : {1, 2, 3}) {
+    meta::ProtoNetOptions po;
+    po.threads = threads;
+    proto.push_back(conv_run(meta::ProtoNet<>(po), episodes));
+    meta::SiameseOptions so;
+    so.threads = threads;
+    siamese.push_back(conv_run(meta::Siamese<>(so), pairs));
+  }
+  CHECK(identical(proto[0], proto[1]));
+  CHECK(identical(proto[0], proto[2]));
+  CHECK(identical(siamese[0], siamese[1]));
+  CHECK(identical(siamese[0], siamese[2]));
+}

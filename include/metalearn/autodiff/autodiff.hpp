@@ -17,6 +17,7 @@
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
 #include <metalearn/autodiff/ops/softmax.hpp>
+#include <metalearn/autodiff/parallel.hpp>
 #include <metalearn/autodiff/shape.hpp>
 #include <metalearn/autodiff/tape.hpp>
 #include <metalearn/autodiff/tensor.hpp>

@@ -132,16 +132,15 @@ class GradientLearner {
                          detail::objective_batches_tasks_v<Objective> && stackable(batch);
     const auto groups =
         group_tasks(batch, batched ? static_cast<std::size_t>(options_.tasks_per_group) : 1);
-    // Batch norm with running statistics writes its buffers in forward: one thread then.
-    const std::size_t threads =
-        net.buffers().empty() ? task_threads(options_.threads, groups.size()) : 1;
-    const auto outcomes =
-        run_tasks<TaskOutcome<Scalar>>(groups.size(), threads, [&](std::size_t g) {
-          Tape<Scalar> tape;
-          Run<Model> task(net, views, params.size(), adapted, groups[g], policies());
-          objective_(task);
-          return task.outcome();
-        });
+    // Batch norm with running statistics writes its buffers in forward: one task at a time
+    // then, its ops on every thread.
+    const ThreadPlan plan{options_.threads, net.buffers().empty()};
+    const auto outcomes = run_tasks<TaskOutcome<Scalar>>(groups.size(), plan, [&](std::size_t g) {
+      Tape<Scalar> tape;
+      Run<Model> task(net, views, params.size(), adapted, groups[g], policies());
+      objective_(task);
+      return task.outcome();
+    });
     return reduce_outcomes(outcomes, grads);  // in task order: independent of the threads
   }
 
@@ -180,6 +179,7 @@ class GradientLearner {
   /// (default: eval_inner_steps) and score the query set. The model is not changed.
   template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = -1) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     if (steps < 0) steps = options_.eval_inner_steps;
     Tape<Scalar> tape;
     const Var<Scalar> out = adapted_outputs(net, episode, steps);

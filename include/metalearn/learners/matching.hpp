@@ -134,6 +134,7 @@ class MatchingNet {
   /// accepted for the common learner surface and ignored: nothing adapts.
   template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     (void)steps;
     Tape<Scalar> tape;
     NoGradGuard<Scalar> no_grad;

@@ -97,6 +97,7 @@ class ProtoNet {
   /// common learner surface and ignored: a ProtoNet does not adapt.
   template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     (void)steps;
     Tape<Scalar> tape;
     NoGradGuard<Scalar> no_grad;

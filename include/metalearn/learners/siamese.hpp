@@ -32,6 +32,8 @@ struct SiameseOptions {
   nn::Mode eval_mode = nn::Mode::eval;              ///< the network mode outside training
   /// KochHead only: the embedding size, i.e. the number of learned weights alpha.
   std::int64_t head_features = 0;
+  /// Threads for the ops of a pair batch or an episode (0: the hardware's count).
+  int threads = 0;
 };
 
 /// A Siamese network (Bromley et al. 1993; Hadsell et al. 2006; Koch et al. 2015): D =
@@ -53,11 +55,12 @@ class Siamese {
 
   explicit Siamese(SiameseOptions options = {}) : options_(options) {
     if (!(options.margin > 0) || !std::isfinite(options.margin) || !(options.clip_norm >= 0) ||
-        !std::isfinite(options.threshold))
+        !std::isfinite(options.threshold) || options.threads < 0)
       throw InvalidArgument(
-          "metalearn::meta::Siamese: need a finite margin > 0, a finite threshold and "
-          "clip_norm >= 0, got margin = " +
-          std::to_string(options.margin) + ", threshold = " + std::to_string(options.threshold));
+          "metalearn::meta::Siamese: need a finite margin > 0, a finite threshold, "
+          "clip_norm >= 0 and threads >= 0, got margin = " +
+          std::to_string(options.margin) + ", threshold = " + std::to_string(options.threshold) +
+          ", threads = " + std::to_string(options.threads));
     if (options_.threshold < 0) options_.threshold = koch ? 0.0 : options_.margin / 2;
     if (koch && options.head_features < 1)
       throw InvalidArgument(
@@ -116,6 +119,7 @@ class Siamese {
   template <class Model>
   StepStats meta_gradient(Model& net, const Batch& batch,
                           std::vector<Tensor<Scalar>>& grads) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one pair batch: every thread
     Tape<Scalar> tape;
     const auto params = tape.leaves(views(net));
     const Var<Scalar> d = distances(net, params, batch);
@@ -136,6 +140,7 @@ class Siamese {
   /// The distance of each pair (in eval mode, no tape kept): the verifier's score.
   template <class Model>
   std::vector<double> pair_distances(Model& net, const Batch& batch) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     Tape<Scalar> tape;
     NoGradGuard<Scalar> no_grad;
     const auto d = distances(net, tape.leaves(views(net)), batch, options_.eval_mode).to_tensor();
@@ -165,6 +170,7 @@ class Siamese {
   /// accepted for the common learner surface and ignored.
   template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     (void)steps;
     detail::check_episode("Siamese", episode);
     Tensor<Scalar> scores;

@@ -8,25 +8,22 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
+#include <limits>
 #include <metalearn/autodiff/autodiff.hpp>
+#include <metalearn/autodiff/detail/thread_pool.hpp>
+#include <metalearn/autodiff/parallel.hpp>
 #include <metalearn/error.hpp>
 #include <metalearn/learners/process_group.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/optim/clip.hpp>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#endif
 
 namespace metalearn::meta {
 
@@ -38,102 +35,21 @@ inline std::size_t task_threads(int requested, std::size_t tasks) {
   return std::max<std::size_t>(1, std::min(want, tasks));
 }
 
-namespace detail {
+/// The intra-op thread budget of work a learner runs on the calling thread (evaluate, a
+/// Siamese pair batch): all of its `threads` (0 = the hardware's count).
+inline std::size_t op_threads(int threads) {
+  return task_threads(threads, std::numeric_limits<std::size_t>::max());
+}
 
-/// Worker threads kept alive across meta-steps. Each thread's tape arena (thread-local)
-/// then stays warm: a thread started per meta-step pays a page fault for every byte its
-/// first task's tape touches (hundreds of MiB for a conv4 MAML task). One process-wide
-/// pool, grown on demand; a call that finds it busy (another thread's meta-step, or a
-/// nested call from inside a task) runs on threads of its own instead, so it never waits
-/// for itself, and so does a call in a child process after fork() (the pool's threads do
-/// not exist there). The pool is never destroyed: its idle workers end with the process,
-/// so no static destructor can join a thread that is gone or still in use.
-class WorkerPool {
- public:
-  static WorkerPool& shared() {
-    static WorkerPool* pool = new WorkerPool;
-    return *pool;
-  }
-
-  /// work(k) for k in [0, workers): k = 0 on the calling thread, the others on pool
-  /// threads; returns when all are done. `work` must not throw.
-  template <class Work>
-  void run(std::size_t workers, Work& work) {
-    std::unique_lock<std::mutex> busy(busy_, std::defer_lock);
-    // In this order: never try_lock a mutex this thread holds, nor one a parent's thread
-    // held when it forked us.
-    if (inside_pool() || forked() || !busy.try_lock()) {
-      std::vector<std::thread> own;
-      for (std::size_t k = 1; k < workers; ++k) own.emplace_back([&work, k] { work(k); });
-      work(0);
-      for (auto& th : own) th.join();
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      while (threads_.size() + 1 < workers) {
-        const std::size_t k = threads_.size() + 1;
-        threads_.emplace_back([this, k] { serve(k); });
-      }
-      job_ = [&work](std::size_t k) { work(k); };
-      active_ = workers;
-      pending_ = workers - 1;
-      ++generation_;
-    }
-    wake_.notify_all();
-    inside_pool() = true;  // a nested call from this task runs on threads of its own
-    work(0);
-    inside_pool() = false;
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
-  }
-
- private:
-  WorkerPool() = default;
-
-  bool forked() const {
-#if defined(__unix__) || defined(__APPLE__)
-    return ::getpid() != owner_;
-#else
-    return false;
-#endif
-  }
-
-  static bool& inside_pool() {
-    thread_local bool inside = false;
-    return inside;
-  }
-
-  void serve(std::size_t k) {
-    inside_pool() = true;
-    std::uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
-      if (k >= active_) continue;
-      const std::function<void(std::size_t)> job = job_;
-      lock.unlock();
-      job(k);
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::mutex busy_;   // held by the meta-step using the pool
-  std::mutex mutex_;  // guards everything below
-  std::condition_variable wake_, done_;
-  std::vector<std::thread> threads_;
-  std::function<void(std::size_t)> job_;
-  std::size_t active_ = 0, pending_ = 0;
-  std::uint64_t generation_ = 0;
-#if defined(__unix__) || defined(__APPLE__)
-  const pid_t owner_ = ::getpid();
-#endif
+/// How a meta-step spends its threads (`threads`, 0 = the hardware's count): as many tasks
+/// at once as there are threads and tasks, or one task at a time when the tasks may not
+/// run together (batch norm's running statistics are written during the forward pass);
+/// the threads left over go to each task's ops (intra-op, autodiff/parallel.hpp). One
+/// episode on 2 threads runs its convolutions on both.
+struct ThreadPlan {
+  int threads = 1;
+  bool tasks_at_once = true;
 };
-
-}  // namespace detail
 
 /// What one task, or a group of tasks run together, contributes to a meta-step: the sum
 /// over its tasks of their gradients (one tensor per meta-parameter) and of their losses.
@@ -257,15 +173,16 @@ void gather_outcomes(const ProcessGroup& group, std::vector<TaskOutcome<Scalar>>
 }
 }  // namespace detail
 
-/// outcome[t] = run(t) for t in [0, tasks), on `threads` threads (thread 0 is the caller,
-/// the others come from a persistent pool), in task order. The first exception, in task
-/// order, is rethrown on the calling thread after every thread has finished.
+/// outcome[t] = run(t) for t in [0, tasks), in task order, on the threads of `plan`: the
+/// caller and workers of the process-wide pool (detail::ThreadPool), each task's ops on the
+/// threads its share leaves. The first exception, in task order, is rethrown on the calling
+/// thread after every task has finished.
 ///
 /// When this thread has a process group (ProcessGroupGuard) and the outcomes are
 /// TaskOutcomes, this rank runs only its share (`share_of`) and the outcomes of the others
 /// are gathered from them, so every rank returns all of them, bit for bit as one process.
 template <class Outcome, class Run>
-std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
+std::vector<Outcome> run_tasks(std::size_t tasks, ThreadPlan plan, Run run) {
   const ProcessGroup* group = nullptr;
   if constexpr (detail::is_task_outcome<Outcome>::value) group = process_group();
   // Not a structured binding: lambdas capture those only from C++20 (clang rejects it).
@@ -275,22 +192,23 @@ std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) 
   const std::size_t first = share.first, last = share.second;
   std::vector<Outcome> out(tasks);
   std::vector<std::exception_ptr> errors(tasks);
-  const std::size_t workers = std::max<std::size_t>(1, std::min(threads, last - first));
-  auto work = [&](std::size_t k) {
-    for (std::size_t t = first + k; t < last; t += workers) {
-      try {
-        out[t] = run(t);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
+  const std::size_t threads = op_threads(plan.threads);
+  const std::size_t at_once =
+      plan.tasks_at_once ? std::max<std::size_t>(1, std::min(threads, last - first)) : 1;
+  const std::size_t per_task = std::max<std::size_t>(1, threads / at_once);
+  auto work = [&](std::size_t k, std::size_t) {
+    const std::size_t t = first + k;
+    const IntraOpThreads ops(per_task);
+    try {
+      out[t] = run(t);
+    } catch (...) {
+      errors[t] = std::current_exception();
     }
   };
   {
     const ProcessGroupGuard alone(nullptr);  // a task's own run_tasks stays on this rank
-    if (workers <= 1)
-      work(0);
-    else
-      detail::WorkerPool::shared().run(workers, work);
+    metalearn::detail::ThreadPool::shared().reserve(threads - 1);
+    metalearn::detail::ThreadPool::shared().parallel_for(last - first, at_once, work);
   }
   if constexpr (detail::is_task_outcome<Outcome>::value)
     if (group != nullptr) {
@@ -300,6 +218,13 @@ std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) 
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
   return out;
+}
+
+/// run_tasks with `threads` tasks at once and no threads inside a task.
+template <class Outcome, class Run>
+std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
+  return run_tasks<Outcome>(tasks, ThreadPlan{static_cast<int>(std::max<std::size_t>(1, threads))},
+                            std::move(run));
 }
 
 /// The mean over all tasks of the outcomes' gradients into `grads` (summed in outcome
@@ -329,10 +254,10 @@ StepStats reduce_outcomes(const std::vector<TaskOutcome<Scalar>>& outcomes,
 
 /// The mean gradient over the episodes of `batch` of a per-episode objective with respect
 /// to `trained` (views of the learner's meta-parameters: the model's, then its own), each
-/// episode on its own tape, on up to `threads` threads (one when the model has buffers:
-/// batch norm's running statistics are written during the forward pass), summed in episode
-/// order. `objective(params, episode, outcome)` returns the episode's loss on the current
-/// tape and may set `outcome.metric`. Used by the metric learners.
+/// episode on its own tape, on `threads` threads (ThreadPlan: one episode at a time when
+/// the model has buffers, its ops on all of them), summed in episode order. `objective(params,
+/// episode, outcome)` returns the episode's loss on the current tape and may set `outcome.metric`.
+/// Used by the metric learners.
 template <class Scalar, class Model, class Episode, class Objective>
 StepStats episode_gradients(const char* who, Model& net,
                             const std::vector<TensorView<Scalar>>& trained,
@@ -340,8 +265,8 @@ StepStats episode_gradients(const char* who, Model& net,
                             std::vector<Tensor<Scalar>>& grads) {
   if (batch.empty())
     throw InvalidArgument(std::string("metalearn::meta::") + who + ": empty meta-batch");
-  const std::size_t workers = net.buffers().empty() ? task_threads(threads, batch.size()) : 1;
-  const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), workers, [&](std::size_t t) {
+  const ThreadPlan plan{threads, net.buffers().empty()};
+  const auto outcomes = run_tasks<TaskOutcome<Scalar>>(batch.size(), plan, [&](std::size_t t) {
     TaskOutcome<Scalar> o;
     Tape<Scalar> tape;
     const auto params = tape.leaves(trained);

@@ -154,6 +154,7 @@ class Triplet {
   /// the episode's triplet loss. `steps` is ignored (common learner surface).
   template <class Model>
   EpisodeResult evaluate(Model& net, const Episode& episode, int steps = 0) const {
+    const IntraOpThreads ops(op_threads(options_.threads));  // one episode: its ops on every thread
     (void)steps;
     detail::check_episode("Triplet", episode);
     const Tensor<Scalar> scores =

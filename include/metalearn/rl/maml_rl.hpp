@@ -104,8 +104,7 @@ class MamlRl {
     if (batch.empty()) throw InvalidArgument("metalearn::rl::MamlRl::meta_gradient: no tasks");
     const auto params = net.parameters();
     const auto views = params.views();
-    const std::size_t threads =
-        net.buffers().empty() ? meta::task_threads(o_.threads, batch.size()) : 1;
+    const meta::ThreadPlan threads{o_.threads, net.buffers().empty()};
     std::vector<TaskRollouts<Scalar>> kept(batch.size());
     // Each pass over the tasks runs on the threads (and ranks) like any learner's tasks.
     const auto each_task = [&](auto&& work) {

@@ -11,6 +11,7 @@
 #include <metalearn/autodiff/detail/op_support.hpp>
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/elementwise.hpp>
+#include <metalearn/autodiff/parallel.hpp>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,15 @@ inline ChannelDims channel_dims(const Shape& s) {
   return {s[0], s[1], s.rank() == 4 ? s[2] * s[3] : 1};
 }
 
+/// body(c) for every channel c, the channels split among this thread's intra-op threads
+/// (each channel's work is its own).
+template <class Body>
+void for_channels(const ChannelDims& d, Body&& body) {
+  parallel_ranges(d.c, grain_for(d.count()), [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t c = first; c < last; ++c) body(c);
+  });
+}
+
 /// Calls f(c, block) for every contiguous block of channel c.
 template <class Scalar, class F>
 void for_channel_blocks(const ChannelDims& d, std::int64_t c, F f) {
@@ -40,20 +50,23 @@ void for_channel_blocks(const ChannelDims& d, std::int64_t c, F f) {
 
 /// Per-channel mean and biased variance of x, two passes: the mean, then squared deviations
 /// (no cancellation for large means); vectorised sums per block, accumulated across blocks
-/// in double. Shared by the normalisation ops and batch norm's running averages.
+/// in double. Shared by the normalisation ops and batch norm's running averages. The
+/// channels split among this thread's intra-op threads.
 template <class Scalar>
 void channel_statistics(const Scalar* px, const ChannelDims& d, Scalar* mean, double* var) {
   using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-  for (std::int64_t c = 0; c < d.c; ++c) {
-    double sum = 0, sq = 0;
-    for_channel_blocks<Scalar>(d, c,
-                               [&](std::int64_t at) { sum += Block(px + at, d.inner).sum(); });
-    const Scalar m = static_cast<Scalar>(sum / static_cast<double>(d.count()));
-    for_channel_blocks<Scalar>(
-        d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - m).square().sum(); });
-    mean[c] = m;
-    var[c] = sq / static_cast<double>(d.count());
-  }
+  parallel_ranges(d.c, grain_for(d.count()), [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t c = first; c < last; ++c) {
+      double sum = 0, sq = 0;
+      for_channel_blocks<Scalar>(d, c,
+                                 [&](std::int64_t at) { sum += Block(px + at, d.inner).sum(); });
+      const Scalar m = static_cast<Scalar>(sum / static_cast<double>(d.count()));
+      for_channel_blocks<Scalar>(
+          d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - m).square().sum(); });
+      mean[c] = m;
+      var[c] = sq / static_cast<double>(d.count());
+    }
+  });
 }
 
 /// Per-channel mean and 1/sqrt(var + eps) of x.
@@ -113,16 +126,14 @@ using ArrayMap = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
 template <class Scalar>
 using MutableArrayMap = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
 
-/// Batch norm's gradient, two passes per channel: the sums of g and of g (x - mean) into
-/// sum_g[ch] and sum_gx[ch] (either may be null), then, if dx is not null,
-/// dx = gamma s (g - sum_g/M - xhat (sum_gx s)/M) with xhat = (x - mean) s. dx may be g's
-/// memory: each channel's sums are taken before its values are written.
+/// bn_grad_passes over channels [first, last).
 template <class Scalar>
 void bn_grad_passes(const ChannelDims& d, const Scalar* stats, const Scalar* px, const Scalar* pg,
-                    const Scalar* pgamma, Scalar* dx, Scalar* sum_g, Scalar* sum_gx) {
+                    const Scalar* pgamma, Scalar* dx, Scalar* sum_g, Scalar* sum_gx,
+                    std::int64_t first, std::int64_t last) {
   const Scalar inv_m = Scalar(1) / static_cast<Scalar>(d.count());
   using A = ArrayMap<Scalar>;
-  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+  for (std::int64_t ch = first; ch < last; ++ch) {
     Scalar sg = 0, sgx = 0;
     channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
       sg += A(pg + at, d.inner).sum();
@@ -138,6 +149,19 @@ void bn_grad_passes(const ChannelDims& d, const Scalar* stats, const Scalar* px,
           k * (A(pg + at, d.inner) - mg - (A(px + at, d.inner) - mean) * slope);
     });
   }
+}
+
+/// Batch norm's gradient, two passes per channel: the sums of g and of g (x - mean) into
+/// sum_g[ch] and sum_gx[ch] (either may be null), then, if dx is not null,
+/// dx = gamma s (g - sum_g/M - xhat (sum_gx s)/M) with xhat = (x - mean) s. dx may be g's
+/// memory: each channel's sums are taken before its values are written. The channels split
+/// among this thread's intra-op threads.
+template <class Scalar>
+void bn_grad_passes(const ChannelDims& d, const Scalar* stats, const Scalar* px, const Scalar* pg,
+                    const Scalar* pgamma, Scalar* dx, Scalar* sum_g, Scalar* sum_gx) {
+  parallel_ranges(d.c, grain_for(d.count()), [&](std::int64_t first, std::int64_t last) {
+    bn_grad_passes(d, stats, px, pg, pgamma, dx, sum_g, sum_gx, first, last);
+  });
 }
 
 }  // namespace metalearn::detail

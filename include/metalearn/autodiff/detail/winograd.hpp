@@ -154,16 +154,23 @@ void winograd_inputs(const Scalar* x, const WinogradDims& d, std::int64_t n0, st
   }
 }
 
-/// out [N, F, H, W] = conv3x3(x [N, C, H, W]) (+ bias[f]) from kernels transformed by
-/// winograd_kernels into u [16][F][C]; with `adjoint`, u is [16][C][F] (the kernels of
-/// the convolution whose adjoint this is). `scratch` holds d.scratch() values.
+/// The groups of images (WinogradDims::group) a call splits into: each group is one unit
+/// of work, for one thread.
+inline std::int64_t winograd_groups(const WinogradDims& d) {
+  return (d.n + d.group() - 1) / d.group();
+}
+
+/// Images [n0, n0 + group) of out [N, F, H, W] = conv3x3(x [N, C, H, W]) (+ bias[f]) from
+/// kernels transformed by winograd_kernels into u [16][F][C]; with `adjoint`, u is
+/// [16][C][F] (the kernels of the convolution whose adjoint this is). `scratch` holds
+/// d.scratch() values.
 template <class Scalar>
 void winograd_conv3x3(const Scalar* x, const Scalar* u, bool adjoint, const Scalar* bias,
-                      const WinogradDims& d, Scalar* out, Scalar* scratch) {
+                      const WinogradDims& d, std::int64_t n0, Scalar* out, Scalar* scratch) {
   using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += d.group()) {
+  {
     const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
     const std::int64_t mstep = cols * f;
     winograd_inputs(x, d, n0, count, s);
@@ -217,16 +224,16 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, bool adjoint, const Scal
 
 /// The weight gradient of winograd_conv3x3, the adjoint of its linear map w -> y: with
 /// Y = A^T [U . V] A and U = G w G^T per tile, dU = sum over tiles of (A dY A^T) . V, one
-/// GEMM over tiles per transform position, and dw = G^T dU G. x [N, C, H, W],
-/// g [N, F, H, W], dw [F, C, 3, 3] (overwritten); `du` holds 16 F C values.
+/// GEMM over tiles per transform position, and dw = G^T dU G (winograd_weight_taps).
+/// This adds the tiles of images [n0, n0 + group) of x [N, C, H, W] and g [N, F, H, W] to
+/// du [16][F][C].
 template <class Scalar>
-void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDims& d, Scalar* dw,
-                             Scalar* du, Scalar* scratch) {
+void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDims& d,
+                             std::int64_t n0, Scalar* du, Scalar* scratch) {
   using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
-  std::fill(du, du + 16 * c * f, Scalar(0));
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += d.group()) {
+  {
     const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
     const std::int64_t mstep = cols * f;
     winograd_inputs(x, d, n0, count, s);
@@ -270,9 +277,16 @@ void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDim
           Eigen::Map<const Matrix>(s.m + k * mstep, cols, f).transpose() *
           Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c);
   }
-  // dw = G^T dU G per kernel: the adjoint of u = T taps, taps = T^T u.
-  Eigen::Map<Matrix>(dw, f * c, 9).noalias() = Eigen::Map<const Matrix>(du, 16, f * c).transpose() *
-                                               winograd_kernel_transform<Scalar>(false);
+}
+
+/// dw [F, C, 3, 3] = G^T dU G per kernel from du [16][F][C]: the adjoint of u = T taps,
+/// taps = T^T u.
+template <class Scalar>
+void winograd_weight_taps(const Scalar* du, const WinogradDims& d, Scalar* dw) {
+  using Matrix = RowMatrix<Scalar>;
+  Eigen::Map<Matrix>(dw, d.f * d.c, 9).noalias() =
+      Eigen::Map<const Matrix>(du, 16, d.f * d.c).transpose() *
+      winograd_kernel_transform<Scalar>(false);
 }
 
 }  // namespace metalearn::detail

@@ -5,6 +5,9 @@
 /// others, so convolutions can be differentiated to any order (second-order MAML on conv4).
 /// Each is computed as im2col + GEMMs over groups of images, or, for 3x3 "same" convolutions
 /// with 16+ channels (conv4's inner layers), by Winograd F(2x2, 3x3) (detail/winograd.hpp).
+/// The groups are the chunks of intra-op threading (parallel.hpp); a weight gradient sums
+/// them in a fixed number of partial sums set by the shapes (reduction_slots), so the bits
+/// do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include <metalearn/autodiff/detail/winograd.hpp>
 #include <metalearn/autodiff/ops/broadcast.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
+#include <metalearn/autodiff/parallel.hpp>
 #include <string>
 
 namespace metalearn {
@@ -68,29 +72,77 @@ inline bool use_winograd(const ConvDims& d) {
          4 * d.p() >= 3 * 4 * ((d.oh + 1) / 2) * ((d.ow + 1) / 2);
 }
 
+/// Values per participant of a parallel loop, rounded up to whole 64-byte lines so that no
+/// two participants write to one cache line.
+template <class Scalar>
+std::int64_t per_worker(std::int64_t values) {
+  const std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(Scalar));
+  return (values + line - 1) / line * line;
+}
+
+/// The partial sums a weight gradient over `chunks` groups of images is split into: at
+/// least 4 groups each (fewer partials cost less than the threads gain on small batches),
+/// at most 4. A function of the shapes only, so every thread count adds alike.
+inline std::int64_t reduction_slots(std::int64_t chunks) {
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(4, chunks / 4));
+}
+/// Groups [first, last) of slot `s` of `slots` over `chunks` groups.
+inline std::pair<std::int64_t, std::int64_t> slot_range(std::int64_t s, std::int64_t slots,
+                                                        std::int64_t chunks) {
+  return {s * chunks / slots, (s + 1) * chunks / slots};
+}
+
+/// out = sum over slots of the `size` values at partial[s] (partial[0] is `out` itself),
+/// added in slot order.
+template <class Scalar>
+void add_slots(Scalar* out, const Scalar* partials, std::int64_t slots, std::int64_t size) {
+  using Vec = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+  using ConstVec = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+  for (std::int64_t s = 1; s < slots; ++s)
+    Vec(out, size) += ConstVec(partials + (s - 1) * per_worker<Scalar>(size), size);
+}
+
 /// x [N, C, H, W] convolved with 3x3 kernels g [F, C, 3, 3] (or, `adjoint`, the transposed
-/// convolution of x [N, F, H, W] into [N, C, H, W]) by Winograd F(2x2, 3x3), with scratch
-/// from the tape's arena.
+/// convolution of x [N, F, H, W] into [N, C, H, W]) by Winograd F(2x2, 3x3), a group of
+/// images per chunk, with scratch from the tape's arena.
 template <class Scalar>
 void winograd_conv(const Var<Scalar>& like, const Scalar* x, const Scalar* g, const Scalar* bias,
                    const ConvDims& d, bool adjoint, Scalar* out) {
   const WinogradDims wd{d.n, adjoint ? d.f : d.c, adjoint ? d.c : d.f, d.h, d.w};
+  const auto chunks = static_cast<std::size_t>(winograd_groups(wd));
+  const std::int64_t each = per_worker<Scalar>(wd.scratch());
   ConvScratch<Scalar> memory(like);
   Scalar* u = memory.values(16 * d.f * d.c);
-  Scalar* scratch = memory.values(wd.scratch());
+  Scalar* scratch = memory.values(each * static_cast<std::int64_t>(chunk_workers(chunks)));
   winograd_kernels(g, d.f, d.c, adjoint, u);
-  winograd_conv3x3(x, u, adjoint, bias, wd, out, scratch);
+  parallel_chunks(chunks, [&](std::size_t i, std::size_t p) {
+    winograd_conv3x3(x, u, adjoint, bias, wd, static_cast<std::int64_t>(i) * wd.group(), out,
+                     scratch + static_cast<std::int64_t>(p) * each);
+  });
 }
 
-/// conv_weight_grad(x, g) into dw by Winograd F(2x2, 3x3), scratch from the tape's arena.
+/// conv_weight_grad(x, g) into dw by Winograd F(2x2, 3x3): the groups of images summed in
+/// reduction_slots partial transformed gradients, scratch from the tape's arena.
 template <class Scalar>
 void winograd_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g, const ConvDims& d,
                           Scalar* dw) {
   const WinogradDims wd{d.n, d.c, d.f, d.h, d.w};
+  const std::int64_t chunks = winograd_groups(wd), slots = reduction_slots(chunks);
+  const std::int64_t size = 16 * d.f * d.c, each = per_worker<Scalar>(wd.scratch());
   ConvScratch<Scalar> memory(x);
-  Scalar* du = memory.values(16 * d.f * d.c);
-  Scalar* scratch = memory.values(wd.scratch());
-  winograd_weight_grad3x3(x.value().data(), g.value().data(), wd, dw, du, scratch);
+  Scalar* du = memory.values(per_worker<Scalar>(size) * slots);
+  Scalar* scratch = memory.values(
+      each * static_cast<std::int64_t>(chunk_workers(static_cast<std::size_t>(slots))));
+  parallel_chunks(static_cast<std::size_t>(slots), [&](std::size_t s, std::size_t p) {
+    Scalar* partial = du + static_cast<std::int64_t>(s) * per_worker<Scalar>(size);
+    std::fill(partial, partial + size, Scalar(0));
+    const auto [first, last] = slot_range(static_cast<std::int64_t>(s), slots, chunks);
+    for (std::int64_t i = first; i < last; ++i)
+      winograd_weight_grad3x3(x.value().data(), g.value().data(), wd, i * wd.group(), partial,
+                              scratch + static_cast<std::int64_t>(p) * each);
+  });
+  add_slots(du, du + per_worker<Scalar>(size), slots, size);
+  winograd_weight_taps(du, wd, dw);
 }
 
 /// Images per GEMM: small feature maps are batched side by side into one wide column
@@ -113,17 +165,35 @@ Conv2dGeometry geometry_of(const BackwardContext<Scalar>& c) {
   return attrs_of<Conv2dGeometry>(c);
 }
 
-/// Scratch for a group's columns.
-template <class Scalar>
-Scalar* column_buffer(ConvScratch<Scalar>& memory, const ConvDims& d, std::int64_t columns) {
-  return memory.values(d.ckk() * columns);
+/// The groups of images (images_per_gemm) an im2col convolution splits into: its chunks.
+inline std::size_t group_chunks(const ConvDims& d) {
+  const std::int64_t group = images_per_gemm(d);
+  return static_cast<std::size_t>((d.n + group - 1) / group);
 }
 
-/// Scratch for an [F, ld] matrix of a batch of output maps.
+/// Each participant's scratch for one group: its column matrix [CKK, group P] and, when a
+/// group holds several images, an [F, group P] matrix of their output maps (or gradients).
 template <class Scalar>
-Scalar* output_buffer(ConvScratch<Scalar>& memory, const ConvDims& d, std::int64_t ld) {
-  return memory.values(d.f * ld);
-}
+class GroupScratch {
+ public:
+  GroupScratch(const Var<Scalar>& like, const ConvDims& d, std::size_t chunks, bool outputs)
+      : memory_(like),
+        ld_(images_per_gemm(d) * d.p()),
+        columns_(per_worker<Scalar>(d.ckk() * ld_)),
+        outputs_(outputs && images_per_gemm(d) > 1 ? per_worker<Scalar>(d.f * ld_) : 0),
+        base_(memory_.values((columns_ + outputs_) *
+                             static_cast<std::int64_t>(chunk_workers(chunks)))) {}
+  Scalar* columns(std::size_t p) const {
+    return base_ + static_cast<std::int64_t>(p) * (columns_ + outputs_);
+  }
+  /// Null when a group is one image (its maps are contiguous in the tensor already).
+  Scalar* outputs(std::size_t p) const { return outputs_ == 0 ? nullptr : columns(p) + columns_; }
+
+ private:
+  ConvScratch<Scalar> memory_;
+  std::int64_t ld_, columns_, outputs_;
+  Scalar* base_;
+};
 
 /// Copy images [n0, n0 + g) of a [N, F, P] tensor into a [F, g P] matrix, or back (adding).
 template <class Scalar>
@@ -163,13 +233,14 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
                     const ConvDims& d, Scalar* out) {
   if (use_winograd(d))
     return winograd_conv(x, x.value().data(), w.value().data(), bias, d, false, out);
-  const std::int64_t group = images_per_gemm(d), ld = group * d.p();
-  ConvScratch<Scalar> memory(x);
-  Scalar* col = column_buffer(memory, d, ld);
-  Scalar* tmp = group > 1 ? output_buffer(memory, d, ld) : nullptr;
+  const std::int64_t group = images_per_gemm(d);
+  const GroupScratch<Scalar> memory(x, d, group_chunks(d), true);
   const Scalar* px = x.value().data();
   const ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+  parallel_chunks(group_chunks(d), [&](std::size_t i, std::size_t p) {
+    Scalar* col = memory.columns(p);
+    Scalar* tmp = memory.outputs(p);
+    const std::int64_t n0 = static_cast<std::int64_t>(i) * group;
     const std::int64_t count = std::min(group, d.n - n0);
     for (std::int64_t k = 0; k < count; ++k)
       im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), count * d.p());
@@ -182,7 +253,7 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
       y.noalias() = W * cols;
     }
     if (group > 1) scatter_images(tmp, d, n0, count, out);
-  }
+  });
 }
 
 }  // namespace detail
@@ -230,20 +301,20 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
                           static_cast<const Scalar*>(nullptr), d, true, out.data);
     return out.var;
   }
-  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
-  detail::ConvScratch<Scalar> memory(g);
-  Scalar* col = detail::column_buffer(memory, d, ld);
-  Scalar* gbuf = group > 1 ? detail::output_buffer(memory, d, ld) : nullptr;
+  const std::int64_t group = detail::images_per_gemm(d);
+  const detail::GroupScratch<Scalar> memory(g, d, detail::group_chunks(d), true);
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
   const Scalar* pg = g.value().data();
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
+  detail::parallel_chunks(detail::group_chunks(d), [&](std::size_t i, std::size_t p) {
+    Scalar* col = memory.columns(p);
+    const std::int64_t n0 = static_cast<std::int64_t>(i) * group;
     const std::int64_t k_count = std::min(group, d.n - n0);
-    const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, gbuf);
+    const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, memory.outputs(p));
     detail::MatMap<Scalar>(col, d.ckk(), k_count * d.p()).noalias() =
         W.transpose() * detail::ConstMatMap<Scalar>(gk, d.f, k_count * d.p());
     for (std::int64_t k = 0; k < k_count; ++k)
       detail::col2im(col + k * d.p(), d, out.data + (n0 + k) * d.c * d.h * d.w, k_count * d.p());
-  }
+  });
   return out.var;
 }
 
@@ -263,26 +334,39 @@ Var<Scalar> conv2d_weight_grad(const Var<Scalar>& x, const Var<Scalar>& g,
     detail::winograd_weight_grad(x, g, d, out.data);
     return out.var;
   }
-  detail::MatMap<Scalar> dW(out.data, d.f, d.ckk());
-  dW.setZero();
-  const std::int64_t group = detail::images_per_gemm(d), ld = group * d.p();
-  detail::ConvScratch<Scalar> memory(x);
-  Scalar* col = detail::column_buffer(memory, d, ld);
-  Scalar* gbuf = group > 1 ? detail::output_buffer(memory, d, ld) : nullptr;
+  // Each slot sums its groups into its own partial (slot 0 into dw), then the partials
+  // are added in slot order.
+  const std::int64_t group = detail::images_per_gemm(d);
+  const auto chunks = static_cast<std::int64_t>(detail::group_chunks(d));
+  const std::int64_t slots = detail::reduction_slots(chunks), size = d.f * d.ckk();
+  const detail::GroupScratch<Scalar> memory(x, d, static_cast<std::size_t>(slots), true);
+  detail::ConvScratch<Scalar> sums(x);
+  Scalar* partials =
+      slots > 1 ? sums.values(detail::per_worker<Scalar>(size) * (slots - 1)) : nullptr;
   const Scalar* px = x.value().data();
   const Scalar* pg = g.value().data();
-  for (std::int64_t n0 = 0; n0 < d.n; n0 += group) {
-    const std::int64_t k_count = std::min(group, d.n - n0);
-    for (std::int64_t k = 0; k < k_count; ++k)
-      detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), k_count * d.p());
-    const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, gbuf);
-    const detail::ConstMatMap<Scalar> G(gk, d.f, k_count * d.p());
-    const detail::ConstMatMap<Scalar> cols(col, d.ckk(), k_count * d.p());
-    if (d.ckk() <= 16)  // a first layer (1-channel 3x3: 9 rows): F x CKK dot products of
-      dW.noalias() += G.lazyProduct(cols.transpose());  // long rows beat a GEMM this thin
-    else
-      dW.noalias() += G * cols.transpose();
-  }
+  detail::parallel_chunks(static_cast<std::size_t>(slots), [&](std::size_t s, std::size_t p) {
+    Scalar* col = memory.columns(p);
+    detail::MatMap<Scalar> dW(
+        s == 0 ? out.data
+               : partials + static_cast<std::int64_t>(s - 1) * detail::per_worker<Scalar>(size),
+        d.f, d.ckk());
+    dW.setZero();
+    const auto [first, last] = detail::slot_range(static_cast<std::int64_t>(s), slots, chunks);
+    for (std::int64_t i = first; i < last; ++i) {
+      const std::int64_t n0 = i * group, k_count = std::min(group, d.n - n0);
+      for (std::int64_t k = 0; k < k_count; ++k)
+        detail::im2col(px + (n0 + k) * d.c * d.h * d.w, d, col + k * d.p(), k_count * d.p());
+      const Scalar* gk = detail::gradient_block(pg, d, n0, k_count, memory.outputs(p));
+      const detail::ConstMatMap<Scalar> G(gk, d.f, k_count * d.p());
+      const detail::ConstMatMap<Scalar> cols(col, d.ckk(), k_count * d.p());
+      if (d.ckk() <= 16)  // a first layer (1-channel 3x3: 9 rows): F x CKK dot products of
+        dW.noalias() += G.lazyProduct(cols.transpose());  // long rows beat a GEMM this thin
+      else
+        dW.noalias() += G * cols.transpose();
+    }
+  });
+  detail::add_slots(out.data, partials, slots, size);
   return out.var;
 }
 

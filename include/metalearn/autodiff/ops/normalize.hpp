@@ -150,7 +150,7 @@ void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
     const Scalar *px = x.value().data(), *pg = g.value().data(), *pu = u.value().data(),
                  *pgamma = gamma.value().data();
     using A = ArrayMap<Scalar>;
-    for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    for_channels(d, [&](std::int64_t ch) {
       Scalar sg = 0, su = 0, sgx = 0, sux = 0, sug = 0;  // sums; x as x - mean
       channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
         const auto xc = A(px + at, d.inner) - mean;
@@ -164,14 +164,14 @@ void bn_input_grad_fused_backward(BackwardContext<Scalar>& c) {
       const Scalar is = stats[d.c + ch], gbar = sg * inv_m, ubar = su * inv_m;
       const Scalar m = sgx * is * inv_m, ux = sux * is * inv_m, cov = sug * inv_m - ubar * gbar;
       if (c.needed(1)) dgamma.data[ch] = is * m_count * (cov - ux * m);
-      if (!c.needed(0)) continue;
+      if (!c.needed(0)) return;
       const Scalar k = pgamma[ch] * is * is, slope = (3 * m * ux - cov) * is;
       channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar) {
         MutableArrayMap<Scalar>(dx.data + at, d.inner) =
             k * ((A(px + at, d.inner) - mean) * slope - ux * (A(pg + at, d.inner) - gbar) -
                  m * (A(pu + at, d.inner) - ubar));
       });
-    }
+    });
     if (c.needed(0)) c.grad_inputs[0] = dx.var;
     if (c.needed(1)) c.grad_inputs[1] = dgamma.var;
   }
@@ -222,11 +222,12 @@ void bn_gamma_grad_fused_backward(BackwardContext<Scalar>& c) {
   const ChannelDims d = channel_dims(x.shape());
   auto dg = record_constant(x, x.shape());
   const Scalar *px = x.value().data(), *pw = w.value().data();
-  for (std::int64_t ch = 0; ch < d.c; ++ch)
+  for_channels(d, [&](std::int64_t ch) {
     channel_blocks(d, stats, ch, [&](std::int64_t at, Scalar mean, Scalar is) {
       MutableArrayMap<Scalar>(dg.data + at, d.inner) =
           (ArrayMap<Scalar>(px + at, d.inner) - mean) * (is * pw[ch]);
     });
+  });
   c.grad_inputs[1] = dg.var;
 }
 
@@ -243,11 +244,12 @@ Var<Scalar> channel_normalize(const Var<Scalar>& x, Scalar eps) {
   auto out = detail::record(detail::channel_normalize_rule<Scalar>, s, {x},
                             detail::stats_attrs(stats, static_cast<double>(eps)));
   const Scalar* px = x.value().data();
-  for (std::int64_t c = 0; c < d.c; ++c)
+  detail::for_channels(d, [&](std::int64_t c) {
     detail::channel_blocks(d, stats, c, [&](std::int64_t at, Scalar mean, Scalar is) {
       detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
           (detail::ArrayMap<Scalar>(px + at, d.inner) - mean) * is;
     });
+  });
   return out.var;
 }
 
@@ -270,13 +272,13 @@ Var<Scalar> batch_norm(const Var<Scalar>& x, const Var<Scalar>& gamma, const Var
                             detail::stats_attrs(stats, static_cast<double>(eps)));
   const Scalar* px = x.value().data();
   const Scalar *pg = gamma.value().data(), *pb = beta.value().data();
-  for (std::int64_t c = 0; c < d.c; ++c) {
+  detail::for_channels(d, [&](std::int64_t c) {
     const Scalar a = stats[d.c + c] * pg[c], b = pb[c] - stats[c] * a;  // y = a x + b
     detail::for_channel_blocks<Scalar>(d, c, [&](std::int64_t at) {
       detail::MutableArrayMap<Scalar>(out.data + at, d.inner) =
           detail::ArrayMap<Scalar>(px + at, d.inner) * a + b;
     });
-  }
+  });
   return out.var;
 }
 

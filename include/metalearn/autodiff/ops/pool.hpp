@@ -12,6 +12,7 @@
 #include <metalearn/autodiff/ops/arithmetic.hpp>
 #include <metalearn/autodiff/ops/reduce.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
+#include <metalearn/autodiff/parallel.hpp>
 #include <string>
 #include <vector>
 
@@ -85,12 +86,12 @@ inline NodeAttrs pool_attrs(const WindowOffset* offsets, const PoolDims& d) {
   return NodeAttrs::of(PoolWindows{offsets, d.k, d.stride});
 }
 
-/// Calls f(k, flat) for every output k and the flat input index of its window's maximum,
-/// plane by plane, with plane(nc) before each plane's outputs.
+/// for_each_maximum over planes [first, last).
 template <class Plane, class F>
-void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plane, F f) {
-  std::int64_t k = 0;
-  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc) {
+void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, std::int64_t first,
+                      std::int64_t last, Plane& plane, F& f) {
+  std::int64_t k = first * d.oh * d.ow;
+  for (std::int64_t nc = first; nc < last; ++nc) {
     plane(nc);
     for (std::int64_t oh = 0; oh < d.oh; ++oh) {
       const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
@@ -98,6 +99,16 @@ void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plan
         f(k, top + ow * d.stride + (offsets[k] >> 8) * d.w + (offsets[k] & 0xff));
     }
   }
+}
+
+/// Calls f(k, flat) for every output k and the flat input index of its window's maximum,
+/// plane by plane, with plane(nc) before each plane's outputs; the planes split among
+/// this thread's intra-op threads (each plane's writes are its own).
+template <class Plane, class F>
+void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plane, F f) {
+  parallel_ranges(d.n * d.c, grain_for(d.h * d.w), [&](std::int64_t first, std::int64_t last) {
+    for_each_maximum(d, offsets, first, last, plane, f);
+  });
 }
 
 /// out [N, C, OH, OW] = x at the windows' maxima. The values are filled by the caller
@@ -134,27 +145,14 @@ Var<Scalar> pool_scatter(const Var<Scalar>& g, const WindowOffset* offsets, cons
   return out.var;
 }
 
-}  // namespace detail
-
-/// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch),
-/// kernel at most 256. The gradient goes to the first maximum of each window. One pass
-/// finds each window's maximum and where it lies.
+/// Planes [first, last) of max_pool2d: each window's maximum into po, where it lies into
+/// offsets.
 template <class Scalar>
-Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
-  const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
-  if (kernel > detail::max_pool_kernel)
-    throw InvalidArgument("metalearn::max_pool2d: kernel " + std::to_string(kernel) +
-                          " is larger than the supported " +
-                          std::to_string(detail::max_pool_kernel));
-  const std::int64_t count = d.n * d.c * d.oh * d.ow;
-  auto* offsets = static_cast<detail::WindowOffset*>(
-      x.tape().allocate(sizeof(detail::WindowOffset) * static_cast<std::size_t>(count)));
-  auto out = detail::pool_gather(x, offsets, d, false);
-  const Scalar* px = x.value().data();
-  Scalar* po = out.data;
+void max_pool_planes(const Scalar* px, const PoolDims& d, std::int64_t first, std::int64_t last,
+                     WindowOffset* offsets, Scalar* po) {
   std::vector<std::int64_t> row_best;
-  std::int64_t k = 0;
-  for (std::int64_t nc = 0; nc < d.n * d.c; ++nc)
+  std::int64_t k = first * d.oh * d.ow;
+  for (std::int64_t nc = first; nc < last; ++nc)
     for (std::int64_t oh = 0; oh < d.oh; ++oh) {
       const std::int64_t top = (nc * d.h + oh * d.stride) * d.w;
       if (d.k == 2 && d.stride == 2) {  // conv4's pooling: the four candidates unrolled
@@ -171,7 +169,7 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
         for (std::int64_t ow = 0; ow < d.ow; ++ow, ++k) {
           const std::int64_t delta = row_best[static_cast<std::size_t>(ow)] - top - 2 * ow;
           const std::int64_t lower = delta >= d.w;
-          offsets[k] = static_cast<detail::WindowOffset>(lower << 8 | (delta - lower * d.w));
+          offsets[k] = static_cast<WindowOffset>(lower << 8 | (delta - lower * d.w));
         }
         continue;
       }
@@ -181,10 +179,32 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
         for (std::int64_t i = 0; i < d.k; ++i)
           for (std::int64_t j = 0; j < d.k; ++j)
             if (p[i * d.w + j] > p[bi * d.w + bj]) bi = i, bj = j;
-        offsets[k] = static_cast<detail::WindowOffset>(bi << 8 | bj);
+        offsets[k] = static_cast<WindowOffset>(bi << 8 | bj);
         po[k] = p[bi * d.w + bj];
       }
     }
+}
+
+}  // namespace detail
+
+/// Max over kernel x kernel windows (no padding; floor of the output size, as PyTorch),
+/// kernel at most 256. The gradient goes to the first maximum of each window. One pass
+/// finds each window's maximum and where it lies.
+template <class Scalar>
+Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t stride) {
+  const detail::PoolDims d = detail::pool_dims("max_pool2d", x.shape(), kernel, stride);
+  if (kernel > detail::max_pool_kernel)
+    throw InvalidArgument("metalearn::max_pool2d: kernel " + std::to_string(kernel) +
+                          " is larger than the supported " +
+                          std::to_string(detail::max_pool_kernel));
+  const std::int64_t count = d.n * d.c * d.oh * d.ow;
+  auto* offsets = static_cast<detail::WindowOffset*>(
+      x.tape().allocate(sizeof(detail::WindowOffset) * static_cast<std::size_t>(count)));
+  auto out = detail::pool_gather(x, offsets, d, false);
+  detail::parallel_ranges(
+      d.n * d.c, detail::grain_for(d.h * d.w), [&](std::int64_t first, std::int64_t last) {
+        detail::max_pool_planes(x.value().data(), d, first, last, offsets, out.data);
+      });
   return out.var;
 }
 

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/// @file metalearn/autodiff/detail/thread_pool.hpp
+/// The one pool of worker threads behind every parallel loop: a meta-batch's tasks
+/// (learners/task_pool.hpp) and the images or channels of one op (autodiff/parallel.hpp).
+/// A loop nested in a loop (an op inside a task) joins the same pool, so the threads in use
+/// never exceed the budget the caller set and no thread is ever spawned per call.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <thread>
+#include <vector>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+namespace metalearn::detail {
+
+/// Worker threads kept alive for the whole process (each thread's tape arena then stays
+/// warm: a thread started per meta-step pays a page fault for every byte its first task's
+/// tape touches), grown on demand and never destroyed, so no static destructor can join a
+/// thread that is gone or still in use.
+///
+/// `parallel_for(n, threads, body)` runs body(i, p) for i in [0, n) on the caller and up
+/// to threads - 1 idle workers; p in [0, threads) names the participant (0: the caller),
+/// so a call can hand each participant its own scratch memory. Indices are claimed one at a
+/// time, so which participant runs which index varies between runs: results must depend on
+/// i only. A caller never waits for an index nobody has claimed (it runs them all itself
+/// when no worker is idle), so nested and concurrent calls cannot deadlock. In a child
+/// process after fork() (where the workers do not exist) every call runs on the caller.
+class ThreadPool {
+ public:
+  static ThreadPool& shared() {
+    static ThreadPool* pool = new ThreadPool;
+    return *pool;
+  }
+
+  /// Grows the pool to at least `workers` threads (a no-op after fork()).
+  void reserve(std::size_t workers) {
+    if (forked()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (threads_.size() < workers) threads_.emplace_back([this] { serve(); });
+  }
+
+  /// body(i, participant) for every i in [0, n); `body` must not throw.
+  template <class Body>
+  void parallel_for(std::size_t n, std::size_t threads, Body& body) {
+    if (threads <= 1 || n <= 1 || forked()) {
+      for (std::size_t i = 0; i < n; ++i) body(i, 0);
+      return;
+    }
+    reserve(threads - 1);
+    Job job;
+    job.n = n;
+    job.wanted = threads - 1;
+    job.body = &body;
+    job.call = [](void* b, std::size_t i, std::size_t p) { (*static_cast<Body*>(b))(i, p); };
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_.push_back(&job);
+    }
+    wake_.notify_all();
+    job.run(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    close(&job);  // no worker joins after this
+    done_.wait(lock, [&] { return job.helpers == 0; });
+  }
+
+ private:
+  struct Job {
+    std::atomic<std::size_t> next{0};
+    std::size_t n = 0, wanted = 0;
+    std::size_t joined = 0, helpers = 0;  // guarded by the pool's mutex
+    void* body = nullptr;
+    void (*call)(void*, std::size_t, std::size_t) = nullptr;
+    bool open() const { return joined < wanted && next.load(std::memory_order_relaxed) < n; }
+    void run(std::size_t participant) {
+      for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1))
+        call(body, i, participant);
+    }
+  };
+
+  ThreadPool() = default;
+
+  bool forked() const {
+#if defined(__unix__) || defined(__APPLE__)
+    return ::getpid() != owner_;
+#else
+    return false;
+#endif
+  }
+
+  Job* find_open() {
+    for (Job* j : open_)
+      if (j->open()) return j;
+    return nullptr;
+  }
+  void close(Job* job) {
+    for (std::size_t k = 0; k < open_.size(); ++k)
+      if (open_[k] == job) {
+        open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
+        return;
+      }
+  }
+
+  void serve() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      Job* job = nullptr;
+      wake_.wait(lock, [&] { return (job = find_open()) != nullptr; });
+      const std::size_t participant = ++job->joined;
+      ++job->helpers;
+      lock.unlock();
+      job->run(participant);
+      lock.lock();
+      if (--job->helpers == 0) done_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;  // guards everything below and the jobs' joined and helpers
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> threads_;
+  std::vector<Job*> open_;  // jobs that may take more helpers
+#if defined(__unix__) || defined(__APPLE__)
+  const pid_t owner_ = ::getpid();
+#endif
+};
+
+}  // namespace metalearn::detail
