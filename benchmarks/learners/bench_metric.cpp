@@ -66,11 +66,13 @@ void set_counters(benchmark::State& state, double images) {
 
 }  // namespace
 
-// Args: ways, shots, queries.
+// Args: ways, shots, queries, threads (one episode: its ops on the threads).
 static void BM_ProtoNet_Train(benchmark::State& state) {
   ml::Rng rng{11};
   auto net = embedding(rng);
-  const meta::ProtoNet<> proto;
+  meta::ProtoNetOptions o;
+  o.threads = static_cast<int>(state.range(3));
+  const meta::ProtoNet<> proto(o);
   ml::optim::Adam<float> adam(proto.meta_parameters(net));
   const std::vector<data::Episode<float>> batch{
       random_episode(state.range(0), state.range(1), state.range(2), rng)};
@@ -80,15 +82,20 @@ static void BM_ProtoNet_Train(benchmark::State& state) {
   set_counters(state, static_cast<double>(state.range(0) * (state.range(1) + state.range(2))));
 }
 BENCHMARK(BM_ProtoNet_Train)
-    ->Args({60, 5, 5})
-    ->Args({5, 5, 15})
+    ->Args({60, 5, 5, 1})
+    ->Args({60, 5, 5, 2})
+    ->Args({5, 5, 15, 1})
+    ->Args({5, 5, 15, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Args: pairs, threads.
 static void BM_Siamese_Train(benchmark::State& state) {
   ml::Rng rng{12};
   auto net = embedding(rng);
-  meta::Siamese<> siamese;
+  meta::SiameseOptions o;
+  o.threads = static_cast<int>(state.range(1));
+  meta::Siamese<> siamese(o);
   ml::optim::Adam<float> adam(siamese.meta_parameters(net));
   const std::int64_t pairs = state.range(0);
   data::PairBatch<float> batch;
@@ -100,4 +107,8 @@ static void BM_Siamese_Train(benchmark::State& state) {
   state.counters["steps/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
   set_counters(state, static_cast<double>(2 * pairs));
 }
-BENCHMARK(BM_Siamese_Train)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Siamese_Train)
+    ->Args({128, 1})
+    ->Args({128, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

@@ -52,8 +52,10 @@ std::vector<std::int64_t> labels(std::int64_t batch) {
 
 }  // namespace
 
-// Cross-entropy loss and the gradient of every parameter. Args: image side, batch.
+// Cross-entropy loss and the gradient of every parameter. Args: image side, batch, threads
+// (intra-op: the ops split over images or channels).
 static void BM_Conv4_ForwardBackward(benchmark::State& state) {
+  const ml::IntraOpThreads threads(static_cast<std::size_t>(state.range(2)));
   const auto o = options_for(state.range(0));
   const std::int64_t batch = state.range(1);
   ml::Rng rng{3};
@@ -79,17 +81,15 @@ static void BM_Conv4_ForwardBackward(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Conv4_ForwardBackward)
-    ->Args({28, 5})
-    ->Args({28, 25})
-    ->Args({28, 80})
-    ->Args({28, 300})
-    ->Args({84, 5})
-    ->Args({84, 25})
-    ->Unit(benchmark::kMillisecond);
+    ->ArgsProduct({{28}, {5, 25, 80, 300}, {1, 2}})
+    ->ArgsProduct({{84}, {5, 25}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // One task of second-order MAML: 5-way 1-shot support (5 images), one inner SGD step with
-// create_graph, 15 queries per class (75 images), meta-gradient. Args: image side.
+// create_graph, 15 queries per class (75 images), meta-gradient. Args: image side, threads.
 static void BM_Conv4_MamlSecondOrder(benchmark::State& state) {
+  const ml::IntraOpThreads threads(static_cast<std::size_t>(state.range(1)));
   const auto o = options_for(state.range(0));
   ml::Rng rng{4};
   auto net = nn::conv4<float>(o, rng);
@@ -119,4 +119,7 @@ static void BM_Conv4_MamlSecondOrder(benchmark::State& state) {
       benchmark::Counter((5 * forward_flop(o, 5) + 3 * forward_flop(o, 75)) * 1e-9,
                          benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Conv4_MamlSecondOrder)->Arg(28)->Arg(84)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv4_MamlSecondOrder)
+    ->ArgsProduct({{28, 84}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

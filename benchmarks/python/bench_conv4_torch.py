@@ -64,7 +64,7 @@ def run_cases(threads=1, repeats=3):
             w = [q.clone().requires_grad_() for q in params]
             return torch.autograd.grad(F.cross_entropy(conv4_forward(w, x), y), w)
 
-        results[f"Conv4_ForwardBackward/{side}/{batch}"] = best_ms(step, repeats)
+        results[f"Conv4_ForwardBackward/{side}/{batch}/{threads}/real_time"] = best_ms(step, repeats)
     for side in (28, 84):
         in_ch, filters = (3, 32) if side == 84 else (1, 64)
         params = conv4_params(in_ch, filters, side, 5)
@@ -77,7 +77,7 @@ def run_cases(threads=1, repeats=3):
             fast = [wi - 0.4 * gi for wi, gi in zip(w, g)]
             return torch.autograd.grad(F.cross_entropy(conv4_forward(fast, xq), yq), w)
 
-        results[f"Conv4_MamlSecondOrder/{side}"] = best_ms(maml, repeats)
+        results[f"Conv4_MamlSecondOrder/{side}/{threads}/real_time"] = best_ms(maml, repeats)
     return results
 
 

@@ -57,7 +57,7 @@ def run_cases(threads=1, repeats=3):
             loss.backward()
             opt.step()
 
-        results[f"ProtoNet_Train/{ways}/{shots}/{queries}/real_time"] = best_ms(proto_step, repeats)
+        results[f"ProtoNet_Train/{ways}/{shots}/{queries}/{threads}/real_time"] = best_ms(proto_step, repeats)
     net = conv4_embedding()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     pairs = 128
@@ -72,7 +72,7 @@ def run_cases(threads=1, repeats=3):
         loss.backward()
         opt.step()
 
-    results[f"Siamese_Train/{pairs}/real_time"] = best_ms(siamese_step, repeats)
+    results[f"Siamese_Train/{pairs}/{threads}/real_time"] = best_ms(siamese_step, repeats)
     return results
 
 
