@@ -98,10 +98,13 @@ void parallel_ranges(std::int64_t total, std::int64_t grain, Body&& body) {
   });
 }
 
-/// Items per chunk for loops over items of `work` values each: about 16 K values, enough
-/// to pay for handing a chunk to another thread.
+/// Values per chunk of an element-wise loop: enough to pay for handing a chunk to another
+/// thread.
+inline constexpr std::int64_t chunk_values = 16384;
+
+/// Items per chunk for loops over items of `work` values each: about chunk_values values.
 inline std::int64_t grain_for(std::int64_t work) {
-  return std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, work));
+  return std::max<std::int64_t>(1, chunk_values / std::max<std::int64_t>(1, work));
 }
 
 }  // namespace detail

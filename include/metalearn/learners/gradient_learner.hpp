@@ -30,8 +30,9 @@ struct GradientLearnerOptions {
   double inner_lr = 0.01;     ///< step size alpha of the inner steps (the first, if learned)
   int inner_steps = 1;        ///< inner steps while meta-training
   int eval_inner_steps = 10;  ///< inner steps in evaluate() when none are given
-  /// Threads for the tasks of a meta-batch (0: the hardware's count). Results are
-  /// bit-identical for any count: per-task gradients are summed in task order.
+  /// Threads for the tasks of a meta-batch, the spare ones for each task's ops, and all of
+  /// them for evaluate()'s ops (0: the hardware's count). Results are bit-identical for any
+  /// count: per-task gradients are summed in task order, ops are chunked by shape.
   int threads = 0;
   /// Clip the meta-gradient to this global norm before the outer step (0: off).
   double clip_norm = 0.0;

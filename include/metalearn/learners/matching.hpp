@@ -25,8 +25,8 @@ struct MatchingNetOptions {
   /// Eq. 2; a larger value sharpens the attention (cosines lie in [-1, 1], so with 1 the
   /// weights of a 5-way 1-shot episode stay close to uniform early in training).
   double temperature = 1.0;
-  /// Threads for the episodes of a meta-batch (0: the hardware's count); bit-identical
-  /// results for any count.
+  /// Threads for the episodes of a meta-batch, the spare ones for each episode's ops (0: the
+  /// hardware's count); bit-identical results for any count.
   int threads = 0;
   double clip_norm = 0.0;  ///< clip the gradient's global norm (0: off)
   /// The network mode in evaluate() (see ProtoNetOptions::eval_mode).

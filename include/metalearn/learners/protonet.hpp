@@ -20,8 +20,9 @@ namespace metalearn::meta {
 
 /// Options of ProtoNet.
 struct ProtoNetOptions {
-  /// Threads for the episodes of a meta-batch (0: the hardware's count); results are
-  /// bit-identical for any count. Usually one episode per step (Snell et al.).
+  /// Threads for the episodes of a meta-batch, the spare ones for each episode's ops (0: the
+  /// hardware's count); results are bit-identical for any count. Usually one episode per
+  /// step (Snell et al.), whose convolutions then run on all of them.
   int threads = 0;
   /// Clip the gradient to this global norm before the optimizer step (0: off).
   double clip_norm = 0.0;

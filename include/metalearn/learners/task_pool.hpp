@@ -207,6 +207,7 @@ std::vector<Outcome> run_tasks(std::size_t tasks, ThreadPlan plan, Run run) {
   };
   {
     const ProcessGroupGuard alone(nullptr);  // a task's own run_tasks stays on this rank
+    // All the plan's threads, not only `at_once`: the tasks' ops join the same pool.
     metalearn::detail::ThreadPool::shared().reserve(threads - 1);
     metalearn::detail::ThreadPool::shared().parallel_for(last - first, at_once, work);
   }
@@ -220,7 +221,8 @@ std::vector<Outcome> run_tasks(std::size_t tasks, ThreadPlan plan, Run run) {
   return out;
 }
 
-/// run_tasks with `threads` tasks at once and no threads inside a task.
+/// run_tasks on `threads` threads (at least 1), tasks at once; with fewer tasks than
+/// threads the spare ones go to each task's ops.
 template <class Outcome, class Run>
 std::vector<Outcome> run_tasks(std::size_t tasks, std::size_t threads, Run run) {
   return run_tasks<Outcome>(tasks, ThreadPlan{static_cast<int>(std::max<std::size_t>(1, threads))},

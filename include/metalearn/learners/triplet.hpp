@@ -87,7 +87,7 @@ struct TripletOptions {
   double margin = 0.2;  ///< m (Schroff et al. 2015 use 0.2 on normalised embeddings)
   Mining mining = Mining::hard;
   SupportRule rule = SupportRule::nearest_example;  ///< how evaluate() classifies queries
-  int threads = 0;                                  ///< threads for the episodes of a batch
+  int threads = 0;  ///< threads for the episodes of a batch, the spare ones for their ops
   double clip_norm = 0.0;
   nn::Mode eval_mode = nn::Mode::eval;
 };

@@ -47,8 +47,8 @@ struct MamlRlOptions {
   meta::Order inner_order = meta::Order::second;  ///< Order::first: first-order MAML-RL
   std::int64_t episodes = 20;  ///< episodes per task for each inner step and for the query
   AdvantageOptions advantages = {};
-  /// Threads for the tasks of a meta-batch (0: the hardware's count). Results are
-  /// bit-identical for any count.
+  /// Threads for the tasks of a meta-batch, the spare ones for each task's ops (0: the
+  /// hardware's count). Results are bit-identical for any count.
   int threads = 0;
   double clip_norm = 0.0;  ///< clip the outer gradient to this norm (0: off)
 };
@@ -104,11 +104,11 @@ class MamlRl {
     if (batch.empty()) throw InvalidArgument("metalearn::rl::MamlRl::meta_gradient: no tasks");
     const auto params = net.parameters();
     const auto views = params.views();
-    const meta::ThreadPlan threads{o_.threads, net.buffers().empty()};
+    const meta::ThreadPlan plan{o_.threads, net.buffers().empty()};
     std::vector<TaskRollouts<Scalar>> kept(batch.size());
     // Each pass over the tasks runs on the threads (and ranks) like any learner's tasks.
     const auto each_task = [&](auto&& work) {
-      return meta::run_tasks<meta::TaskOutcome<Scalar>>(batch.size(), threads, [&](std::size_t t) {
+      return meta::run_tasks<meta::TaskOutcome<Scalar>>(batch.size(), plan, [&](std::size_t t) {
         meta::TaskOutcome<Scalar> out;
         Tape<Scalar> tape;
         work(t, out);

@@ -55,17 +55,15 @@ void for_channel_blocks(const ChannelDims& d, std::int64_t c, F f) {
 template <class Scalar>
 void channel_statistics(const Scalar* px, const ChannelDims& d, Scalar* mean, double* var) {
   using Block = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-  parallel_ranges(d.c, grain_for(d.count()), [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t c = first; c < last; ++c) {
-      double sum = 0, sq = 0;
-      for_channel_blocks<Scalar>(d, c,
-                                 [&](std::int64_t at) { sum += Block(px + at, d.inner).sum(); });
-      const Scalar m = static_cast<Scalar>(sum / static_cast<double>(d.count()));
-      for_channel_blocks<Scalar>(
-          d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - m).square().sum(); });
-      mean[c] = m;
-      var[c] = sq / static_cast<double>(d.count());
-    }
+  for_channels(d, [&](std::int64_t c) {
+    double sum = 0, sq = 0;
+    for_channel_blocks<Scalar>(d, c,
+                               [&](std::int64_t at) { sum += Block(px + at, d.inner).sum(); });
+    const Scalar m = static_cast<Scalar>(sum / static_cast<double>(d.count()));
+    for_channel_blocks<Scalar>(
+        d, c, [&](std::int64_t at) { sq += (Block(px + at, d.inner) - m).square().sum(); });
+    mean[c] = m;
+    var[c] = sq / static_cast<double>(d.count());
   });
 }
 

@@ -2,8 +2,8 @@
 /// @file metalearn/autodiff/detail/thread_pool.hpp
 /// The one pool of worker threads behind every parallel loop: a meta-batch's tasks
 /// (learners/task_pool.hpp) and the images or channels of one op (autodiff/parallel.hpp).
-/// A loop nested in a loop (an op inside a task) joins the same pool, so the threads in use
-/// never exceed the budget the caller set and no thread is ever spawned per call.
+/// A loop nested in a loop (an op inside a task) joins the same pool: no thread is ever
+/// spawned per call, and the pool never grows beyond the largest budget asked of it.
 #pragma once
 
 #include <atomic>
@@ -44,7 +44,8 @@ class ThreadPool {
     while (threads_.size() < workers) threads_.emplace_back([this] { serve(); });
   }
 
-  /// body(i, participant) for every i in [0, n); `body` must not throw.
+  /// body(i, participant) for every i in [0, n); `body` must not throw (on a worker that
+  /// would end the process).
   template <class Body>
   void parallel_for(std::size_t n, std::size_t threads, Body& body) {
     if (threads <= 1 || n <= 1 || forked()) {
@@ -62,10 +63,8 @@ class ThreadPool {
       open_.push_back(&job);
     }
     wake_.notify_all();
+    const Retire retire{*this, job};  // even if the caller's share throws
     job.run(0);
-    std::unique_lock<std::mutex> lock(mutex_);
-    close(&job);  // no worker joins after this
-    done_.wait(lock, [&] { return job.helpers == 0; });
   }
 
  private:
@@ -79,6 +78,18 @@ class ThreadPool {
     void run(std::size_t participant) {
       for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1))
         call(body, i, participant);
+    }
+  };
+
+  /// Takes a job off the open list (no worker joins after this) and waits for its helpers,
+  /// so the job, which lives on the caller's stack, outlives every use.
+  struct Retire {
+    ThreadPool& pool;
+    Job& job;
+    ~Retire() {
+      std::unique_lock<std::mutex> lock(pool.mutex_);
+      pool.close(&job);
+      pool.done_.wait(lock, [&] { return job.helpers == 0; });
     }
   };
 

@@ -170,55 +170,53 @@ void winograd_conv3x3(const Scalar* x, const Scalar* u, bool adjoint, const Scal
   using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
-  {
-    const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
-    const std::int64_t mstep = cols * f;
-    winograd_inputs(x, d, n0, count, s);
-    for (int k = 0; k < 16; ++k) {
-      const Eigen::Map<const Matrix> v(s.v + k * cols * c, cols, c);
-      Eigen::Map<Matrix> m(s.m + k * mstep, cols, f);
-      if (adjoint)
-        m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, c, f);
-      else
-        m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, f, c).transpose();
-    }
-    // Output transform Y = A^T M A per tile, A^T = [1 1 1 0; 0 1 -1 -1], into a
-    // channels-last image (cropped to H x W), then transposed into [F, H, W].
-    for (std::int64_t k = 0; k < count; ++k) {
-      for (std::int64_t ty = 0; ty < d.ty(); ++ty)
-        for (std::int64_t q = 0; q < tx; ++q) {
-          const Scalar* src = s.m + (k * tiles + ty * tx + q) * f;
-          // Outputs (2 ty + a, 2 q + b); the second row or column of an edge tile of an odd
-          // size is computed but not stored.
-          const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
-          Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
-          Scalar* y1 = y0 + d.w * f;
-          for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
-            const std::int64_t len = std::min(kLanes, f - c0);
-            Scalar in[16][kLanes], t[2][4][kLanes], res[4][kLanes];
-            for (int r = 0; r < 16; ++r) load_lanes(src + r * mstep + c0, len, in[r]);
-            for (int j = 0; j < 4; ++j)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // A^T M, column j
-                t[0][j][l] = in[j][l] + in[4 + j][l] + in[8 + j][l];
-                t[1][j][l] = in[4 + j][l] - in[8 + j][l] - in[12 + j][l];
-              }
-            for (int i = 0; i < 2; ++i)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // (A^T M) A, row i
-                res[2 * i][l] = t[i][0][l] + t[i][1][l] + t[i][2][l];
-                res[2 * i + 1][l] = t[i][1][l] - t[i][2][l] - t[i][3][l];
-              }
-            if (bias != nullptr)
-              for (int r = 0; r < 4; ++r)
-                for (std::int64_t l = 0; l < len; ++l) res[r][l] += bias[c0 + l];
-            store_lanes(res[0], len, y0 + c0);
-            if (right) store_lanes(res[1], len, y0 + f + c0);
-            if (below) store_lanes(res[2], len, y1 + c0);
-            if (right && below) store_lanes(res[3], len, y1 + f + c0);
-          }
+  const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
+  const std::int64_t mstep = cols * f;
+  winograd_inputs(x, d, n0, count, s);
+  for (int k = 0; k < 16; ++k) {
+    const Eigen::Map<const Matrix> v(s.v + k * cols * c, cols, c);
+    Eigen::Map<Matrix> m(s.m + k * mstep, cols, f);
+    if (adjoint)
+      m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, c, f);
+    else
+      m.noalias() = v * Eigen::Map<const Matrix>(u + k * c * f, f, c).transpose();
+  }
+  // Output transform Y = A^T M A per tile, A^T = [1 1 1 0; 0 1 -1 -1], into a
+  // channels-last image (cropped to H x W), then transposed into [F, H, W].
+  for (std::int64_t k = 0; k < count; ++k) {
+    for (std::int64_t ty = 0; ty < d.ty(); ++ty)
+      for (std::int64_t q = 0; q < tx; ++q) {
+        const Scalar* src = s.m + (k * tiles + ty * tx + q) * f;
+        // Outputs (2 ty + a, 2 q + b); the second row or column of an edge tile of an odd
+        // size is computed but not stored.
+        const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
+        Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
+        Scalar* y1 = y0 + d.w * f;
+        for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
+          const std::int64_t len = std::min(kLanes, f - c0);
+          Scalar in[16][kLanes], t[2][4][kLanes], res[4][kLanes];
+          for (int r = 0; r < 16; ++r) load_lanes(src + r * mstep + c0, len, in[r]);
+          for (int j = 0; j < 4; ++j)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // A^T M, column j
+              t[0][j][l] = in[j][l] + in[4 + j][l] + in[8 + j][l];
+              t[1][j][l] = in[4 + j][l] - in[8 + j][l] - in[12 + j][l];
+            }
+          for (int i = 0; i < 2; ++i)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // (A^T M) A, row i
+              res[2 * i][l] = t[i][0][l] + t[i][1][l] + t[i][2][l];
+              res[2 * i + 1][l] = t[i][1][l] - t[i][2][l] - t[i][3][l];
+            }
+          if (bias != nullptr)
+            for (int r = 0; r < 4; ++r)
+              for (std::int64_t l = 0; l < len; ++l) res[r][l] += bias[c0 + l];
+          store_lanes(res[0], len, y0 + c0);
+          if (right) store_lanes(res[1], len, y0 + f + c0);
+          if (below) store_lanes(res[2], len, y1 + c0);
+          if (right && below) store_lanes(res[3], len, y1 + f + c0);
         }
-      Eigen::Map<Matrix>(out + (n0 + k) * f * plane, f, plane) =
-          Eigen::Map<const Matrix>(s.image, plane, f).transpose();
-    }
+      }
+    Eigen::Map<Matrix>(out + (n0 + k) * f * plane, f, plane) =
+        Eigen::Map<const Matrix>(s.image, plane, f).transpose();
   }
 }
 
@@ -233,50 +231,48 @@ void winograd_weight_grad3x3(const Scalar* x, const Scalar* g, const WinogradDim
   using Matrix = RowMatrix<Scalar>;
   const std::int64_t c = d.c, f = d.f, tiles = d.tiles(), tx = d.tx(), plane = d.h * d.w;
   WinogradScratch<Scalar> s(scratch, d);
-  {
-    const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
-    const std::int64_t mstep = cols * f;
-    winograd_inputs(x, d, n0, count, s);
-    // Gradient transform A dY A^T per 2x2 tile dY (zero outside the image),
-    // A = [1 0; 1 1; 1 -1; 0 -1].
-    for (std::int64_t k = 0; k < count; ++k) {
-      channels_last(g + (n0 + k) * f * plane, f, d, s.image);
-      for (std::int64_t ty = 0; ty < d.ty(); ++ty)
-        for (std::int64_t q = 0; q < tx; ++q) {
-          const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
-          const Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
-          const Scalar* y1 = y0 + d.w * f;
-          Scalar* dst = s.m + (k * tiles + ty * tx + q) * f;
-          for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
-            const std::int64_t len = std::min(kLanes, f - c0);
-            Scalar in[2][2][kLanes] = {}, t[4][2][kLanes], res[16][kLanes];
-            load_lanes(y0 + c0, len, in[0][0]);
-            if (right) load_lanes(y0 + f + c0, len, in[0][1]);
-            if (below) load_lanes(y1 + c0, len, in[1][0]);
-            if (right && below) load_lanes(y1 + f + c0, len, in[1][1]);
-            for (int j = 0; j < 2; ++j)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // A dY, column j
-                t[0][j][l] = in[0][j][l];
-                t[1][j][l] = in[0][j][l] + in[1][j][l];
-                t[2][j][l] = in[0][j][l] - in[1][j][l];
-                t[3][j][l] = -in[1][j][l];
-              }
-            for (int i = 0; i < 4; ++i)
-              for (std::int64_t l = 0; l < kLanes; ++l) {  // (A dY) A^T, row i
-                res[4 * i + 0][l] = t[i][0][l];
-                res[4 * i + 1][l] = t[i][0][l] + t[i][1][l];
-                res[4 * i + 2][l] = t[i][0][l] - t[i][1][l];
-                res[4 * i + 3][l] = -t[i][1][l];
-              }
-            for (int r = 0; r < 16; ++r) store_lanes(res[r], len, dst + r * mstep + c0);
-          }
+  const std::int64_t count = std::min(d.group(), d.n - n0), cols = count * tiles;
+  const std::int64_t mstep = cols * f;
+  winograd_inputs(x, d, n0, count, s);
+  // Gradient transform A dY A^T per 2x2 tile dY (zero outside the image),
+  // A = [1 0; 1 1; 1 -1; 0 -1].
+  for (std::int64_t k = 0; k < count; ++k) {
+    channels_last(g + (n0 + k) * f * plane, f, d, s.image);
+    for (std::int64_t ty = 0; ty < d.ty(); ++ty)
+      for (std::int64_t q = 0; q < tx; ++q) {
+        const bool right = 2 * q + 1 < d.w, below = 2 * ty + 1 < d.h;
+        const Scalar* y0 = s.image + (2 * ty * d.w + 2 * q) * f;
+        const Scalar* y1 = y0 + d.w * f;
+        Scalar* dst = s.m + (k * tiles + ty * tx + q) * f;
+        for (std::int64_t c0 = 0; c0 < f; c0 += kLanes) {
+          const std::int64_t len = std::min(kLanes, f - c0);
+          Scalar in[2][2][kLanes] = {}, t[4][2][kLanes], res[16][kLanes];
+          load_lanes(y0 + c0, len, in[0][0]);
+          if (right) load_lanes(y0 + f + c0, len, in[0][1]);
+          if (below) load_lanes(y1 + c0, len, in[1][0]);
+          if (right && below) load_lanes(y1 + f + c0, len, in[1][1]);
+          for (int j = 0; j < 2; ++j)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // A dY, column j
+              t[0][j][l] = in[0][j][l];
+              t[1][j][l] = in[0][j][l] + in[1][j][l];
+              t[2][j][l] = in[0][j][l] - in[1][j][l];
+              t[3][j][l] = -in[1][j][l];
+            }
+          for (int i = 0; i < 4; ++i)
+            for (std::int64_t l = 0; l < kLanes; ++l) {  // (A dY) A^T, row i
+              res[4 * i + 0][l] = t[i][0][l];
+              res[4 * i + 1][l] = t[i][0][l] + t[i][1][l];
+              res[4 * i + 2][l] = t[i][0][l] - t[i][1][l];
+              res[4 * i + 3][l] = -t[i][1][l];
+            }
+          for (int r = 0; r < 16; ++r) store_lanes(res[r], len, dst + r * mstep + c0);
         }
-    }
-    for (int k = 0; k < 16; ++k)  // dU_k [F, C] += M_k^T V_k
-      Eigen::Map<Matrix>(du + k * c * f, f, c).noalias() +=
-          Eigen::Map<const Matrix>(s.m + k * mstep, cols, f).transpose() *
-          Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c);
+      }
   }
+  for (int k = 0; k < 16; ++k)  // dU_k [F, C] += M_k^T V_k
+    Eigen::Map<Matrix>(du + k * c * f, f, c).noalias() +=
+        Eigen::Map<const Matrix>(s.m + k * mstep, cols, f).transpose() *
+        Eigen::Map<const Matrix>(s.v + k * cols * c, cols, c);
 }
 
 /// dw [F, C, 3, 3] = G^T dU G per kernel from du [16][F][C]: the adjoint of u = T taps,

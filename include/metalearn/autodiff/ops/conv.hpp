@@ -6,7 +6,7 @@
 /// Each is computed as im2col + GEMMs over groups of images, or, for 3x3 "same" convolutions
 /// with 16+ channels (conv4's inner layers), by Winograd F(2x2, 3x3) (detail/winograd.hpp).
 /// The groups are the chunks of intra-op threading (parallel.hpp); a weight gradient sums
-/// them in a fixed number of partial sums set by the shapes (reduction_slots), so the bits
+/// them in a fixed number of partial sums set by the shapes (detail/partial_sums.hpp), so the bits
 /// do not depend on the thread count.
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <metalearn/autodiff/detail/im2col.hpp>
 #include <metalearn/autodiff/detail/op_support.hpp>
+#include <metalearn/autodiff/detail/partial_sums.hpp>
 #include <metalearn/autodiff/detail/winograd.hpp>
 #include <metalearn/autodiff/ops/broadcast.hpp>
 #include <metalearn/autodiff/ops/shape_ops.hpp>
@@ -70,36 +71,6 @@ inline ConvDims conv_dims(const char* op, const Shape& x, const Shape& w, Conv2d
 inline bool use_winograd(const ConvDims& d) {
   return d.kh == 3 && d.kw == 3 && d.pad == 1 && is_same_stride1(d) && d.c >= 16 && d.f >= 16 &&
          4 * d.p() >= 3 * 4 * ((d.oh + 1) / 2) * ((d.ow + 1) / 2);
-}
-
-/// Values per participant of a parallel loop, rounded up to whole 64-byte lines so that no
-/// two participants write to one cache line.
-template <class Scalar>
-std::int64_t per_worker(std::int64_t values) {
-  const std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(Scalar));
-  return (values + line - 1) / line * line;
-}
-
-/// The partial sums a weight gradient over `chunks` groups of images is split into: at
-/// least 4 groups each (fewer partials cost less than the threads gain on small batches),
-/// at most 4. A function of the shapes only, so every thread count adds alike.
-inline std::int64_t reduction_slots(std::int64_t chunks) {
-  return std::max<std::int64_t>(1, std::min<std::int64_t>(4, chunks / 4));
-}
-/// Groups [first, last) of slot `s` of `slots` over `chunks` groups.
-inline std::pair<std::int64_t, std::int64_t> slot_range(std::int64_t s, std::int64_t slots,
-                                                        std::int64_t chunks) {
-  return {s * chunks / slots, (s + 1) * chunks / slots};
-}
-
-/// out = sum over slots of the `size` values at partial[s] (partial[0] is `out` itself),
-/// added in slot order.
-template <class Scalar>
-void add_slots(Scalar* out, const Scalar* partials, std::int64_t slots, std::int64_t size) {
-  using Vec = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-  using ConstVec = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-  for (std::int64_t s = 1; s < slots; ++s)
-    Vec(out, size) += ConstVec(partials + (s - 1) * per_worker<Scalar>(size), size);
 }
 
 /// x [N, C, H, W] convolved with 3x3 kernels g [F, C, 3, 3] (or, `adjoint`, the transposed
@@ -234,10 +205,11 @@ void conv2d_compute(const Var<Scalar>& x, const Var<Scalar>& w, const Scalar* bi
   if (use_winograd(d))
     return winograd_conv(x, x.value().data(), w.value().data(), bias, d, false, out);
   const std::int64_t group = images_per_gemm(d);
-  const GroupScratch<Scalar> memory(x, d, group_chunks(d), true);
+  const std::size_t chunks = group_chunks(d);
+  const GroupScratch<Scalar> memory(x, d, chunks, true);
   const Scalar* px = x.value().data();
   const ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
-  parallel_chunks(group_chunks(d), [&](std::size_t i, std::size_t p) {
+  parallel_chunks(chunks, [&](std::size_t i, std::size_t p) {
     Scalar* col = memory.columns(p);
     Scalar* tmp = memory.outputs(p);
     const std::int64_t n0 = static_cast<std::int64_t>(i) * group;
@@ -302,10 +274,11 @@ Var<Scalar> conv2d_input_grad(const Var<Scalar>& g, const Var<Scalar>& w, const 
     return out.var;
   }
   const std::int64_t group = detail::images_per_gemm(d);
-  const detail::GroupScratch<Scalar> memory(g, d, detail::group_chunks(d), true);
+  const std::size_t chunks = detail::group_chunks(d);
+  const detail::GroupScratch<Scalar> memory(g, d, chunks, true);
   const detail::ConstMatMap<Scalar> W(w.value().data(), d.f, d.ckk());
   const Scalar* pg = g.value().data();
-  detail::parallel_chunks(detail::group_chunks(d), [&](std::size_t i, std::size_t p) {
+  detail::parallel_chunks(chunks, [&](std::size_t i, std::size_t p) {
     Scalar* col = memory.columns(p);
     const std::int64_t n0 = static_cast<std::int64_t>(i) * group;
     const std::int64_t k_count = std::min(group, d.n - n0);

@@ -15,13 +15,13 @@ namespace metalearn {
 
 namespace detail {
 
-/// out[i] = f(x)[i] for i in [0, n), in ranges of a fixed 16 K values split among this
+/// out[i] = f(x)[i] for i in [0, n), in ranges of chunk_values values split among this
 /// thread's intra-op threads (a range starts where the whole array's alignment does, so
 /// Eigen's vector and scalar paths fall on the same elements for any thread count).
 template <class Scalar, class F>
 void map_values(const Scalar* x, std::int64_t n, Scalar* out, F& f) {
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
-  parallel_ranges(n, 16384, [&](std::int64_t first, std::int64_t last) {
+  parallel_ranges(n, chunk_values, [&](std::int64_t first, std::int64_t last) {
     Eigen::Map<Array>(out + first, last - first) =
         f(Eigen::Map<const Array>(x + first, last - first));
   });
@@ -219,7 +219,7 @@ void relu_backward(BackwardContext<Scalar>& c) {
   const Scalar* yv = y.value().data();
   const std::int64_t n = y.numel();  // hoisted: the loop vectorises
   auto step = record_constant(y, y.shape());
-  parallel_ranges(n, 16384, [&](std::int64_t first, std::int64_t last) {
+  parallel_ranges(n, chunk_values, [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t i = first; i < last; ++i)
       step.data[i] = yv[i] > Scalar(0) ? Scalar(1) : Scalar(0);
   });
@@ -232,7 +232,7 @@ void relu_fused_backward(BackwardContext<Scalar>& c) {
   const Scalar* yv = y.value().data();
   auto dx = result_over_grad_output(c);
   const Scalar* g = c.grad_output.value().data();
-  parallel_ranges(y.numel(), 16384, [&](std::int64_t first, std::int64_t last) {
+  parallel_ranges(y.numel(), chunk_values, [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t i = first; i < last; ++i) {
       const Scalar gi = g[i];
       dx.data[i] = yv[i] > Scalar(0) ? gi : Scalar(0);

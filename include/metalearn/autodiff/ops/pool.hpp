@@ -101,12 +101,18 @@ void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, std::int64
   }
 }
 
+/// body(first, last) over the planes [0, N*C), the ranges split among this thread's
+/// intra-op threads (each plane's writes are its own).
+template <class Body>
+void for_planes(const PoolDims& d, Body&& body) {
+  parallel_ranges(d.n * d.c, grain_for(d.h * d.w), body);
+}
+
 /// Calls f(k, flat) for every output k and the flat input index of its window's maximum,
-/// plane by plane, with plane(nc) before each plane's outputs; the planes split among
-/// this thread's intra-op threads (each plane's writes are its own).
+/// plane by plane, with plane(nc) before each plane's outputs, on the planes' threads.
 template <class Plane, class F>
 void for_each_maximum(const PoolDims& d, const WindowOffset* offsets, Plane plane, F f) {
-  parallel_ranges(d.n * d.c, grain_for(d.h * d.w), [&](std::int64_t first, std::int64_t last) {
+  for_planes(d, [&](std::int64_t first, std::int64_t last) {
     for_each_maximum(d, offsets, first, last, plane, f);
   });
 }
@@ -201,10 +207,9 @@ Var<Scalar> max_pool2d(const Var<Scalar>& x, std::int64_t kernel, std::int64_t s
   auto* offsets = static_cast<detail::WindowOffset*>(
       x.tape().allocate(sizeof(detail::WindowOffset) * static_cast<std::size_t>(count)));
   auto out = detail::pool_gather(x, offsets, d, false);
-  detail::parallel_ranges(
-      d.n * d.c, detail::grain_for(d.h * d.w), [&](std::int64_t first, std::int64_t last) {
-        detail::max_pool_planes(x.value().data(), d, first, last, offsets, out.data);
-      });
+  detail::for_planes(d, [&](std::int64_t first, std::int64_t last) {
+    detail::max_pool_planes(x.value().data(), d, first, last, offsets, out.data);
+  });
   return out.var;
 }
 
