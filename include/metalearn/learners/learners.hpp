@@ -12,6 +12,7 @@
 #include <metalearn/learners/full_context_embedding.hpp>
 #include <metalearn/learners/gradient_learner.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/load_model.hpp>
 #include <metalearn/learners/matching.hpp>
 #include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/policies.hpp>
@@ -22,3 +23,4 @@
 #include <metalearn/learners/task_pool.hpp>
 #include <metalearn/learners/trainer.hpp>
 #include <metalearn/learners/triplet.hpp>
+#include <metalearn/learners/validate.hpp>

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -20,19 +19,18 @@
 #include <metalearn/error.hpp>
 #include <metalearn/io/checkpoint.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/load_model.hpp>
 #include <metalearn/learners/process_group.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
+#include <metalearn/learners/validate.hpp>
 #include <metalearn/nn/model.hpp>
 #include <metalearn/random.hpp>
 #include <ostream>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
-#if defined(__GNUG__)
-#include <cxxabi.h>
-#endif
 #include <utility>
 #include <vector>
 
@@ -43,73 +41,6 @@ enum class OnNonFinite {
   stop,  ///< stop training, report the step and the parameter (the default)
   skip,  ///< skip that step's update and go on (counted in TrainResult::skipped)
 };
-
-namespace detail {
-inline std::string type_name(const char* mangled) {
-#if defined(__GNUG__)
-  int status = 0;
-  char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  const std::string out = status == 0 && d != nullptr ? d : mangled;
-  std::free(d);
-  return out;
-#else
-  return mangled;
-#endif
-}
-
-/// The model's layers (`describe()`, e.g. Sequential's "0: Conv2d(1, 64, 3)" lines with
-/// batch norm's "running" flag), else its parameters' names and shapes: the "architecture"
-/// text of train()'s checkpoints, checked by load_model and on resume.
-template <class Model>
-std::string architecture_of(Model& net) {
-  if constexpr (nn::describes_itself_v<Model>) {
-    return net.describe();
-  } else {
-    std::string s;
-    const auto p = net.parameters();
-    for (std::size_t i = 0; i < p.size(); ++i)
-      s += p.name(i) + " " + p[i].shape().to_string() + "\n";
-    return s;
-  }
-}
-
-template <class L, class = void>
-struct declares_metric : std::false_type {};
-template <class L>
-struct declares_metric<L,
-                       std::void_t<decltype(L::metric_name), decltype(L::higher_metric_is_better)>>
-    : std::true_type {};
-
-/// Whether a higher validation is better, and the metric's name in the progress line: the
-/// learner's own (a return) when it declares them, else accuracy or MSE by the episodes.
-template <class Learner, class Episode>
-bool higher_is_better(const std::vector<Episode>& validation) {
-  if constexpr (declares_metric<Learner>::value)
-    return Learner::higher_metric_is_better;
-  else
-    return !validation.empty() && validation[0].is_classification();
-}
-template <class Learner, class Episode>
-const char* metric_label(const std::vector<Episode>& validation) {
-  if constexpr (declares_metric<Learner>::value)
-    return Learner::metric_name;
-  else
-    return !validation.empty() && validation[0].is_classification() ? "acc" : "mse";
-}
-
-template <class Episode, class Evaluate>
-MeanCi score_episodes(const std::vector<Episode>& episodes, Evaluate evaluate) {
-  if (episodes.empty()) throw InvalidArgument("metalearn::meta::validate: no episodes");
-  std::vector<double> v;
-  for (const auto& e : episodes) {
-    const EpisodeResult r = evaluate(e);
-    v.push_back(!std::isnan(r.accuracy)      ? r.accuracy
-                : !std::isnan(r.mean_return) ? r.mean_return
-                                             : r.mse);
-  }
-  return mean_ci(v);
-}
-}  // namespace detail
 
 /// Options of train().
 struct TrainerOptions {
@@ -164,42 +95,6 @@ struct TrainResult {
   MeanCi best;  ///< the best validation
   std::int64_t best_step = 0;
 };
-
-/// Mean accuracy (classification) or MSE (regression) of `learner.evaluate` over `episodes`,
-/// with its 95% confidence interval (MeanCi: mean, ci95, count).
-template <class Learner, class Model, class Episode>
-MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes) {
-  return detail::score_episodes(episodes,
-                                [&](const Episode& e) { return learner.evaluate(net, e); });
-}
-
-/// The same after `inner_steps` inner steps on each support set (a gradient learner's
-/// `evaluate(net, episode, steps)`), e.g. MAML's 10-step figure of Finn et al. Fig. 2.
-template <class Learner, class Model, class Episode>
-MeanCi validate(const Learner& learner, Model& net, const std::vector<Episode>& episodes,
-                int inner_steps) {
-  if (inner_steps < 0)
-    throw InvalidArgument("metalearn::meta::validate: inner_steps must be >= 0, got " +
-                          std::to_string(inner_steps));
-  return detail::score_episodes(
-      episodes, [&](const Episode& e) { return learner.evaluate(net, e, inner_steps); });
-}
-
-/// Load the model (learner.meta_parameters(net) and the buffers) from a checkpoint written
-/// by train(), skipping the optimizer state, the learner state and the counters: to
-/// evaluate or deploy it. Strict about the model: every parameter and buffer must be in the
-/// file with its shape, and every model or buffer entry of the file must be used (a
-/// checkpoint with running batch-norm statistics does not load into a model without them);
-/// errors name the first difference. The model's layers must match the file's
-/// "architecture" when it has one (a ReLU net does not load into a tanh net of the same
-/// shapes); the learner may differ (train with MAML, evaluate with another).
-template <class Learner, class Model>
-void load_model(Learner& learner, Model& net, const std::string& path) {
-  io::Checkpoint<typename Learner::scalar_type> ckpt;
-  ckpt.tensors("model", learner.meta_parameters(net)).tensors("buffers", net.buffers());
-  ckpt.text("architecture", detail::architecture_of(net));
-  ckpt.load(path, io::Unregistered::training_state);
-}
 
 namespace detail {
 inline std::string clock_text(double seconds) {
