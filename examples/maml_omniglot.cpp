@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
         "                     [--log-every N] [--validate-every N] [--val-episodes N]\n"
         "                     [--eval-episodes N] [--lr-schedule constant|cosine]\n"
         "                     [--msl-anneal-steps N] [--first-order-steps N] [--imaml-lambda X]\n"
-        "                     [--cg-steps N] [--cg-damping X] [--per-step-bn on|off] [--quiet]\n",
+        "                     [--cg-steps N] [--cg-damping X] [--per-step-bn on|off] [--svg FILE]\n"
+        "                     [--quiet]\n",
         {"data",
          "test-data",
          "augment",
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
          "checkpoint",
          "runs",
          "csv",
+         "svg",
          "log-every",
          "validate-every",
          "val-episodes",

@@ -26,7 +26,9 @@
 // embeddings, --fce-steps K attention steps for a query). --export DIR writes
 // the prepared images and the alphabet split for benchmarks/python/protonet_omniglot_torch.py
 // and exits.
+#include <algorithm>
 #include <iostream>
+#include <map>
 #include <metalearn/metalearn.hpp>
 #include <string>
 
@@ -47,22 +49,26 @@ int main(int argc, char** argv) {
         "                         [--augment none|affine|crop-flip] [--ways N] [--shots N] "
         "[--queries N]\n"
         "                         [--meta-batch N] [--method protonet|matching] [--temperature X]\n"
-        "                         [--fce] [--fce-steps K]\n"
+        "                         [--fce] [--fce-steps K] [--episodes random|alphabet]\n"
         "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
         "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
+        "                         [--lr-schedule constant|cosine]\n"
         "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
         "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
-        "                         [--eval-episodes N] [--export DIR] [--quiet]\n",
-        {"test-data", "augment",        "meta-batch",   "data",          "ways",     "shots",
-         "queries",   "method",         "temperature",  "distance",      "outer-lr", "steps",
-         "minutes",   "threads",        "seed",         "checkpoint",    "runs",     "csv",
-         "log-every", "validate-every", "val-episodes", "eval-episodes", "export",   "fce-steps"},
+        "                         [--eval-episodes N] [--export DIR] [--svg FILE] [--quiet]\n",
+        {"test-data",    "augment",       "meta-batch", "data",        "ways",
+         "shots",        "queries",       "method",     "temperature", "distance",
+         "outer-lr",     "steps",         "minutes",    "threads",     "seed",
+         "checkpoint",   "runs",          "csv",        "log-every",   "validate-every",
+         "val-episodes", "eval-episodes", "export",     "fce-steps",   "episodes",
+         "svg",          "lr-schedule"},
         {"quiet", "evaluate", "fce"}};
     const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
                                            args.get_int("shots", 1, 1, 100),
                                            args.get_int("queries", 5, 1, 100)};
     const std::string distance =
         args.get_choice("distance", "squared_euclidean", {"squared_euclidean", "cosine"});
+    const std::string episodes = args.get_choice("episodes", "random", {"random", "alphabet"});
     const std::string method = args.get_choice("method", "protonet", {"protonet", "matching"});
     ml::nn::Conv4Options c;
     c.embedding_only = true;
@@ -93,6 +99,17 @@ int main(int argc, char** argv) {
       // Train ways cannot exceed the training classes (the synthetic set is small).
       data::EpisodeOptions shape = train_shape;
       shape.ways = std::min<std::int64_t>(shape.ways, static_cast<std::int64_t>(og.train.size()));
+      if (episodes == "alphabet") {  // Lake's runs: every class of an episode from one alphabet
+        std::map<std::int64_t, std::int64_t> per_alphabet;
+        for (const std::int64_t k : og.train)
+          ++per_alphabet[og.alphabet_of[static_cast<std::size_t>(k)]];
+        std::int64_t largest = 0;
+        for (const auto& [alphabet, classes] : per_alphabet) largest = std::max(largest, classes);
+        shape.ways = std::min(shape.ways, largest);
+        return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
+            augment(data::GroupEpisodeSampler<float>(og.data, og.alphabet_of, shape, og.train)),
+            meta_batch);
+      }
       return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
           augment(data::EpisodeSampler<float>(og.data, shape, og.train)), meta_batch);
     };

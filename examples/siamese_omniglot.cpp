@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
         "                        [--minutes M] [--threads N] [--seed N] [--checkpoint FILE]\n"
         "                        [--evaluate] [--runs DIR] [--csv FILE] [--log-every N]\n"
         "                        [--validate-every N] [--val-episodes N] [--eval-episodes N]\n"
-        "                        [--quiet]\n",
+        "                        [--svg FILE] [--quiet]\n",
         {"data", "test-data", "augment", "pairs", "margin", "loss", "outer-lr", "steps", "minutes",
          "threads", "seed", "checkpoint", "runs", "csv", "log-every", "validate-every",
-         "val-episodes", "eval-episodes"},
+         "val-episodes", "eval-episodes", "svg"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
     meta::SiameseOptions o;

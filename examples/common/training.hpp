@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/args.hpp"
+#include "common/curve_svg.hpp"
 #include "common/ranks.hpp"
 
 namespace examples {
@@ -126,9 +127,9 @@ inline meta::TrainerOptions trainer_options(const Args& args, long default_steps
   // naming the first flag that differs. The budget (--steps, --minutes; unless the cosine
   // schedule spans --steps), the output flags and --threads (which never changes a bit)
   // may change between a run and its resume.
-  std::vector<std::string> free{"minutes",   "log-every",  "csv",           "quiet",
-                                "threads",   "checkpoint", "eval-episodes", "runs",
-                                "test-data", "export",     "evaluate",      "validate-every"};
+  std::vector<std::string> free{"minutes",    "log-every",      "csv",  "quiet",     "threads",
+                                "checkpoint", "eval-episodes",  "runs", "test-data", "export",
+                                "evaluate",   "validate-every", "svg"};
   if (!cosine) free.push_back("steps");
   o.config = args.config(free);
   if (cosine) o.config += "--steps " + std::to_string(o.steps) + "\n";
@@ -293,6 +294,7 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
   // --test-data, unless --runs was asked for alone.
   const bool scores_held_out = !args.has("test-data") && (args.has("data") || !args.has("runs"));
   std::optional<data::Omniglot> og;
+  if (args.has("svg") && !args.has("csv")) args.bad("--svg FILE plots --csv FILE: give both");
   if (!evaluate || scores_held_out) og = load_omniglot(args, seed);
   if (evaluate) {
     if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
@@ -314,6 +316,12 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
       std::cout << "validation: best " << trained.best.mean << " +- " << trained.best.ci95
                 << " at step " << trained.best_step << "\n";
     if (!ranks().lead) return 0;  // rank 0 alone tests and prints
+    if (args.has("svg")) {
+      write_learning_curve_svg(
+          o.csv, args.get_string("svg", ""), "learning curve: " + o.csv,
+          std::to_string(shape.ways) + "-way " + std::to_string(shape.shots) + "-shot accuracy");
+      if (!quiet) std::cout << "wrote " << args.get_string("svg", "") << "\n";
+    }
     if (!checkpoint.empty()) meta::load_model(learner, net, checkpoint);  // the best model
   }
   std::optional<data::Omniglot> test_folder;
