@@ -7,6 +7,7 @@
 #include <cmath>
 #include <metalearn/error.hpp>
 #include <metalearn/learners/results.hpp>
+#include <metalearn/learners/scoring.hpp>
 #include <string>
 #include <type_traits>
 #include <vector>
