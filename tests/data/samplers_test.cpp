@@ -488,6 +488,44 @@ TEST_CASE("AffineAugmented is deterministic per seed; normalize_channels", "[dat
       {"1 channels but 2 means"});
 }
 
+TEST_CASE("augment_support: the support set and its distorted copies, the queries untouched",
+          "[data][transforms]") {
+  ml::Rng rng(3);
+  ml::Tensor<float> x(ml::Shape{24, 1, 6, 6});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(ml::uniform01(rng));
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 24; ++i) labels.push_back(i % 6);
+  const data::ClassDataset<float> all(x, labels);
+  ml::Rng er(4);
+  const auto e = data::EpisodeSampler<float>(all, {3, 2, 2}).sample(er);
+  const data::RandomCrop crop(1);
+  ml::Rng a(8), replay(8);
+  const auto t = data::augment_support(e, 2, a, crop);
+  CHECK(t.shots == 6);
+  CHECK(t.ways == 3);
+  REQUIRE(t.support_inputs.shape() == ml::Shape{18, 1, 6, 6});
+  REQUIRE(t.support_labels.size() == 18);
+  for (std::int64_t k = 0; k < t.query_inputs.numel(); ++k)
+    CHECK(t.query_inputs.data()[k] == e.query_inputs.data()[k]);
+  CHECK(t.query_labels == e.query_labels);
+  // Rows 0-5 the originals; then copy 1 of rows 0-5, copy 2 of rows 0-5, a draw each in order.
+  ml::Tensor<float> one(ml::Shape{1, 1, 6, 6});
+  for (std::int64_t row = 0; row < 18; ++row) {
+    const std::int64_t i = row % 6;
+    CHECK(t.support_labels[static_cast<std::size_t>(row)] ==
+          e.support_labels[static_cast<std::size_t>(i)]);
+    std::copy(e.support_inputs.data() + i * 36, e.support_inputs.data() + (i + 1) * 36, one.data());
+    const auto want = row < 6 ? one : crop.apply(one, crop.draw(replay));
+    for (std::int64_t k = 0; k < 36; ++k)
+      CHECK(t.support_inputs.data()[row * 36 + k] == want.data()[k]);
+  }
+  const auto same = data::augment_support(e, 0, a);
+  CHECK(same.support_labels == e.support_labels);
+  CHECK(same.shots == e.shots);
+  ml::test::check_throws<ml::InvalidArgument>([&] { data::augment_support(e, -1, a); },
+                                              {"augment_support", "copies must be >= 0"});
+}
+
 TEST_CASE("GroupEpisodeSampler: Lake-style episodes, one group, other drawers for the queries",
           "[data][episode]") {
   // 3 groups of 5 classes, 6 examples each; example value = 100 * class + position.

@@ -281,6 +281,43 @@ class Augmented {
 template <class Sampler>
 using AffineAugmented = Augmented<Sampler, RandomAffine>;
 
+/// Test-time augmentation of a few-shot episode: its support set with `copies` distorted
+/// versions of every support image appended (each by its own `transform` draw from `rng`),
+/// labels repeated and `shots` multiplied by 1 + copies; the queries are untouched. A
+/// metric learner scores the result as it scores any episode (a ProtoNet's prototype
+/// becomes the mean over the distortions, a nearest-neighbour Siamese or Matching Network
+/// sees more neighbours), so no learner changes. Deterministic for a seed of `rng`.
+template <class Scalar, class Transform = RandomAffine>
+Episode<Scalar> augment_support(const Episode<Scalar>& episode, int copies, Rng& rng,
+                                const Transform& transform = {}) {
+  const char* who = "metalearn::data::augment_support";
+  if (copies < 0)
+    throw InvalidArgument(std::string(who) + ": copies must be >= 0, got " +
+                          std::to_string(copies));
+  if (!episode.is_classification())
+    throw InvalidArgument(std::string(who) + ": needs a classification episode (ways > 0)");
+  const Shape& shape = detail::check_images(who, episode.support_inputs);
+  const std::int64_t n = shape[0], per = shape[1] * shape[2] * shape[3];
+  if (n != static_cast<std::int64_t>(episode.support_labels.size()))
+    throw InvalidArgument(std::string(who) + ": " + std::to_string(n) + " support images for " +
+                          std::to_string(episode.support_labels.size()) + " labels");
+  Episode<Scalar> out = episode;
+  out.support_inputs = Tensor<Scalar>(Shape{n * (1 + copies), shape[1], shape[2], shape[3]});
+  std::copy(episode.support_inputs.data(), episode.support_inputs.data() + n * per,
+            out.support_inputs.data());
+  Tensor<Scalar> one(Shape{1, shape[1], shape[2], shape[3]});
+  for (int k = 1; k <= copies; ++k)
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::copy(episode.support_inputs.data() + i * per,
+                episode.support_inputs.data() + (i + 1) * per, one.data());
+      const Tensor<Scalar> moved = transform.apply(one, transform.draw(rng));
+      std::copy(moved.data(), moved.data() + per, out.support_inputs.data() + (k * n + i) * per);
+      out.support_labels.push_back(episode.support_labels[static_cast<std::size_t>(i)]);
+    }
+  out.shots = episode.shots * (1 + copies);
+  return out;
+}
+
 /// Per-channel mean and standard deviation of images [N, C, H, W] (population std).
 template <class Scalar>
 std::pair<std::vector<double>, std::vector<double>> channel_statistics(
