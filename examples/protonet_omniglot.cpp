@@ -52,16 +52,18 @@ int main(int argc, char** argv) {
         "                         [--fce] [--fce-steps K] [--episodes random|alphabet]\n"
         "                         [--distance squared_euclidean|cosine] [--outer-lr X]\n"
         "                         [--steps N] [--minutes M] [--threads N] [--seed N]\n"
-        "                         [--lr-schedule constant|cosine]\n"
+        "                         [--lr-schedule constant|cosine] [--filters N]\n"
+        "                         [--validation standard|lake-style]\n"
         "                         [--checkpoint FILE] [--evaluate] [--runs DIR] [--csv FILE]\n"
         "                         [--log-every N] [--validate-every N] [--val-episodes N]\n"
-        "                         [--eval-episodes N] [--export DIR] [--svg FILE] [--quiet]\n",
+        "                         [--eval-episodes N] [--export DIR] [--svg FILE] [--tta N] "
+        "[--quiet]\n",
         {"test-data",    "augment",       "meta-batch", "data",        "ways",
          "shots",        "queries",       "method",     "temperature", "distance",
          "outer-lr",     "steps",         "minutes",    "threads",     "seed",
          "checkpoint",   "runs",          "csv",        "log-every",   "validate-every",
          "val-episodes", "eval-episodes", "export",     "fce-steps",   "episodes",
-         "svg",          "lr-schedule"},
+         "svg",          "lr-schedule",   "tta",        "filters",     "validation"},
         {"quiet", "evaluate", "fce"}};
     const data::EpisodeOptions train_shape{args.get_int("ways", 60, 2, 10000),
                                            args.get_int("shots", 1, 1, 100),
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
     const std::string method = args.get_choice("method", "protonet", {"protonet", "matching"});
     ml::nn::Conv4Options c;
     c.embedding_only = true;
+    c.filters = args.get_int("filters", 64, 1, 4096);
     meta::MatchingNetOptions mo;
     mo.temperature = args.get_double("temperature", 10.0, 1e-6, 1e6);
     if (args.has("fce") || args.has("fce-steps")) {  // full-context embeddings over conv4's

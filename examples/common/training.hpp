@@ -271,6 +271,23 @@ class Augmentation {
 };
 
 /// The Omniglot examples' common part: train `net` with `learner` on the batches that
+/// Lake-style episodes (issue 19): 20-way 1-shot, the 20 upright characters of one
+/// alphabet among `classes`, support and queries by different drawers; none when no
+/// alphabet has 20 of them.
+inline std::optional<data::GroupEpisodeSampler<float>> lake_style_sampler(
+    const data::Omniglot& og, const std::vector<std::int64_t>& classes, std::int64_t queries) {
+  std::vector<std::int64_t> upright;
+  std::vector<std::int64_t> per_alphabet(og.alphabets.size(), 0);
+  for (const std::int64_t c : classes)
+    if (c % 4 == 0) {
+      upright.push_back(c);
+      ++per_alphabet[static_cast<std::size_t>(og.alphabet_of[static_cast<std::size_t>(c)])];
+    }
+  if (upright.empty() || *std::max_element(per_alphabet.begin(), per_alphabet.end()) < 20)
+    return std::nullopt;
+  return data::GroupEpisodeSampler<float>(og.data, og.alphabet_of, {20, 1, queries}, upright);
+}
+
 /// `make_batches(omniglot, augmentation)` builds from --data (unless --evaluate), keep the
 /// best checkpoint by validation accuracy, then score the test classes on --eval-episodes
 /// episodes of `shape` and of 5-way and 20-way 1-shot (when the model can: a gradient
@@ -300,8 +317,20 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
     if (checkpoint.empty()) throw ml::InvalidArgument("--evaluate needs --checkpoint FILE");
     meta::load_model(learner, net, checkpoint);
   } else {
-    const auto validation = data::fixed_episodes(
-        data::EpisodeSampler<float>(og->data, shape, og->validation), val_episodes, seed + 17);
+    // --validation lake-style: choose the best model by Lake-style episodes of the
+    // validation alphabets (20-way 1-shot, 5 queries a class) instead of episodes of `shape`.
+    std::vector<data::Episode<float>> validation;
+    if (args.get_choice("validation", "standard", {"standard", "lake-style"}) == "lake-style") {
+      const auto lake_style = lake_style_sampler(*og, og->validation, 5);
+      if (fixed_ways != 0 || !lake_style)
+        args.bad(
+            "--validation lake-style needs a 20-way model and a validation alphabet of 20 "
+            "characters");
+      validation = data::fixed_episodes(*lake_style, val_episodes, seed + 17);
+    } else {
+      validation = data::fixed_episodes(
+          data::EpisodeSampler<float>(og->data, shape, og->validation), val_episodes, seed + 17);
+    }
     const meta::TrainerOptions o =
         trainer_options(args, default_steps, 100, default_schedule<Learner>());
     const auto batches = make_batches(*og, Augmentation(args));
@@ -343,12 +372,19 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
     line += buf;
   };
   bool finite = true;
+  // --tta N: test-time augmentation, N distorted copies of every support image.
+  const int tta = static_cast<int>(args.get_int("tta", 0, 0, 100));
+  const auto scored = [&](std::vector<data::Episode<float>> episodes, std::uint64_t stream) {
+    ml::Rng draws(seed + stream + 5000);
+    if (tta > 0)
+      for (auto& e : episodes) e = data::augment_support(e, tta, draws);
+    return meta::validate(learner, net, episodes);
+  };
   if (test != nullptr) {
     const auto test_score = [&](data::EpisodeOptions e, std::uint64_t stream) {
-      return meta::validate(
-          learner, net,
-          data::fixed_episodes(data::EpisodeSampler<float>(test->data, e, test->test),
-                               eval_episodes, seed + stream));
+      return scored(data::fixed_episodes(data::EpisodeSampler<float>(test->data, e, test->test),
+                                         eval_episodes, seed + stream),
+                    stream);
     };
     const meta::MeanCi main_score = test_score(shape, 101);
     finite = std::isfinite(main_score.mean);
@@ -369,21 +405,10 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
       if (!quiet)
         std::cout << where << ", " << ways << "-way 1-shot: " << m.mean << " +- " << m.ci95 << "\n";
     }
-    // Lake-style episodes (issue 19): 20-way 1-shot, the 20 characters of one alphabet,
-    // unrotated, support and query by different drawers; where an alphabet has 20 characters.
     if (fixed_ways == 0 || fixed_ways == 20) {
-      std::vector<std::int64_t> upright;
-      std::vector<std::int64_t> per_alphabet(test->alphabets.size(), 0);
-      for (const std::int64_t c : test->test)
-        if (c % 4 == 0) {
-          upright.push_back(c);
-          ++per_alphabet[static_cast<std::size_t>(test->alphabet_of[static_cast<std::size_t>(c)])];
-        }
-      if (!upright.empty() && *std::max_element(per_alphabet.begin(), per_alphabet.end()) >= 20) {
-        const data::GroupEpisodeSampler<float> lake_style(test->data, test->alphabet_of, {20, 1, 1},
-                                                          upright);
-        const meta::MeanCi m = meta::validate(
-            learner, net, data::fixed_episodes(lake_style, eval_episodes, seed + 300));
+      if (const auto lake_style = lake_style_sampler(*test, test->test, 1)) {
+        const meta::MeanCi m =
+            scored(data::fixed_episodes(*lake_style, eval_episodes, seed + 300), 300);
         add("lake_style_acc", m.mean);
         add("lake_style_ci", m.ci95);
         if (!quiet)
@@ -401,7 +426,7 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
     if (episodes.empty())
       throw ml::InvalidArgument("no Lake run in --runs has the model's " +
                                 std::to_string(fixed_ways) + " classes");
-    const meta::MeanCi lake = meta::validate(learner, net, episodes);
+    const meta::MeanCi lake = scored(episodes, 400);
     finite = finite && std::isfinite(lake.mean);
     add("lake_acc", lake.mean);
     add("lake_ci", lake.ci95);
