@@ -42,12 +42,16 @@ int main(int argc, char** argv) {
         "                        [--minutes M] [--threads N] [--seed N] [--checkpoint FILE]\n"
         "                        [--evaluate] [--runs DIR] [--csv FILE] [--log-every N]\n"
         "                        [--validate-every N] [--val-episodes N] [--eval-episodes N]\n"
-        "                        [--svg FILE] [--quiet]\n",
-        {"data", "test-data", "augment", "pairs", "margin", "loss", "outer-lr", "steps", "minutes",
-         "threads", "seed", "checkpoint", "runs", "csv", "log-every", "validate-every",
-         "val-episodes", "eval-episodes", "svg"},
+        "                        [--hard-negatives P] [--validation standard|lake-style]\n"
+        "                        [--tta N] [--svg FILE] [--quiet]\n",
+        {"data",           "test-data",    "augment",       "pairs",   "margin",
+         "loss",           "outer-lr",     "steps",         "minutes", "threads",
+         "seed",           "checkpoint",   "runs",          "csv",     "log-every",
+         "validate-every", "val-episodes", "eval-episodes", "svg",     "hard-negatives",
+         "validation",     "tta"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
+    const double hard_negatives = args.get_double("hard-negatives", 0.0, 0.0, 1.0);
     meta::SiameseOptions o;
     o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
     o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
@@ -61,7 +65,9 @@ int main(int argc, char** argv) {
     c.embedding_only = true;
     auto net = ml::nn::conv4<float>(c, init);
     const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
-      return augment(data::PairSampler<float>(og.data, pairs, og.train));
+      // --hard-negatives P: that share of the different pairs from one alphabet.
+      return augment(
+          data::PairSampler<float>(og.data, pairs, og.train, {og.alphabet_of, hard_negatives}));
     };
     const data::EpisodeOptions eval_shape{5, 1, 15};
     const auto run = [&](auto learner) {

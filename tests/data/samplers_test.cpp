@@ -488,6 +488,49 @@ TEST_CASE("AffineAugmented is deterministic per seed; normalize_channels", "[dat
       {"1 channels but 2 means"});
 }
 
+TEST_CASE("PairSampler hard negatives: different pairs from one group; 0 draws as before",
+          "[data]") {
+  // 12 classes of 3 examples in 3 groups of 4; a class's group is ordinal / 4.
+  ml::Tensor<float> x(ml::Shape{36, 1, 2, 2});
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 36; ++i) {
+    labels.push_back(i % 12);
+    for (int k = 0; k < 4; ++k) x.data()[i * 4 + k] = static_cast<float>(i);  // image = its row
+  }
+  const data::ClassDataset<float> all(x, labels);
+  std::vector<std::int64_t> group_of;
+  for (std::int64_t c = 0; c < 12; ++c) group_of.push_back(c / 4);
+  const auto class_of = [&](const ml::Tensor<float>& t, std::int64_t i) {
+    return all.labels()[static_cast<std::size_t>(t.data()[i * 4])];  // ids are the ordinals
+  };
+  ml::Rng a(3), b(3), c(3);
+  const auto hard = data::PairSampler<float>(all, 400, {}, {group_of, 1.0}).sample(a);
+  std::vector<int> seen(12, 0);
+  for (std::int64_t i = 1; i < 400; i += 2) {
+    const std::int64_t c1 = class_of(hard.first, i), c2 = class_of(hard.second, i);
+    CHECK(c1 != c2);
+    CHECK(group_of[static_cast<std::size_t>(c1)] == group_of[static_cast<std::size_t>(c2)]);
+    if (c1 == 0) ++seen[static_cast<std::size_t>(c2)];
+  }
+  CHECK(seen[1] > 0);  // every other class of group 0 is drawn
+  CHECK(seen[2] > 0);
+  CHECK(seen[3] > 0);
+  const auto plain = data::PairSampler<float>(all, 64).sample(b);
+  const auto zero = data::PairSampler<float>(all, 64, {}, {group_of, 0.0}).sample(c);
+  for (std::int64_t k = 0; k < plain.second.numel(); ++k)
+    CHECK(plain.second.data()[k] == zero.second.data()[k]);
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::PairSampler<float>(all, 4, {}, {{0, 1}, 0.5});
+      },
+      {"PairSampler", "group_of has 2 entries for 12 classes"});
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        data::PairSampler<float>(all, 4, {}, {group_of, 1.5});
+      },
+      {"PairSampler", "same_group must be in [0, 1]"});
+}
+
 TEST_CASE("augment_support: the support set and its distorted copies, the queries untouched",
           "[data][transforms]") {
   ml::Rng rng(3);

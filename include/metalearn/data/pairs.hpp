@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <metalearn/data/class_dataset.hpp>
 #include <metalearn/data/episode_sampler.hpp>
 #include <metalearn/random.hpp>
@@ -86,19 +87,43 @@ std::int64_t one_of(const ClassDataset<Scalar>& data, std::int64_t c, Rng& rng) 
 }
 }  // namespace detail
 
+/// Hard negatives for PairSampler: with probability `same_group` a different-class pair's
+/// second class is another class of the first one's group (`group_of[c]`, e.g. an Omniglot
+/// alphabet: the confusions Lake's one-shot runs test), else any class. 0 (the default)
+/// draws exactly as without it.
+struct PairNegatives {
+  std::vector<std::int64_t> group_of;  ///< the group of each class ordinal of the dataset
+  double same_group = 0;
+};
+
 /// Balanced pair batches: even rows are same-class pairs, odd rows different-class pairs.
-/// Classes are drawn uniformly from `classes` (ordinals; all by default). The dataset must
+/// Classes are drawn uniformly from `classes` (ordinals; all by default); `negatives` may
+/// draw the second class of a different pair from the first one's group. The dataset must
 /// outlive the sampler.
 template <class Scalar = float>
 class PairSampler {
  public:
   PairSampler(const ClassDataset<Scalar>& data, std::int64_t batch,
-              std::vector<std::int64_t> classes = {})
+              std::vector<std::int64_t> classes = {}, PairNegatives negatives = {})
       : data_(&data),
         batch_(batch),
-        classes_(
-            detail::checked_classes("metalearn::data::PairSampler", data, std::move(classes))) {
-    if (batch < 1) throw InvalidArgument("metalearn::data::PairSampler: batch must be >= 1");
+        classes_(detail::checked_classes("metalearn::data::PairSampler", data, std::move(classes))),
+        same_group_(negatives.same_group) {
+    const char* who = "metalearn::data::PairSampler";
+    if (batch < 1) throw InvalidArgument(std::string(who) + ": batch must be >= 1");
+    if (!(same_group_ >= 0 && same_group_ <= 1))
+      throw InvalidArgument(std::string(who) + ": same_group must be in [0, 1], got " +
+                            std::to_string(same_group_));
+    if (same_group_ == 0) return;
+    if (static_cast<std::int64_t>(negatives.group_of.size()) != data.num_classes())
+      throw InvalidArgument(std::string(who) + ": group_of has " +
+                            std::to_string(negatives.group_of.size()) + " entries for " +
+                            std::to_string(data.num_classes()) + " classes");
+    std::map<std::int64_t, std::vector<std::int64_t>> members;
+    for (const std::int64_t c : classes_)
+      members[negatives.group_of[static_cast<std::size_t>(c)]].push_back(c);
+    for (const std::int64_t c : classes_)
+      group_members_.push_back(members[negatives.group_of[static_cast<std::size_t>(c)]]);
   }
 
   PairBatch<Scalar> sample(Rng& rng) const {
@@ -113,7 +138,7 @@ class PairSampler {
         const std::int64_t cls = classes_[uniform_index(rng, classes_.size())];
         std::tie(a, c) = detail::two_of(*data_, cls, rng);
       } else {
-        const auto [c1, c2] = detail::two_classes(classes_, rng);
+        const auto [c1, c2] = different_classes(rng);
         a = detail::one_of(*data_, c1, rng);
         c = detail::one_of(*data_, c2, rng);
       }
@@ -125,9 +150,22 @@ class PairSampler {
   }
 
  private:
+  std::pair<std::int64_t, std::int64_t> different_classes(Rng& rng) const {
+    if (same_group_ == 0 || !(uniform01(rng) < same_group_))
+      return detail::two_classes(classes_, rng);
+    const auto k = uniform_index(rng, classes_.size());
+    const std::vector<std::int64_t>& group = group_members_[k];
+    if (group.size() < 2) return detail::two_classes(classes_, rng);  // alone in its group
+    std::int64_t other = group[uniform_index(rng, group.size() - 1)];
+    if (other == classes_[k]) other = group.back();  // the group's other classes, uniformly
+    return {classes_[k], other};
+  }
+
   const ClassDataset<Scalar>* data_;
   std::int64_t batch_;
   std::vector<std::int64_t> classes_;
+  double same_group_;
+  std::vector<std::vector<std::int64_t>> group_members_;  // of classes_[k]'s group, in order
 };
 
 /// Triplet batches: anchor and positive from one class, negative from another.
