@@ -27,6 +27,9 @@ inline void read_learning_curve(const std::string& csv, std::vector<CurvePoint>&
   std::ifstream in(csv);
   if (!in) throw metalearn::IoError("write_learning_curve_svg: cannot read '" + csv + "'");
   std::string line;
+  // A resumed run appends rows whose seconds start again from 0: they continue the time of
+  // the rows before (the steps go on rising).
+  double offset = 0, last = 0;
   while (std::getline(in, line)) {
     if (line.empty() || line.rfind("step,", 0) == 0) continue;
     std::vector<std::string> cells;
@@ -36,12 +39,22 @@ inline void read_learning_curve(const std::string& csv, std::vector<CurvePoint>&
     if (cells.size() != 8)
       throw metalearn::IoError("write_learning_curve_svg: '" + csv + "' has a row of " +
                                std::to_string(cells.size()) + " cells, 8 expected: " + line);
-    const double minutes = std::stod(cells[1]) / 60.0;
+    const double seconds = std::stod(cells[1]);
+    if (seconds + offset < last) offset = last;
+    last = seconds + offset;
+    const double minutes = last / 60.0;
     if (!cells[4].empty()) train.push_back({minutes, std::stod(cells[4]), 0});
     if (!cells[6].empty())
       validation.push_back(
           {minutes, std::stod(cells[6]), cells[7].empty() ? 0 : std::stod(cells[7])});
   }
+}
+
+inline std::string escaped(const std::string& text) {  // for SVG text
+  std::string out;
+  for (const char c : text)
+    out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return out;
 }
 
 /// Writes `svg` from the trainer CSV `csv`: `what` names the metric (e.g. "5-way 1-shot
@@ -68,7 +81,7 @@ inline void write_learning_curve_svg(const std::string& csv, const std::string& 
   out << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h
       << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' "
          "fill='white'/>\n<text x='"
-      << left << "' y='20' font-size='14'>" << title << "</text>\n";
+      << left << "' y='20' font-size='14'>" << escaped(title) << "</text>\n";
   for (int k = 0; k <= 5; ++k) {  // value and time grid
     const double v = lo + (hi - lo) * k / 5, t = t_max * k / 5;
     std::snprintf(buf, sizeof buf,

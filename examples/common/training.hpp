@@ -129,7 +129,7 @@ inline meta::TrainerOptions trainer_options(const Args& args, long default_steps
   // may change between a run and its resume.
   std::vector<std::string> free{"minutes",    "log-every",      "csv",  "quiet",     "threads",
                                 "checkpoint", "eval-episodes",  "runs", "test-data", "export",
-                                "evaluate",   "validate-every", "svg"};
+                                "evaluate",   "validate-every", "svg",  "tta"};
   if (!cosine) free.push_back("steps");
   o.config = args.config(free);
   if (cosine) o.config += "--steps " + std::to_string(o.steps) + "\n";
@@ -270,7 +270,6 @@ class Augmentation {
   std::string kind_;
 };
 
-/// The Omniglot examples' common part: train `net` with `learner` on the batches that
 /// Lake-style episodes (issue 19): 20-way 1-shot, the 20 upright characters of one
 /// alphabet among `classes`, support and queries by different drawers; none when no
 /// alphabet has 20 of them.
@@ -288,6 +287,7 @@ inline std::optional<data::GroupEpisodeSampler<float>> lake_style_sampler(
   return data::GroupEpisodeSampler<float>(og.data, og.alphabet_of, {20, 1, queries}, upright);
 }
 
+/// The Omniglot examples' common part: train `net` with `learner` on the batches that
 /// `make_batches(omniglot, augmentation)` builds from --data (unless --evaluate), keep the
 /// best checkpoint by validation accuracy, then score the test classes on --eval-episodes
 /// episodes of `shape` and of 5-way and 20-way 1-shot (when the model can: a gradient
@@ -346,9 +346,11 @@ int run_omniglot(const Args& args, Learner& learner, ml::nn::Sequential<float>& 
                 << " at step " << trained.best_step << "\n";
     if (!ranks().lead) return 0;  // rank 0 alone tests and prints
     if (args.has("svg")) {
-      write_learning_curve_svg(
-          o.csv, args.get_string("svg", ""), "learning curve: " + o.csv,
-          std::to_string(shape.ways) + "-way " + std::to_string(shape.shots) + "-shot accuracy");
+      write_learning_curve_svg(o.csv, args.get_string("svg", ""), "learning curve: " + o.csv,
+                               args.get_string("validation", "standard") == "lake-style"
+                                   ? "Lake-style 20-way 1-shot accuracy"
+                                   : std::to_string(shape.ways) + "-way " +
+                                         std::to_string(shape.shots) + "-shot accuracy");
       if (!quiet) std::cout << "wrote " << args.get_string("svg", "") << "\n";
     }
     if (!checkpoint.empty()) meta::load_model(learner, net, checkpoint);  // the best model

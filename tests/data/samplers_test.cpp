@@ -1,8 +1,10 @@
 // Episodes and samplers: shapes, ranges, statistics, determinism for 1 and 2 threads, errors.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <metalearn/metalearn.hpp>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -503,7 +505,7 @@ TEST_CASE("PairSampler hard negatives: different pairs from one group; 0 draws a
   const auto class_of = [&](const ml::Tensor<float>& t, std::int64_t i) {
     return all.labels()[static_cast<std::size_t>(t.data()[i * 4])];  // ids are the ordinals
   };
-  ml::Rng a(3), b(3), c(3);
+  ml::Rng a(3), c(3);
   const auto hard = data::PairSampler<float>(all, 400, {}, {group_of, 1.0}).sample(a);
   std::vector<int> seen(12, 0);
   for (std::int64_t i = 1; i < 400; i += 2) {
@@ -515,10 +517,24 @@ TEST_CASE("PairSampler hard negatives: different pairs from one group; 0 draws a
   CHECK(seen[1] > 0);  // every other class of group 0 is drawn
   CHECK(seen[2] > 0);
   CHECK(seen[3] > 0);
-  const auto plain = data::PairSampler<float>(all, 64).sample(b);
+  // same_group 0 draws the sequence of the sampler before PairNegatives, replayed by hand:
+  // same pair (class, two of it), different pair (two classes, one of each).
   const auto zero = data::PairSampler<float>(all, 64, {}, {group_of, 0.0}).sample(c);
-  for (std::int64_t k = 0; k < plain.second.numel(); ++k)
-    CHECK(plain.second.data()[k] == zero.second.data()[k]);
+  const std::vector<std::int64_t> every = all.all_classes();
+  ml::Rng r(3);
+  for (std::int64_t i = 0; i < 64; ++i) {
+    std::int64_t first, second;
+    if (i % 2 == 0) {
+      const std::int64_t cls = every[ml::uniform_index(r, every.size())];
+      std::tie(first, second) = data::detail::two_of(all, cls, r);
+    } else {
+      const auto [c1, c2] = data::detail::two_classes(every, r);
+      first = data::detail::one_of(all, c1, r);
+      second = data::detail::one_of(all, c2, r);
+    }
+    CHECK(zero.first.data()[i * 4] == static_cast<float>(first));
+    CHECK(zero.second.data()[i * 4] == static_cast<float>(second));
+  }
   ml::test::check_throws<ml::InvalidArgument>(
       [&] {
         data::PairSampler<float>(all, 4, {}, {{0, 1}, 0.5});
@@ -551,17 +567,18 @@ TEST_CASE("augment_support: the support set and its distorted copies, the querie
   for (std::int64_t k = 0; k < t.query_inputs.numel(); ++k)
     CHECK(t.query_inputs.data()[k] == e.query_inputs.data()[k]);
   CHECK(t.query_labels == e.query_labels);
-  // Rows 0-5 the originals; then copy 1 of rows 0-5, copy 2 of rows 0-5, a draw each in order.
+  // Each original row, then its 2 copies (a draw each, in order): class-major order kept.
   ml::Tensor<float> one(ml::Shape{1, 1, 6, 6});
   for (std::int64_t row = 0; row < 18; ++row) {
-    const std::int64_t i = row % 6;
+    const std::int64_t i = row / 3;
     CHECK(t.support_labels[static_cast<std::size_t>(row)] ==
           e.support_labels[static_cast<std::size_t>(i)]);
     std::copy(e.support_inputs.data() + i * 36, e.support_inputs.data() + (i + 1) * 36, one.data());
-    const auto want = row < 6 ? one : crop.apply(one, crop.draw(replay));
+    const auto want = row % 3 == 0 ? one : crop.apply(one, crop.draw(replay));
     for (std::int64_t k = 0; k < 36; ++k)
       CHECK(t.support_inputs.data()[row * 36 + k] == want.data()[k]);
   }
+  CHECK(std::is_sorted(t.support_labels.begin(), t.support_labels.end()));  // class-major
   const auto same = data::augment_support(e, 0, a);
   CHECK(same.support_labels == e.support_labels);
   CHECK(same.shots == e.shots);

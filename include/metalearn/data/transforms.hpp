@@ -281,9 +281,10 @@ class Augmented {
 template <class Sampler>
 using AffineAugmented = Augmented<Sampler, RandomAffine>;
 
-/// Test-time augmentation of a few-shot episode: its support set with `copies` distorted
-/// versions of every support image appended (each by its own `transform` draw from `rng`),
-/// labels repeated and `shots` multiplied by 1 + copies; the queries are untouched. A
+/// Test-time augmentation of a few-shot episode: every support image followed by `copies`
+/// distorted versions of itself (each by its own `transform` draw from `rng`, in row
+/// order), so a class-major support set stays class-major; labels repeated and `shots`
+/// multiplied by 1 + copies; the queries are untouched. A
 /// metric learner scores the result as it scores any episode (a ProtoNet's prototype
 /// becomes the mean over the distortions, a nearest-neighbour Siamese or Matching Network
 /// sees more neighbours), so no learner changes. Deterministic for a seed of `rng`.
@@ -303,17 +304,22 @@ Episode<Scalar> augment_support(const Episode<Scalar>& episode, int copies, Rng&
                           std::to_string(episode.support_labels.size()) + " labels");
   Episode<Scalar> out = episode;
   out.support_inputs = Tensor<Scalar>(Shape{n * (1 + copies), shape[1], shape[2], shape[3]});
-  std::copy(episode.support_inputs.data(), episode.support_inputs.data() + n * per,
-            out.support_inputs.data());
+  out.support_labels.clear();
   Tensor<Scalar> one(Shape{1, shape[1], shape[2], shape[3]});
-  for (int k = 1; k <= copies; ++k)
-    for (std::int64_t i = 0; i < n; ++i) {
-      std::copy(episode.support_inputs.data() + i * per,
-                episode.support_inputs.data() + (i + 1) * per, one.data());
-      const Tensor<Scalar> moved = transform.apply(one, transform.draw(rng));
-      std::copy(moved.data(), moved.data() + per, out.support_inputs.data() + (k * n + i) * per);
+  Scalar* row = out.support_inputs.data();
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::copy(episode.support_inputs.data() + i * per,
+              episode.support_inputs.data() + (i + 1) * per, one.data());
+    for (int k = 0; k <= copies; ++k, row += per) {
+      if (k == 0) {
+        std::copy(one.data(), one.data() + per, row);
+      } else {
+        const Tensor<Scalar> moved = transform.apply(one, transform.draw(rng));
+        std::copy(moved.data(), moved.data() + per, row);
+      }
       out.support_labels.push_back(episode.support_labels[static_cast<std::size_t>(i)]);
     }
+  }
   out.shots = episode.shots * (1 + copies);
   return out;
 }
