@@ -5,6 +5,10 @@
 // margin 1 on batches of 128 pairs (half same-class), Adam 1e-3 (or --loss koch: Koch et al.'s
 // learned weighted-L1 head with binary cross-entropy); one-shot classification
 // of held-out alphabets by the nearest support example, and same/different verification.
+// --mining hard|all trains on episodes instead (--set-classes C classes of --set-images M
+// images, 64 x 4 by default: the 256 images of 128 pairs), embedded once and paired among
+// themselves: per image its farthest same-class and nearest other-class image (hard), or
+// every pair (all).
 //
 //   ./siamese_omniglot --data DIR --minutes 30 --checkpoint siamese.ckpt
 //   ./siamese_omniglot --evaluate --checkpoint siamese.ckpt --runs DIR_OF_LAKE_RUNS
@@ -43,18 +47,27 @@ int main(int argc, char** argv) {
         "                        [--evaluate] [--runs DIR] [--csv FILE] [--log-every N]\n"
         "                        [--validate-every N] [--val-episodes N] [--eval-episodes N]\n"
         "                        [--hard-negatives P] [--validation standard|lake-style]\n"
-        "                        [--tta N] [--svg FILE] [--quiet]\n",
-        {"data",           "test-data",    "augment",       "pairs",   "margin",
-         "loss",           "outer-lr",     "steps",         "minutes", "threads",
-         "seed",           "checkpoint",   "runs",          "csv",     "log-every",
-         "validate-every", "val-episodes", "eval-episodes", "svg",     "hard-negatives",
-         "validation",     "tta"},
+        "                        [--tta N] [--svg FILE] [--mining none|hard|all]\n"
+        "                        [--set-classes C] [--set-images M] [--quiet]\n",
+        {"data",           "test-data",    "augment",       "pairs",       "margin",
+         "loss",           "outer-lr",     "steps",         "minutes",     "threads",
+         "seed",           "checkpoint",   "runs",          "csv",         "log-every",
+         "validate-every", "val-episodes", "eval-episodes", "svg",         "hard-negatives",
+         "validation",     "tta",          "mining",        "set-classes", "set-images"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
     const double hard_negatives = args.get_double("hard-negatives", 0.0, 0.0, 1.0);
+    const std::string mining = args.get_choice("mining", "none", {"none", "hard", "all"});
+    const data::EpisodeOptions set_shape{args.get_int("set-classes", 64, 2, 100000), 1,
+                                         args.get_int("set-images", 4, 2, 20) - 1};
+    if (mining == "none" && (args.has("set-classes") || args.has("set-images")))
+      args.bad("--set-classes and --set-images shape the episodes of --mining hard|all");
+    if (mining != "none" && args.has("hard-negatives"))
+      args.bad("--hard-negatives shapes PairSampler's pairs; --mining pairs within episodes");
     meta::SiameseOptions o;
     o.margin = args.get_double("margin", 1.0, 1e-6, 1e6);
     o.threads = static_cast<int>(args.get_int("threads", examples::ranks().threads, 0, 1024));
+    o.mining = mining == "all" ? meta::Mining::all : meta::Mining::hard;
     const std::string loss =
         args.get_choice("loss", "contrastive", {"contrastive", "squared", "koch"});
     o.head_features = 64;  // conv4's embedding size at 28x28 (used by --loss koch)
@@ -64,14 +77,22 @@ int main(int argc, char** argv) {
     ml::nn::Conv4Options c;
     c.embedding_only = true;
     auto net = ml::nn::conv4<float>(c, init);
-    const auto batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
+    const auto pair_batches = [&](const data::Omniglot& og, const examples::Augmentation& augment) {
       // --hard-negatives P: that share of the different pairs from one alphabet.
       return augment(
           data::PairSampler<float>(og.data, pairs, og.train, {og.alphabet_of, hard_negatives}));
     };
+    const auto episode_batches = [&](const data::Omniglot& og,
+                                     const examples::Augmentation& augment) {
+      return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
+          augment(data::EpisodeSampler<float>(og.data, set_shape, og.train)), 1);
+    };
     const data::EpisodeOptions eval_shape{5, 1, 15};
     const auto run = [&](auto learner) {
-      return examples::run_omniglot(args, learner, net, batches, eval_shape, 0, outer_lr, 5000,
+      if (mining != "none")
+        return examples::run_omniglot(args, learner, net, episode_batches, eval_shape, 0, outer_lr,
+                                      5000, seed);
+      return examples::run_omniglot(args, learner, net, pair_batches, eval_shape, 0, outer_lr, 5000,
                                     seed);
     };
     if (loss == "koch") return run(meta::Siamese<meta::L1, meta::KochHead>(o));

@@ -581,6 +581,91 @@ TEST_CASE("Siamese: learns a clustered dataset; verification and one-shot classi
   CHECK(acc > 0.85);
 }
 
+TEST_CASE("Siamese on episodes: mined pairs by hand, derivatives, learning",
+          "[learners][metric][second-order]") {
+  // A 1-d identity encoder (weight 1, bias 0), so the embeddings are the inputs: support
+  // x = 0 (class 0), 3 (class 1), queries 2 (class 0), 4 (class 1); the labelled set is
+  // [0, 3, 2, 4] with labels [0, 1, 0, 1], as in the triplet loss's hand case.
+  auto rng = ml::test::make_rng(91);
+  auto net = nn::mlp<double>({1, 1}, rng);
+  auto params = net.parameters();
+  params[0] = Tensor<double>(Shape{1, 1}, {1.0});
+  params[1] = Tensor<double>(Shape{1}, {0.0});
+  data::Episode<double> e;
+  e.ways = 2;
+  e.support_inputs = rows({0, 3}, 2);
+  e.support_labels = {0, 1};
+  e.query_inputs = rows({2, 4}, 2);
+  e.query_labels = {0, 1};
+  meta::SiameseOptions o;
+  o.margin = 1.5;
+  std::vector<Tensor<double>> g;
+  // Hard: per anchor its farthest positive and nearest negative. Anchor 0: pos 2 (D 2),
+  // neg 3 (D 3, loss 0); anchor 3: pos 4 (1), neg 2 (1, loss 0.5); anchor 2: pos 0 (2),
+  // neg 3 (1, 0.5); anchor 4: pos 3 (1), neg 2 (2, 0). (mean(2, 1, 2, 1) + mean(0, .5, .5,
+  // 0)) / 2 = (1.5 + 0.25) / 2.
+  o.mining = meta::Mining::hard;
+  const auto hard = meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
+      net, std::vector<data::Episode<double>>{e}, g);
+  CHECK_THAT(hard.query_loss, WithinAbs(0.875, 1e-9));
+  // All: same pairs (0, 2) D 2 and (3, 4) D 1, mean 1.5; different pairs (0, 3), (0, 4),
+  // (3, 2), (2, 4) at D 3, 4, 1, 2: losses 0, 0, 0.5, 0, mean 0.125. (1.5 + 0.125) / 2.
+  o.mining = meta::Mining::all;
+  const auto every = meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
+      net, std::vector<data::Episode<double>>{e}, g);
+  CHECK_THAT(every.query_loss, WithinAbs(0.8125, 1e-9));
+  // Verification of the scored pairs at the threshold m / 2 = 0.75: no same pair is below
+  // it (D 1 and 2) and every different pair is above it (D >= 1): 4 of 6 right.
+  CHECK_THAT(every.query_metric, WithinAbs(4.0 / 6.0, 1e-12));
+
+  // Derivatives through a nonlinear encoder, both minings, the distance and Koch's head.
+  auto enc = nn::mlp<double>({2, 4, 3}, rng);
+  data::Episode<double> f;
+  f.ways = 3;
+  f.support_inputs = ml::test::uniform(rng, {3, 2});
+  f.support_labels = {0, 1, 2};
+  f.query_inputs = ml::test::uniform(rng, {3, 2});
+  f.query_labels = {0, 1, 2};
+  for (auto mining : {meta::Mining::hard, meta::Mining::all}) {
+    o.mining = mining;
+    const meta::Siamese<meta::Euclidean, meta::Contrastive, double> s(o);
+    check_both([&](const Vars& v) { return s.mined_loss(enc, v, f); }, enc.parameters().values());
+    o.head_features = 3;
+    meta::Siamese<meta::L1, meta::KochHead, double> k(o);
+    check_both([&](const Vars& v) { return k.mined_loss(enc, v, f); },
+               k.meta_parameters(enc).values());
+    o.head_features = 0;
+  }
+
+  // An episode without a same-class pair cannot be mined.
+  f.query_inputs = Tensor<double>(Shape{0, 2});
+  f.query_labels = {};
+  ml::test::check_throws<ml::InvalidArgument>(
+      [&] {
+        meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
+            enc, std::vector<data::Episode<double>>{f}, g);
+      },
+      {"Siamese", "two examples of one class", "0 same-class"});
+
+  // Learning from episodes of the clustered set: one-shot accuracy on held-out classes.
+  auto frng = ml::test::make_rng(92);
+  const auto all = clusters(frng, 40, 20, 16, 1.5);
+  const auto split = data::split_classes(all.num_classes(), 30, 0, frng);
+  const data::EpisodeSampler<float> train(all, {8, 2, 2}, split.train);
+  const data::EpisodeSampler<float> test(all, {5, 1, 5}, split.test);
+  auto mlp = nn::mlp<float>({16, 64, 32}, frng);
+  meta::SiameseOptions mo;
+  mo.margin = 2.0;
+  meta::Siamese<> learner(mo);
+  ml::optim::Adam<float> adam(learner.meta_parameters(mlp), {1e-3});
+  for (int step = 0; step < 300; ++step) learner.meta_step(mlp, adam, {train.sample(frng)});
+  ml::Rng eval_rng(9);
+  double acc = 0;
+  for (int i = 0; i < 100; ++i) acc += learner.evaluate(mlp, test.sample(eval_rng)).accuracy / 100;
+  INFO("mined pairs, 5-way 1-shot accuracy on held-out classes " << acc);
+  CHECK(acc > 0.85);
+}
+
 TEST_CASE("Triplet: learns a clustered dataset with batch-hard mining",
           "[learners][metric][convergence]") {
   auto rng = ml::test::make_rng(87);

@@ -119,11 +119,14 @@ class PairSampler {
       throw InvalidArgument(std::string(who) + ": group_of has " +
                             std::to_string(negatives.group_of.size()) + " entries for " +
                             std::to_string(data.num_classes()) + " classes");
-    std::map<std::int64_t, std::vector<std::int64_t>> members;
-    for (const std::int64_t c : classes_)
-      members[negatives.group_of[static_cast<std::size_t>(c)]].push_back(c);
-    for (const std::int64_t c : classes_)
-      group_members_.push_back(members[negatives.group_of[static_cast<std::size_t>(c)]]);
+    std::map<std::int64_t, std::size_t> index_of;  // group id -> its index in groups_
+    for (const std::int64_t c : classes_) {
+      const std::int64_t g = negatives.group_of[static_cast<std::size_t>(c)];
+      const auto [it, added] = index_of.emplace(g, groups_.size());
+      if (added) groups_.emplace_back();
+      groups_[it->second].push_back(c);
+      group_index_.push_back(it->second);
+    }
   }
 
   PairBatch<Scalar> sample(Rng& rng) const {
@@ -154,7 +157,7 @@ class PairSampler {
     if (same_group_ == 0 || !(uniform01(rng) < same_group_))
       return detail::two_classes(classes_, rng);
     const auto k = uniform_index(rng, classes_.size());
-    const std::vector<std::int64_t>& group = group_members_[k];
+    const std::vector<std::int64_t>& group = groups_[group_index_[k]];
     if (group.size() < 2) return detail::two_classes(classes_, rng);  // alone in its group
     std::int64_t other = group[uniform_index(rng, group.size() - 1)];
     if (other == classes_[k]) other = group.back();  // the group's other classes, uniformly
@@ -165,7 +168,8 @@ class PairSampler {
   std::int64_t batch_;
   std::vector<std::int64_t> classes_;
   double same_group_;
-  std::vector<std::vector<std::int64_t>> group_members_;  // of classes_[k]'s group, in order
+  std::vector<std::vector<std::int64_t>> groups_;  // the classes of each group, in order
+  std::vector<std::size_t> group_index_;           // classes_[k]'s group in groups_
 };
 
 /// Triplet batches: anchor and positive from one class, negative from another.

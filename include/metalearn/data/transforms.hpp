@@ -234,6 +234,19 @@ class RandomFlip {
   double probability_;
 };
 
+namespace detail {
+/// Image i of `images` [N, C, H, W] under its own draw of `transform` from `rng`, written to
+/// `out` (C * H * W values; may be image i itself). `one` is [1, C, H, W] scratch.
+template <class Scalar, class Transform>
+void distort_image(const Tensor<Scalar>& images, std::int64_t i, const Transform& transform,
+                   Rng& rng, Tensor<Scalar>& one, Scalar* out) {
+  const std::int64_t per = one.numel();
+  std::copy(images.data() + i * per, images.data() + (i + 1) * per, one.data());
+  const Tensor<Scalar> moved = transform.apply(one, transform.draw(rng));
+  std::copy(moved.data(), moved.data() + per, out);
+}
+}  // namespace detail
+
 /// How often `Augmented` draws: a transform of its own for every image, or one for every
 /// sample (the same transform on all images of an episode or a pair batch).
 enum class AugmentEvery { image, sample };
@@ -262,11 +275,8 @@ class Augmented {
       const auto& shape = detail::check_images("metalearn::data::Augmented", images);
       const std::int64_t per = shape[1] * shape[2] * shape[3];
       Tensor<Scalar> one(Shape{1, shape[1], shape[2], shape[3]});
-      for (std::int64_t i = 0; i < shape[0]; ++i) {
-        std::copy(images.data() + i * per, images.data() + (i + 1) * per, one.data());
-        const Tensor<Scalar> moved = transform_.apply(one, transform_.draw(rng));
-        std::copy(moved.data(), moved.data() + per, images.data() + i * per);
-      }
+      for (std::int64_t i = 0; i < shape[0]; ++i)
+        detail::distort_image(images, i, transform_, rng, one, images.data() + i * per);
     });
     return s;
   }
@@ -307,18 +317,14 @@ Episode<Scalar> augment_support(const Episode<Scalar>& episode, int copies, Rng&
   out.support_labels.clear();
   Tensor<Scalar> one(Shape{1, shape[1], shape[2], shape[3]});
   Scalar* row = out.support_inputs.data();
+  const Scalar* in = episode.support_inputs.data();
   for (std::int64_t i = 0; i < n; ++i) {
-    std::copy(episode.support_inputs.data() + i * per,
-              episode.support_inputs.data() + (i + 1) * per, one.data());
-    for (int k = 0; k <= copies; ++k, row += per) {
-      if (k == 0) {
-        std::copy(one.data(), one.data() + per, row);
-      } else {
-        const Tensor<Scalar> moved = transform.apply(one, transform.draw(rng));
-        std::copy(moved.data(), moved.data() + per, row);
-      }
-      out.support_labels.push_back(episode.support_labels[static_cast<std::size_t>(i)]);
-    }
+    std::copy(in + i * per, in + (i + 1) * per, row);
+    row += per;
+    for (int k = 0; k < copies; ++k, row += per)
+      detail::distort_image(episode.support_inputs, i, transform, rng, one, row);
+    out.support_labels.insert(out.support_labels.end(), static_cast<std::size_t>(1 + copies),
+                              episode.support_labels[static_cast<std::size_t>(i)]);
   }
   out.shots = episode.shots * (1 + copies);
   return out;

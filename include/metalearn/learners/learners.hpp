@@ -14,6 +14,7 @@
 #include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/load_model.hpp>
 #include <metalearn/learners/matching.hpp>
+#include <metalearn/learners/mining.hpp>
 #include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/policies.hpp>
 #include <metalearn/learners/protonet.hpp>

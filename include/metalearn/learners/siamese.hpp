@@ -4,6 +4,7 @@
 /// distance of the two embeddings tells same-class from different-class pairs.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <metalearn/autodiff/autodiff.hpp>
 #include <metalearn/data/episode.hpp>
@@ -11,6 +12,7 @@
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/mining.hpp>
 #include <metalearn/learners/pair_losses.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
@@ -32,14 +34,19 @@ struct SiameseOptions {
   nn::Mode eval_mode = nn::Mode::eval;              ///< the network mode outside training
   /// KochHead only: the embedding size, i.e. the number of learned weights alpha.
   std::int64_t head_features = 0;
-  /// Threads for the ops of a pair batch or an episode (0: the hardware's count).
+  /// Threads for the ops of a pair batch or an episode (0: the hardware's count), and for
+  /// the episodes of an episode batch.
   int threads = 0;
+  /// Which pairs of an episode batch are scored (meta_gradient over episodes; mining.hpp).
+  Mining mining = Mining::hard;
 };
 
 /// A Siamese network (Bromley et al. 1993; Hadsell et al. 2006; Koch et al. 2015): D =
 /// Distance(f(x1), f(x2)) for a pair, trained with PairLoss(D, y, margin), y = 1 for a pair
 /// of different classes. Used for verification (same or different?) and for N-way K-shot
-/// classification of an episode by the support examples (SiameseOptions::rule).
+/// classification of an episode by the support examples (SiameseOptions::rule). It trains
+/// on pair batches (PairSampler) or on episodes, whose examples it embeds once and pairs
+/// among themselves (SiameseOptions::mining; mined_loss).
 ///
 /// @tparam Distance Euclidean (default), SquaredEuclidean, Cosine or L1.
 /// @tparam PairLoss Contrastive (default), SquaredContrastive, or KochHead (a learned
@@ -103,15 +110,45 @@ class Siamese {
           " labels");
     const Var<Scalar> all = detail::embed(
         net, model_part(params), constant(detail::stack_rows(batch.first, batch.second)), mode);
-    const Var<Scalar> e1 = slice(all, 0, a[0]), e2 = slice(all, a[0], 2 * a[0]);
-    if constexpr (koch) {
-      // -(|e1 - e2| alpha + beta): minus Koch's logit, so small means "same".
-      const auto& h = head_vars(params);
-      return -reshape(matmul(abs(e1 - e2), reshape(h[0], Shape{h[0].shape()[0], 1})) + h[1],
-                      Shape{a[0]});
-    } else {
-      return Distance::rowwise(e1, e2);
+    return pair_distance(slice(all, 0, a[0]), slice(all, a[0], 2 * a[0]), params);
+  }
+
+  /// The pair loss over pairs mined among all n examples (support and query) of `episode`,
+  /// on the current tape. One forward pass embeds the n examples; the pairs they form cost
+  /// no further network evaluation (Hermans et al. 2017's in-batch mining, §2, applied to
+  /// pairs). Mining::hard scores, per anchor, its farthest same-class example and its
+  /// nearest other-class one (by the current distances: the max and min of batch-hard, whose
+  /// gradient this is); Mining::all scores every pair. Same-class and different-class pairs
+  /// weigh half each (the loss is the mean of the two kinds' mean losses), as PairSampler
+  /// draws them half and half. `metric`, if given, receives the verification accuracy of the
+  /// scored pairs at the threshold. Throws if the episode has no same-class pair or one
+  /// class only.
+  template <class Model>
+  Var<Scalar> mined_loss(Model& net, const std::vector<Var<Scalar>>& params, const Episode& episode,
+                         nn::Mode mode = nn::Mode::train, double* metric = nullptr) const {
+    detail::check_episode("Siamese", episode);
+    const auto [support, query] = detail::embed_episode(net, model_part(params), episode, mode);
+    const Var<Scalar> all = concat(std::vector<Var<Scalar>>{support, query});
+    std::vector<std::int64_t> labels = episode.support_labels;
+    labels.insert(labels.end(), episode.query_labels.begin(), episode.query_labels.end());
+    const MinedPairs pairs = mine(all, params, labels);
+    const Var<Scalar> d =
+        pair_distance(gather_rows(all, pairs.first), gather_rows(all, pairs.second), params);
+    const auto same = static_cast<std::int64_t>(pairs.same);
+    const auto total = static_cast<std::int64_t>(pairs.first.size());
+    const auto margin = static_cast<Scalar>(options_.margin);
+    const Var<Scalar> loss =
+        (PairLoss::loss(slice(d, 0, same), constant(Tensor<Scalar>(Shape{same}, Scalar(0))),
+                        margin) +
+         PairLoss::loss(slice(d, same, total),
+                        constant(Tensor<Scalar>(Shape{total - same}, Scalar(1))), margin)) /
+        Scalar(2);
+    if (metric) {
+      Tensor<Scalar> different(Shape{total}, Scalar(1));
+      std::fill(different.data(), different.data() + same, Scalar(0));
+      *metric = verification_accuracy(d.value(), different);
     }
+    return loss;
   }
 
   /// The gradient of the mean pair loss over `batch`, into `grads`. query_metric is the
@@ -134,6 +171,24 @@ class Siamese {
 
   template <class Model, class Optimizer>
   StepStats meta_step(Model& net, Optimizer& outer, const Batch& batch) const {
+    return meta::meta_step(*this, net, outer, batch);
+  }
+
+  /// The gradient of the mean mined_loss over the episodes of `batch`, into `grads` (the
+  /// episodes on SiameseOptions::threads, the spare threads for their ops). query_metric is
+  /// the verification accuracy of the scored pairs.
+  template <class Model>
+  StepStats meta_gradient(Model& net, const std::vector<Episode>& batch,
+                          std::vector<Tensor<Scalar>>& grads) const {
+    return episode_gradients<Scalar>(
+        "Siamese::meta_gradient", net, views(net), batch, options_.threads,
+        [&](const std::vector<Var<Scalar>>& params, const Episode& e, TaskOutcome<Scalar>& o) {
+          return mined_loss(net, params, e, nn::Mode::train, &o.metric);
+        },
+        grads);
+  }
+  template <class Model, class Optimizer>
+  StepStats meta_step(Model& net, Optimizer& outer, const std::vector<Episode>& batch) const {
     return meta::meta_step(*this, net, outer, batch);
   }
 
@@ -181,16 +236,8 @@ class Siamese {
       const auto params = tape.leaves(views(net));
       const auto [support, query] =
           detail::embed_episode(net, model_part(params), episode, options_.eval_mode);
-      const auto& h = head_vars(params);
-      const Shape sq = query.shape(), ss = support.shape();
-      const Var<Scalar> diff = abs(reshape(query, Shape{sq[0], 1, sq[1]}) -
-                                   reshape(support, Shape{1, ss[0], ss[1]}));  // [Q, S, d]
-      const Var<Scalar> logits = reshape(matmul(reshape(diff, Shape{sq[0] * ss[0], sq[1]}),
-                                                reshape(h[0], Shape{sq[1], 1})),
-                                         Shape{sq[0], ss[0]}) +
-                                 h[1];
       scores = detail::support_scores(
-          (-logits).value(), episode.support_labels, episode.ways,
+          pairwise_distance(query, support, params).value(), episode.support_labels, episode.ways,
           options_.rule == SupportRule::prototype ? SupportRule::mean_distance : options_.rule);
     } else {
       scores =
@@ -204,6 +251,93 @@ class Siamese {
 
  private:
   static constexpr bool koch = detail::has_learned_head_v<PairLoss>;
+
+  // The distance of each row pair of e1 and e2 [B, d] -> [B]: Distance, or (KochHead)
+  // -(|e1 - e2| alpha + beta), minus Koch's logit, so small means "same".
+  Var<Scalar> pair_distance(const Var<Scalar>& e1, const Var<Scalar>& e2,
+                            const std::vector<Var<Scalar>>& params) const {
+    if constexpr (koch) {
+      const auto& h = head_vars(params);
+      return -reshape(matmul(abs(e1 - e2), reshape(h[0], Shape{h[0].shape()[0], 1})) + h[1],
+                      Shape{e1.shape()[0]});
+    } else {
+      (void)params;
+      return Distance::rowwise(e1, e2);
+    }
+  }
+  // The same for every pair of a [n, d] and b [m, d] -> [n, m].
+  Var<Scalar> pairwise_distance(const Var<Scalar>& a, const Var<Scalar>& b,
+                                const std::vector<Var<Scalar>>& params) const {
+    if constexpr (koch) {
+      const auto& h = head_vars(params);
+      const Shape sa = a.shape(), sb = b.shape();
+      const Var<Scalar> diff = abs(reshape(a, Shape{sa[0], 1, sa[1]}) -
+                                   reshape(b, Shape{1, sb[0], sb[1]}));  // [n, m, d]
+      return -(reshape(matmul(reshape(diff, Shape{sa[0] * sb[0], sa[1]}),
+                              reshape(h[0], Shape{sa[1], 1})),
+                       Shape{sa[0], sb[0]}) +
+               h[1]);
+    } else {
+      (void)params;
+      return Distance::pairwise(a, b);
+    }
+  }
+
+  // Pairs (first[k], second[k]) of rows of a labelled set: the `same` same-class pairs
+  // first, then the different-class ones.
+  struct MinedPairs {
+    std::vector<std::int64_t> first, second;
+    std::size_t same = 0;
+  };
+  MinedPairs mine(const Var<Scalar>& embeddings, const std::vector<Var<Scalar>>& params,
+                  const std::vector<std::int64_t>& labels) const {
+    const auto n = static_cast<std::int64_t>(labels.size());
+    const auto label = [&](std::int64_t i) { return labels[static_cast<std::size_t>(i)]; };
+    std::vector<std::int64_t> pos_a, pos_b, neg_a, neg_b;
+    if (options_.mining == Mining::all) {
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = i + 1; j < n; ++j) {
+          const bool same = label(i) == label(j);
+          (same ? pos_a : neg_a).push_back(i);
+          (same ? pos_b : neg_b).push_back(j);
+        }
+    } else {
+      // Batch-hard by the current distances, read off without a tape (the selection is
+      // piecewise constant; the gradient flows through the distances picked).
+      Tensor<Scalar> d;
+      {
+        NoGradGuard<Scalar> no_grad;
+        const Var<Scalar> e = constant(embeddings.to_tensor());
+        d = pairwise_distance(e, e, params).to_tensor();
+      }
+      for (std::int64_t a = 0; a < n; ++a) {
+        std::int64_t far = -1, near = -1;
+        for (std::int64_t b = 0; b < n; ++b) {
+          const Scalar dab = d.data()[a * n + b];
+          if (b != a && label(b) == label(a) && (far < 0 || dab > d.data()[a * n + far])) far = b;
+          if (label(b) != label(a) && (near < 0 || dab < d.data()[a * n + near])) near = b;
+        }
+        if (far < 0 || near < 0) continue;  // no positive or no negative: not an anchor
+        pos_a.push_back(a);
+        pos_b.push_back(far);
+        neg_a.push_back(a);
+        neg_b.push_back(near);
+      }
+    }
+    if (pos_a.empty() || neg_a.empty())
+      throw InvalidArgument(
+          "metalearn::meta::Siamese: mining pairs of an episode needs two examples of one "
+          "class and two classes, got " +
+          std::to_string(n) + " examples with " + std::to_string(pos_a.size()) +
+          " same-class and " + std::to_string(neg_a.size()) + " different-class pairs");
+    MinedPairs m;
+    m.same = pos_a.size();
+    m.first = pos_a;
+    m.first.insert(m.first.end(), neg_a.begin(), neg_a.end());
+    m.second = pos_b;
+    m.second.insert(m.second.end(), neg_b.begin(), neg_b.end());
+    return m;
+  }
 
   // Views of the model's parameters, then of the head's (KochHead).
   template <class Model>

@@ -9,6 +9,7 @@
 #include <metalearn/learners/distances.hpp>
 #include <metalearn/learners/embedding.hpp>
 #include <metalearn/learners/learner.hpp>
+#include <metalearn/learners/mining.hpp>
 #include <metalearn/learners/results.hpp>
 #include <metalearn/learners/scoring.hpp>
 #include <metalearn/learners/task_pool.hpp>
@@ -17,12 +18,6 @@
 #include <vector>
 
 namespace metalearn::meta {
-
-/// Which triplets of an episode the loss uses (Hermans et al. 2017, §2).
-enum class Mining {
-  all,   ///< batch-all: every valid (anchor, positive, negative), averaged (Eq. 4); O(n^3)
-  hard,  ///< batch-hard: per anchor, its farthest positive and nearest negative (Eq. 5)
-};
 
 /// The triplet loss max(0, m + D(a, p) - D(a, n)) (Schroff et al. 2015, Eq. 1, with a
 /// margin m) over the triplets of n labelled embeddings whose distance matrix is `d` [n, n],
