@@ -2,13 +2,14 @@
 //
 // A Siamese network on Omniglot (Koch et al. 2015's task, Hadsell et al. 2006's loss): the
 // conv4 embedding (64 filters, no head), Euclidean distance, the contrastive loss with
-// margin 1 on batches of 128 pairs (half same-class), Adam 1e-3 (or --loss koch: Koch et al.'s
-// learned weighted-L1 head with binary cross-entropy); one-shot classification
-// of held-out alphabets by the nearest support example, and same/different verification.
-// --mining hard|all trains on episodes instead (--set-classes C classes of --set-images M
-// images, 64 x 4 by default: the 256 images of 128 pairs), embedded once and paired among
-// themselves: per image its farthest same-class and nearest other-class image (hard), or
-// every pair (all).
+// margin 1, Adam 1e-3 (or --loss koch: Koch et al.'s learned weighted-L1 head with binary
+// cross-entropy); one-shot classification of held-out alphabets by the nearest support
+// example, and same/different verification. Each step embeds one set of --set-classes C
+// classes of --set-images M images (64 x 4 by default, at most the training classes: the
+// 256 images of 128 pairs) and scores the pairs among them (--mining hard: per image its
+// farthest same-class and nearest other-class image; all: every pair). --mining none
+// trains on --pairs N independent pairs instead (half same-class; --hard-negatives P: that
+// share of the different pairs from one alphabet).
 //
 //   ./siamese_omniglot --data DIR --minutes 30 --checkpoint siamese.ckpt
 //   ./siamese_omniglot --evaluate --checkpoint siamese.ckpt --runs DIR_OF_LAKE_RUNS
@@ -23,6 +24,7 @@
 // Prints progress and validation lines, the test accuracy with a 95% CI, then
 //   final: acc=<x> ci=<x> acc_20w1s=<x> ci_20w1s=<x> [lake_acc=<x> lake_ci=<x>] steps=<n>
 //          seconds=<t>
+#include <algorithm>
 #include <iostream>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -48,20 +50,24 @@ int main(int argc, char** argv) {
         "                        [--validate-every N] [--val-episodes N] [--eval-episodes N]\n"
         "                        [--hard-negatives P] [--validation standard|lake-style]\n"
         "                        [--tta N] [--svg FILE] [--mining none|hard|all]\n"
-        "                        [--set-classes C] [--set-images M] [--quiet]\n",
+        "                        [--set-classes C] [--set-images M]\n"
+        "                        [--lr-schedule constant|cosine] [--quiet]\n",
         {"data",           "test-data",    "augment",       "pairs",       "margin",
          "loss",           "outer-lr",     "steps",         "minutes",     "threads",
          "seed",           "checkpoint",   "runs",          "csv",         "log-every",
          "validate-every", "val-episodes", "eval-episodes", "svg",         "hard-negatives",
-         "validation",     "tta",          "mining",        "set-classes", "set-images"},
+         "validation",     "tta",          "mining",        "set-classes", "set-images",
+         "lr-schedule"},
         {"quiet", "evaluate"}};
     const long pairs = args.get_int("pairs", 128, 2, 100000);
     const double hard_negatives = args.get_double("hard-negatives", 0.0, 0.0, 1.0);
-    const std::string mining = args.get_choice("mining", "none", {"none", "hard", "all"});
-    const data::EpisodeOptions set_shape{args.get_int("set-classes", 64, 2, 100000), 1,
-                                         args.get_int("set-images", 4, 2, 20) - 1};
+    const std::string mining = args.get_choice("mining", "hard", {"none", "hard", "all"});
+    const long set_classes = args.get_int("set-classes", 64, 2, 100000);
+    const long set_images = args.get_int("set-images", 4, 2, 20);
     if (mining == "none" && (args.has("set-classes") || args.has("set-images")))
       args.bad("--set-classes and --set-images shape the episodes of --mining hard|all");
+    if (mining != "none" && args.has("pairs"))
+      args.bad("--pairs sizes PairSampler's batches (--mining none); sets are --set-classes");
     if (mining != "none" && args.has("hard-negatives"))
       args.bad("--hard-negatives shapes PairSampler's pairs; --mining pairs within episodes");
     meta::SiameseOptions o;
@@ -84,8 +90,11 @@ int main(int argc, char** argv) {
     };
     const auto episode_batches = [&](const data::Omniglot& og,
                                      const examples::Augmentation& augment) {
+      const long classes = args.has("set-classes")
+                               ? set_classes
+                               : std::min(set_classes, static_cast<long>(og.train.size()));
       return data::MetaBatchSampler<data::AnySampler<data::Episode<float>>>(
-          augment(data::EpisodeSampler<float>(og.data, set_shape, og.train)), 1);
+          augment(data::EpisodeSampler<float>(og.data, {classes, 1, set_images - 1}, og.train)), 1);
     };
     const data::EpisodeOptions eval_shape{5, 1, 15};
     const auto run = [&](auto learner) {
