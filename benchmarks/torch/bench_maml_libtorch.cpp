@@ -3,15 +3,20 @@
 // libtorch (PyTorch's C++ API) peer of bench_maml's BM_Maml_Sinusoid and
 // BM_Fomaml_Sinusoid: Finn et al.'s sinusoid setup (MLP 1-40-40-1, ReLU, K = 10 support and
 // 10 query points, one inner SGD step with alpha = 0.01, meta-batch 25, Adam 1e-3 outside),
-// all 25 tasks at once: each layer is one torch::baddbmm over per-task copies of the
-// weights, the fastest formulation PyTorch offers (no Python, no per-task loop). Arg: the
+// all 25 tasks at once: each layer is one torch::baddbmm (product and bias in one call)
+// over per-task copies of the weights, the fastest formulation PyTorch offers (no Python,
+// no per-task loop; benchmarks/python/bench_maml_torch.py's batched case is the same
+// meta-step with bmm and an add). Arg: the
 // intra-op thread count (torch::set_num_threads), as bench_maml's threads.
 //
-// Built only with -DMETALEARN_WITH_LIBTORCH=ON (Debian's libtorch-dev); see
+// Built only with -DMETALEARN_BUILD_BENCHMARKS=ON -DMETALEARN_WITH_LIBTORCH=ON (e.g.
+// `cmake --preset bench -DMETALEARN_WITH_LIBTORCH=ON`; Debian's libtorch-dev); see
 // docs/benchmarks.md, "MAML on the sinusoid", for the side-by-side run.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstdint>
 #include <vector>
 
 namespace {
@@ -62,7 +67,8 @@ void meta_steps(benchmark::State& state, bool second_order) {
     // Sum over tasks of each task's mean squared error: the gradient w.r.t. task t's copy
     // is task t's own gradient.
     const auto inner = (forward(per_task, xs) - ys).pow(2).mean({1, 2}).sum();
-    const auto grads = torch::autograd::grad({inner}, per_task, {}, /*retain_graph=*/true,
+    const auto grads = torch::autograd::grad({inner}, per_task, {},
+                                             /*retain_graph=*/second_order,
                                              /*create_graph=*/second_order);
     std::vector<torch::Tensor> fast;
     for (size_t i = 0; i < per_task.size(); ++i) fast.push_back(per_task[i] - kInnerLr * grads[i]);

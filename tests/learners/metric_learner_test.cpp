@@ -584,8 +584,9 @@ TEST_CASE("Siamese: learns a clustered dataset; verification and one-shot classi
 TEST_CASE("Siamese on episodes: mined pairs by hand, derivatives, learning",
           "[learners][metric][second-order]") {
   // A 1-d identity encoder (weight 1, bias 0), so the embeddings are the inputs: support
-  // x = 0 (class 0), 3 (class 1), queries 2 (class 0), 4 (class 1); the labelled set is
-  // [0, 3, 2, 4] with labels [0, 1, 0, 1], as in the triplet loss's hand case.
+  // x = 0 (class 0), 3 (class 1), queries 2, 4, 0.5 (classes 0, 1, 0); the labelled set is
+  // [0, 3, 2, 4, 0.5] with labels [0, 1, 0, 1, 0]. Class 0 has three examples, so the
+  // farthest positive differs from the nearest one.
   auto rng = ml::test::make_rng(91);
   auto net = nn::mlp<double>({1, 1}, rng);
   auto params = net.parameters();
@@ -595,28 +596,31 @@ TEST_CASE("Siamese on episodes: mined pairs by hand, derivatives, learning",
   e.ways = 2;
   e.support_inputs = rows({0, 3}, 2);
   e.support_labels = {0, 1};
-  e.query_inputs = rows({2, 4}, 2);
-  e.query_labels = {0, 1};
+  e.query_inputs = rows({2, 4, 0.5}, 3);
+  e.query_labels = {0, 1, 0};
   meta::SiameseOptions o;
   o.margin = 1.5;
   std::vector<Tensor<double>> g;
   // Hard: per anchor its farthest positive and nearest negative. Anchor 0: pos 2 (D 2),
   // neg 3 (D 3, loss 0); anchor 3: pos 4 (1), neg 2 (1, loss 0.5); anchor 2: pos 0 (2),
-  // neg 3 (1, 0.5); anchor 4: pos 3 (1), neg 2 (2, 0). (mean(2, 1, 2, 1) + mean(0, .5, .5,
-  // 0)) / 2 = (1.5 + 0.25) / 2.
+  // neg 3 (1, 0.5); anchor 4: pos 3 (1), neg 2 (2, 0); anchor 0.5: pos 2 (1.5), neg 3
+  // (2.5, 0). (mean(2, 1, 2, 1, 1.5) + mean(0, .5, .5, 0, 0)) / 2 = (1.5 + 0.2) / 2 (the
+  // nearest positives would give (0.9 + 0.2) / 2). Euclidean is sqrt(D^2 + 1e-12): within
+  // 1e-12 of D here.
   o.mining = meta::Mining::hard;
   const auto hard = meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
       net, std::vector<data::Episode<double>>{e}, g);
-  CHECK_THAT(hard.query_loss, WithinAbs(0.875, 1e-9));
-  // All: same pairs (0, 2) D 2 and (3, 4) D 1, mean 1.5; different pairs (0, 3), (0, 4),
-  // (3, 2), (2, 4) at D 3, 4, 1, 2: losses 0, 0, 0.5, 0, mean 0.125. (1.5 + 0.125) / 2.
+  CHECK_THAT(hard.query_loss, WithinAbs(0.85, 1e-10));
+  // All: same pairs (0, 2), (0, 0.5), (3, 4), (2, 0.5) at D 2, 0.5, 1, 1.5, mean 1.25;
+  // different pairs (0, 3), (0, 4), (3, 2), (3, 0.5), (2, 4), (4, 0.5) at D 3, 4, 1, 2.5,
+  // 2, 3.5: losses 0, 0, 0.5, 0, 0, 0, mean 1/12. (1.25 + 1/12) / 2 = 2/3.
   o.mining = meta::Mining::all;
   const auto every = meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
       net, std::vector<data::Episode<double>>{e}, g);
-  CHECK_THAT(every.query_loss, WithinAbs(0.8125, 1e-9));
-  // Verification of the scored pairs at the threshold m / 2 = 0.75: no same pair is below
-  // it (D 1 and 2) and every different pair is above it (D >= 1): 4 of 6 right.
-  CHECK_THAT(every.query_metric, WithinAbs(4.0 / 6.0, 1e-12));
+  CHECK_THAT(every.query_loss, WithinAbs(2.0 / 3.0, 1e-10));
+  // Verification of the scored pairs at the threshold m / 2 = 0.75: one same pair is below
+  // it (D 0.5) and every different pair is above it (D >= 1): 7 of 10 right.
+  CHECK_THAT(every.query_metric, WithinAbs(0.7, 1e-12));
 
   // Derivatives through a nonlinear encoder, both minings, the distance and Koch's head.
   auto enc = nn::mlp<double>({2, 4, 3}, rng);
@@ -645,7 +649,7 @@ TEST_CASE("Siamese on episodes: mined pairs by hand, derivatives, learning",
         meta::Siamese<meta::Euclidean, meta::Contrastive, double>(o).meta_gradient(
             enc, std::vector<data::Episode<double>>{f}, g);
       },
-      {"Siamese", "two examples of one class", "0 same-class"});
+      {"Siamese::mined_loss", "two examples of one class", "0 same-class", "3 different-class"});
 
   // Learning from episodes of the clustered set: one-shot accuracy on held-out classes.
   auto frng = ml::test::make_rng(92);

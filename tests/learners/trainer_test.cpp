@@ -112,6 +112,22 @@ TEST_CASE("train: a resumed run ends with the uninterrupted run's parameters",
   CHECK(meta::validate(d.maml, d.net, d.validation).mean == ra.best.mean);
 }
 
+TEST_CASE("train: a resumed run's CSV has each step once", "[learners][trainer]") {
+  // A run killed after its last checkpoint (step 10) may have written rows beyond it; the
+  // resumed run writes them again, so the resume drops them first.
+  const auto dir = fresh_dir("csv_resume");
+  SineRun b(5);
+  b.train(options(dir, 10));
+  { std::ofstream(dir / "curve.csv", std::ios::app) << "15,1.0,0.5,0.5,0.5,1.0,0.4,0.1\n"; }
+  SineRun c(5);
+  c.train(options(dir, 20));
+  std::ifstream csv(dir / "curve.csv");
+  std::string line;
+  std::vector<std::string> steps;
+  while (std::getline(csv, line)) steps.push_back(line.substr(0, line.find(',')));
+  CHECK(steps == std::vector<std::string>{"step", "5", "10", "15", "20"});
+}
+
 TEST_CASE("train: SIGKILL while a checkpoint is being written loses nothing",
           "[learners][trainer][fork]") {
   const auto dir_full = fresh_dir("full"), dir = fresh_dir("killed");

@@ -56,7 +56,7 @@ class Siamese {
  public:
   using scalar_type = Scalar;
   /// What StepStats::tasks counts (the trainer's rate).
-  static constexpr const char* rate_unit = "pair batches";
+  static constexpr const char* rate_unit = "batches";  // of pairs, or sets to mine
   using Episode = data::Episode<Scalar>;
   using Batch = data::PairBatch<Scalar>;
 
@@ -126,9 +126,10 @@ class Siamese {
   template <class Model>
   Var<Scalar> mined_loss(Model& net, const std::vector<Var<Scalar>>& params, const Episode& episode,
                          nn::Mode mode = nn::Mode::train, double* metric = nullptr) const {
-    detail::check_episode("Siamese", episode);
-    const auto [support, query] = detail::embed_episode(net, model_part(params), episode, mode);
-    const Var<Scalar> all = concat(std::vector<Var<Scalar>>{support, query});
+    detail::check_episode("Siamese::mined_loss", episode);
+    const Var<Scalar> all = detail::embed(
+        net, model_part(params),
+        constant(detail::stack_rows(episode.support_inputs, episode.query_inputs)), mode);
     std::vector<std::int64_t> labels = episode.support_labels;
     labels.insert(labels.end(), episode.query_labels.begin(), episode.query_labels.end());
     const MinedPairs pairs = mine(all, params, labels);
@@ -324,12 +325,16 @@ class Siamese {
         neg_b.push_back(near);
       }
     }
-    if (pos_a.empty() || neg_a.empty())
+    if (pos_a.empty() || neg_a.empty()) {
+      std::int64_t same = 0;  // the set's same-class pairs, whatever the mining
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = i + 1; j < n; ++j) same += label(i) == label(j);
       throw InvalidArgument(
-          "metalearn::meta::Siamese: mining pairs of an episode needs two examples of one "
-          "class and two classes, got " +
-          std::to_string(n) + " examples with " + std::to_string(pos_a.size()) +
-          " same-class and " + std::to_string(neg_a.size()) + " different-class pairs");
+          "metalearn::meta::Siamese::mined_loss: pairs need two examples of one class and two "
+          "classes, got " +
+          std::to_string(n) + " examples forming " + std::to_string(same) + " same-class and " +
+          std::to_string(n * (n - 1) / 2 - same) + " different-class pairs");
+    }
     MinedPairs m;
     m.same = pos_a.size();
     m.first = pos_a;

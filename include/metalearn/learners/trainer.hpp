@@ -192,6 +192,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
         if (log != nullptr) *log << "resumed from " << last_path << " at step " << step << "\n";
       }
       if (!o.csv.empty()) {
+        if (resumed) detail::keep_csv_rows_through(o.csv, step);
         csv.open(o.csv, resumed ? std::ios::app : std::ios::trunc);
         if (!csv) throw IoError("metalearn::meta::train: cannot write '" + o.csv + "'");
         if (!resumed)
@@ -323,7 +324,7 @@ TrainResult train(Learner& learner, Model& net, Optimizer& outer, const Sampler&
         csv << result.validation.mean << ',' << result.validation.ci95;
       else
         csv << ',';
-      csv << '\n';
+      csv << std::endl;  // flushed: a killed run keeps its curve up to here
       period = {};
     }
     if (log != nullptr && o.log_every > 0 && (step % o.log_every == 0 || step == o.steps)) {

@@ -7,10 +7,14 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <metalearn/error.hpp>
 #include <metalearn/learners/learner.hpp>
 #include <metalearn/learners/results.hpp>
 #include <string>
+#include <vector>
 
 namespace metalearn::meta::detail {
 
@@ -75,5 +79,24 @@ struct PeriodMeans {
   }
   double mean(double sum) const { return steps > 0 ? sum / static_cast<double>(steps) : 0.0; }
 };
+
+/// A resumed run's CSV: keeps the header and the rows up to `step`, the checkpoint's, and
+/// drops any written after it by the interrupted run (which the resumed run writes again),
+/// so the curve has each step once. Rows are flushed as they are written.
+inline void keep_csv_rows_through(const std::string& path, std::int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;  // no curve yet: the resumed run starts one
+  std::vector<std::string> kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    char* end = nullptr;
+    const long long row_step = std::strtoll(line.c_str(), &end, 10);
+    if (kept.empty() || end == line.c_str() || row_step <= step) kept.push_back(line);
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  for (const auto& l : kept) out << l << '\n';
+  if (!out) throw IoError("metalearn::meta::train: cannot rewrite '" + path + "' on resume");
+}
 
 }  // namespace metalearn::meta::detail
