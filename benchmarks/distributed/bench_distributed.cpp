@@ -86,14 +86,16 @@ static void BM_Sinusoid_Maml(benchmark::State& state) {
   auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
   meta::GradientLearnerOptions o;
   o.threads = 1;
-  o.tasks_per_group = static_cast<int>(state.range(0));  // 5 (default): 5 outcomes to share
+  o.tasks_per_group = static_cast<int>(state.range(0));  // 7 (default): 4 outcomes to share
   meta::Maml learner(o);
   const auto batch = data::MetaBatchSampler<data::SineTasks<float>>({}, 25).sample(rng);
   shared_steps(state, learner, net, batch);
 }
 BENCHMARK(BM_Sinusoid_Maml)
+    ->Arg(7)
+    ->Arg(13)
+    ->Arg(25)
     ->Arg(5)
-    ->Arg(3)
     ->Arg(1)
     ->Iterations(2000)
     ->UseRealTime()

@@ -112,7 +112,7 @@ TEST_CASE("Reptile: 20 meta-steps shared among the ranks give the bits of one pr
   const data::MetaBatchSampler<data::SineTasks<float>> batches(tasks, 5);
   meta::GradientLearnerOptions o;
   o.inner_steps = 3;
-  o.tasks_per_group = 1;  // 5 outcomes to share (the default groups of 5 would be one)
+  o.tasks_per_group = 1;  // 5 outcomes to share (the default groups of 7 would be one)
   const auto sgd = [](auto& learner, nn::Sequential<float>& net) {
     return ml::optim::Sgd<float>(learner.meta_parameters(net), {0.5});
   };

@@ -495,7 +495,7 @@ data::Episode<double> blob_episode(ml::Rng& rng) {
 }
 
 // The meta-gradient and statistics with tasks run in stacked groups (`tasks_per_group` 3 on
-// a 7-task batch: groups of 3, 3, 1) and one at a time agree to rounding.
+// a 7-task batch: groups of 3, 2, 2) and one at a time agree to rounding.
 template <class Learner>
 void check_grouping_agrees(nn::Sequential<double> net,
                            const std::vector<data::Episode<double>>& batch,
@@ -557,6 +557,20 @@ TEST_CASE("GradientLearner: which meta-batches and models are stacked", "[learne
   CHECK(meta::stackable(batch));
   batch.push_back(sine_episode(rng, 6));  // a different support size: run one at a time
   CHECK_FALSE(meta::stackable(batch));
+  // Near-equal consecutive groups, the larger first, whatever the threads: 7 by 3 is 3, 2, 2;
+  // 25 by 7 is 7, 6, 6, 6 (equal shares for 2 or 4 threads or ranks); 25 by 5 is five 5s.
+  const auto sizes = [&](std::size_t tasks, std::size_t per_group) {
+    std::vector<std::size_t> out;
+    const std::vector<data::Episode<double>> same(tasks, batch[0]);
+    for (const auto& g : meta::group_tasks(same, per_group)) out.push_back(g.tasks());
+    return out;
+  };
+  CHECK(sizes(7, 3) == std::vector<std::size_t>{3, 2, 2});
+  CHECK(sizes(25, 7) == std::vector<std::size_t>{7, 6, 6, 6});
+  CHECK(sizes(25, 5) == std::vector<std::size_t>{5, 5, 5, 5, 5});
+  CHECK(sizes(25, 13) == std::vector<std::size_t>{13, 12});
+  CHECK(sizes(3, 7) == std::vector<std::size_t>{3});
+  CHECK(sizes(2, 1) == std::vector<std::size_t>{1, 1});
   const auto groups =
       meta::group_tasks(std::vector<data::Episode<double>>(batch.begin(), batch.begin() + 2), 2);
   REQUIRE(groups.size() == 1);

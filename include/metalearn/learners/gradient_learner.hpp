@@ -46,10 +46,10 @@ struct GradientLearnerOptions {
   /// (nn::batches_tasks, e.g. an MLP Sequential), the task loss does (EpisodeLoss) and the
   /// meta-batch's episodes share their shapes: inputs [T, N, ...], fast weights [T, ...],
   /// batched products (the bmm formulation). 1: one task at a time. The same
-  /// meta-gradient up to rounding; the grouping never depends on `threads`. Groups of 5
-  /// already amortise the per-operation cost (docs/benchmarks.md) and leave a 25-task
-  /// meta-batch 5 groups to spread over threads.
-  int tasks_per_group = 5;
+  /// meta-gradient up to rounding; the grouping never depends on `threads`. Groups of at
+  /// most 7 already amortise the per-operation cost (docs/learners.md) and cut a 25-task
+  /// meta-batch into 4 equal shares (7, 6, 6, 6: group_tasks) for 2 or 4 threads or ranks.
+  int tasks_per_group = 7;
 };
 
 /// Gradient-based meta-learning over any model (metalearn/nn/model.hpp). One task: the

@@ -78,31 +78,38 @@ bool stackable(const std::vector<data::Episode<Scalar>>& batch) {
                      [&](const auto& e) { return detail::same_layout(first, e); });
 }
 
-/// The meta-batch cut into groups of `per_group` consecutive tasks (the last may be
-/// smaller), each stacked when it holds more than one task. The cut depends only on the
-/// batch and `per_group`, never on threads, so results stay bit-identical across thread
-/// counts. Requires stackable(batch) when per_group > 1.
+/// The meta-batch cut into ceil(tasks / per_group) groups of consecutive tasks whose sizes
+/// differ by at most one (the larger first: 25 tasks by 7 are 7, 6, 6, 6, not 7, 7, 7, 4,
+/// so threads or ranks sharing the groups get equal work), each stacked when it holds more
+/// than one task. The cut depends only on the batch and `per_group`, never on threads, so
+/// results stay bit-identical across thread counts. Requires stackable(batch) when
+/// per_group > 1.
 template <class Scalar>
 std::vector<TaskGroup<Scalar>> group_tasks(const std::vector<data::Episode<Scalar>>& batch,
                                            std::size_t per_group) {
   std::vector<TaskGroup<Scalar>> groups;
-  for (std::size_t first = 0; first < batch.size(); first += per_group) {
-    const std::size_t count = std::min(per_group, batch.size() - first);
+  const std::size_t count_of_groups = (batch.size() + per_group - 1) / per_group;
+  const std::size_t base = batch.size() / std::max<std::size_t>(1, count_of_groups);
+  const std::size_t larger = batch.size() % std::max<std::size_t>(1, count_of_groups);
+  for (std::size_t g = 0, first = 0; g < count_of_groups; ++g) {
+    const std::size_t count = base + (g < larger ? 1 : 0);
+    const std::size_t start = first;
+    first += count;
     if (count == 1) {
-      groups.emplace_back(batch[first]);
+      groups.emplace_back(batch[start]);
       continue;
     }
     auto gather = [&](auto member) {
       std::vector<const Tensor<Scalar>*> parts;
-      for (std::size_t t = first; t < first + count; ++t) parts.push_back(&(batch[t].*member));
+      for (std::size_t t = start; t < start + count; ++t) parts.push_back(&(batch[t].*member));
       return detail::stack(parts);
     };
-    const auto& head = batch[first];
+    const auto& head = batch[start];
     data::Episode<Scalar> e;
     e.support_inputs = gather(&data::Episode<Scalar>::support_inputs);
     e.query_inputs = gather(&data::Episode<Scalar>::query_inputs);
     if (head.is_classification()) {
-      for (std::size_t t = first; t < first + count; ++t) {
+      for (std::size_t t = start; t < start + count; ++t) {
         const auto& b = batch[t];
         e.support_labels.insert(e.support_labels.end(), b.support_labels.begin(),
                                 b.support_labels.end());

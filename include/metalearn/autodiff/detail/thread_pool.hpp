@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -58,11 +59,14 @@ class ThreadPool {
     job.wanted = threads - 1;
     job.body = &body;
     job.call = [](void* b, std::size_t i, std::size_t p) { (*static_cast<Body*>(b))(i, p); };
+    bool sleepers = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       open_.push_back(&job);
+      opened_.fetch_add(1, std::memory_order_release);
+      sleepers = sleeping_ > 0;
     }
-    wake_.notify_all();
+    if (sleepers) wake_.notify_all();
     const Retire retire{*this, job};  // even if the caller's share throws
     job.run(0);
   }
@@ -71,7 +75,10 @@ class ThreadPool {
   struct Job {
     std::atomic<std::size_t> next{0};
     std::size_t n = 0, wanted = 0;
-    std::size_t joined = 0, helpers = 0;  // guarded by the pool's mutex
+    std::size_t joined = 0;  // guarded by the pool's mutex
+    // Workers running the job: raised under the mutex, read without it by a caller spinning
+    // for the end; a worker does not touch the job after lowering it.
+    std::atomic<std::size_t> helpers{0};
     void* body = nullptr;
     void (*call)(void*, std::size_t, std::size_t) = nullptr;
     bool open() const { return joined < wanted && next.load(std::memory_order_relaxed) < n; }
@@ -82,14 +89,18 @@ class ThreadPool {
   };
 
   /// Takes a job off the open list (no worker joins after this) and waits for its helpers,
-  /// so the job, which lives on the caller's stack, outlives every use.
+  /// spinning first as a worker does, so the job, which lives on the caller's stack,
+  /// outlives every use.
   struct Retire {
     ThreadPool& pool;
     Job& job;
     ~Retire() {
       std::unique_lock<std::mutex> lock(pool.mutex_);
       pool.close(&job);
-      pool.done_.wait(lock, [&] { return job.helpers == 0; });
+      lock.unlock();
+      spin_until([&] { return job.helpers.load(std::memory_order_acquire) == 0; });
+      lock.lock();
+      pool.done_.wait(lock, [&] { return job.helpers.load(std::memory_order_acquire) == 0; });
     }
   };
 
@@ -116,24 +127,55 @@ class ThreadPool {
       }
   }
 
+  /// Spins up to `spin_limit` until `ready()` before a thread blocks on a condition
+  /// variable: waking a blocked thread takes tens of microseconds, as long as a sinusoid
+  /// task group's whole run, and a learner opens its next loop (or a helper ends its
+  /// share) within that time.
+  template <class Ready>
+  static void spin_until(Ready ready) {
+    const auto until = std::chrono::steady_clock::now() + spin_limit;
+    while (!ready()) {
+      for (int k = 0; k < 64; ++k) pause();
+      if (std::chrono::steady_clock::now() > until) return;
+    }
+  }
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+
   void serve() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      Job* job = nullptr;
-      wake_.wait(lock, [&] { return (job = find_open()) != nullptr; });
+      Job* job = find_open();
+      if (job == nullptr) {
+        const std::size_t seen = opened_.load(std::memory_order_relaxed);
+        lock.unlock();
+        spin_until([&] { return opened_.load(std::memory_order_acquire) != seen; });
+        lock.lock();
+        ++sleeping_;
+        wake_.wait(lock, [&] { return (job = find_open()) != nullptr; });
+        --sleeping_;
+      }
       const std::size_t participant = ++job->joined;
       ++job->helpers;
       lock.unlock();
       job->run(participant);
       lock.lock();
-      if (--job->helpers == 0) done_.notify_all();
+      if (job->helpers.fetch_sub(1, std::memory_order_release) == 1) done_.notify_all();
     }
   }
 
-  std::mutex mutex_;  // guards everything below and the jobs' joined and helpers
+  std::mutex mutex_;  // guards everything below and the jobs' joined, and raising helpers
   std::condition_variable wake_, done_;
   std::vector<std::thread> threads_;
-  std::vector<Job*> open_;  // jobs that may take more helpers
+  std::vector<Job*> open_;              // jobs that may take more helpers
+  std::size_t sleeping_ = 0;            // workers blocked on wake_
+  std::atomic<std::size_t> opened_{0};  // jobs ever opened: a spinning worker watches it
+  static constexpr std::chrono::microseconds spin_limit{100};
 #if defined(__unix__) || defined(__APPLE__)
   const pid_t owner_ = ::getpid();
 #endif
