@@ -571,6 +571,9 @@ TEST_CASE("GradientLearner: which meta-batches and models are stacked", "[learne
   CHECK(sizes(25, 13) == std::vector<std::size_t>{13, 12});
   CHECK(sizes(3, 7) == std::vector<std::size_t>{3});
   CHECK(sizes(2, 1) == std::vector<std::size_t>{1, 1});
+  CHECK(sizes(0, 3).empty());
+  ml::test::check_throws<ml::InvalidArgument>([&] { (void)meta::group_tasks(batch, 0); },
+                                              {"group_tasks", "per_group >= 1"});
   const auto groups =
       meta::group_tasks(std::vector<data::Episode<double>>(batch.begin(), batch.begin() + 2), 2);
   REQUIRE(groups.size() == 1);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <metalearn/autodiff/tensor.hpp>
 #include <metalearn/data/episode.hpp>
+#include <metalearn/error.hpp>
 #include <utility>
 #include <vector>
 
@@ -80,17 +81,20 @@ bool stackable(const std::vector<data::Episode<Scalar>>& batch) {
 
 /// The meta-batch cut into ceil(tasks / per_group) groups of consecutive tasks whose sizes
 /// differ by at most one (the larger first: 25 tasks by 7 are 7, 6, 6, 6, not 7, 7, 7, 4,
-/// so threads or ranks sharing the groups get equal work), each stacked when it holds more
+/// so threads or ranks sharing the groups get near-equal work), each stacked when it holds more
 /// than one task. The cut depends only on the batch and `per_group`, never on threads, so
-/// results stay bit-identical across thread counts. Requires stackable(batch) when
-/// per_group > 1.
+/// results stay bit-identical across thread counts. Requires per_group >= 1, and
+/// stackable(batch) when per_group > 1.
 template <class Scalar>
 std::vector<TaskGroup<Scalar>> group_tasks(const std::vector<data::Episode<Scalar>>& batch,
                                            std::size_t per_group) {
+  if (per_group == 0)
+    throw InvalidArgument("metalearn::meta::group_tasks: need per_group >= 1, got 0");
   std::vector<TaskGroup<Scalar>> groups;
+  if (batch.empty()) return groups;
   const std::size_t count_of_groups = (batch.size() + per_group - 1) / per_group;
-  const std::size_t base = batch.size() / std::max<std::size_t>(1, count_of_groups);
-  const std::size_t larger = batch.size() % std::max<std::size_t>(1, count_of_groups);
+  const std::size_t base = batch.size() / count_of_groups;
+  const std::size_t larger = batch.size() % count_of_groups;
   for (std::size_t g = 0, first = 0; g < count_of_groups; ++g) {
     const std::size_t count = base + (g < larger ? 1 : 0);
     const std::size_t start = first;

@@ -76,8 +76,9 @@ class ThreadPool {
     std::atomic<std::size_t> next{0};
     std::size_t n = 0, wanted = 0;
     std::size_t joined = 0;  // guarded by the pool's mutex
-    // Workers running the job: raised under the mutex, read without it by a caller spinning
-    // for the end; a worker does not touch the job after lowering it.
+    // Workers running the job: raised and lowered under the mutex (a caller blocked on
+    // done_ must not miss the last one), read without it by a caller spinning for the end;
+    // a worker does not touch the job after lowering it.
     std::atomic<std::size_t> helpers{0};
     void* body = nullptr;
     void (*call)(void*, std::size_t, std::size_t) = nullptr;
@@ -131,20 +132,15 @@ class ThreadPool {
   /// variable: waking a blocked thread takes tens of microseconds, as long as a sinusoid
   /// task group's whole run, and a learner opens its next loop (or a helper ends its
   /// share) within that time.
+  /// It yields between polls, so with more threads than cores (ranks oversubscribed) the
+  /// spinning thread gives its core to one that has work.
   template <class Ready>
   static void spin_until(Ready ready) {
     const auto until = std::chrono::steady_clock::now() + spin_limit;
     while (!ready()) {
-      for (int k = 0; k < 64; ++k) pause();
+      std::this_thread::yield();
       if (std::chrono::steady_clock::now() > until) return;
     }
-  }
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    std::this_thread::yield();
-#endif
   }
 
   void serve() {
@@ -169,7 +165,7 @@ class ThreadPool {
     }
   }
 
-  std::mutex mutex_;  // guards everything below and the jobs' joined, and raising helpers
+  std::mutex mutex_;  // guards the members below but opened_, and the jobs' joined and helpers
   std::condition_variable wake_, done_;
   std::vector<std::thread> threads_;
   std::vector<Job*> open_;              // jobs that may take more helpers
