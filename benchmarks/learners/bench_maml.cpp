@@ -15,13 +15,11 @@ namespace meta = metalearn::meta;
 
 namespace {
 template <class Learner>
-void meta_steps(benchmark::State& state, int tasks_per_group = 0) {
+void meta_steps(benchmark::State& state, meta::GradientLearnerOptions o = {}) {
   ml::Rng rng{5};
   auto net = ml::nn::mlp<float>({1, 40, 40, 1}, rng);
   ml::optim::Adam<float> adam(net.parameters());
-  meta::GradientLearnerOptions o;
   o.threads = static_cast<int>(state.range(0));
-  if (tasks_per_group > 0) o.tasks_per_group = tasks_per_group;
   Learner learner(o);
   ml::optim::Adam<float> outer(learner.meta_parameters(net));  // Meta-SGD adds step sizes
   const data::MetaBatchSampler<data::SineTasks<float>> tasks({}, 25);
@@ -40,7 +38,9 @@ BENCHMARK(BM_Maml_Sinusoid)->Arg(1)->Arg(2)->UseRealTime();
 // MAML's meta-step by group size (args: threads, tasks_per_group): how the batched groups
 // trade per-operation overhead (fewer, larger groups) against balance over the threads.
 static void BM_Maml_SinusoidGroups(benchmark::State& state) {
-  meta_steps<meta::Maml>(state, static_cast<int>(state.range(1)));
+  meta::GradientLearnerOptions o;
+  o.tasks_per_group = static_cast<int>(state.range(1));
+  meta_steps<meta::Maml>(state, o);
 }
 BENCHMARK(BM_Maml_SinusoidGroups)->ArgsProduct({{1, 2}, {1, 2, 3, 4, 5, 7, 13, 25}})->UseRealTime();
 static void BM_Fomaml_Sinusoid(benchmark::State& state) { meta_steps<meta::Fomaml>(state); }

@@ -48,7 +48,8 @@ struct GradientLearnerOptions {
   /// batched products (the bmm formulation). 1: one task at a time. The same
   /// meta-gradient up to rounding; the grouping never depends on `threads`. Groups of at
   /// most 7 already amortise the per-operation cost (docs/learners.md) and cut a 25-task
-  /// meta-batch into 4 equal shares (7, 6, 6, 6: group_tasks) for 2 or 4 threads or ranks.
+  /// meta-batch into 4 near-equal groups (7, 6, 6, 6: group_tasks) for 2 or 4 threads or
+  /// ranks.
   int tasks_per_group = 7;
 };
 

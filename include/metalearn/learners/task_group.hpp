@@ -95,10 +95,9 @@ std::vector<TaskGroup<Scalar>> group_tasks(const std::vector<data::Episode<Scala
   const std::size_t count_of_groups = (batch.size() + per_group - 1) / per_group;
   const std::size_t base = batch.size() / count_of_groups;
   const std::size_t larger = batch.size() % count_of_groups;
-  for (std::size_t g = 0, first = 0; g < count_of_groups; ++g) {
+  for (std::size_t g = 0; g < count_of_groups; ++g) {
     const std::size_t count = base + (g < larger ? 1 : 0);
-    const std::size_t start = first;
-    first += count;
+    const std::size_t start = g * base + std::min(g, larger);
     if (count == 1) {
       groups.emplace_back(batch[start]);
       continue;
